@@ -1,0 +1,5 @@
+import sys
+
+from lumicap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,12 @@
+"""`lumicap caption` (placeholder until its issue lands; the owning module replaces this file)."""
+
+from lumicap.errors import LumicapError
+
+
+def register(sub):
+    parser = sub.add_parser("caption", help="(not yet available)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    raise LumicapError("'lumicap caption' is not available yet")

@@ -1,0 +1,12 @@
+"""`lumicap compare` (placeholder until its issue lands; the owning module replaces this file)."""
+
+from lumicap.errors import LumicapError
+
+
+def register(sub):
+    parser = sub.add_parser("compare", help="(not yet available)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    raise LumicapError("'lumicap compare' is not available yet")

@@ -1,0 +1,12 @@
+"""`lumicap train` (placeholder until its issue lands; the owning module replaces this file)."""
+
+from lumicap.errors import LumicapError
+
+
+def register(sub):
+    parser = sub.add_parser("train", help="(not yet available)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    raise LumicapError("'lumicap train' is not available yet")

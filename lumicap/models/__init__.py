@@ -1,0 +1,23 @@
+"""Enhancement networks: ``build_model(name, **overrides)`` and the registry around it."""
+
+from lumicap.models.registry import (
+    ModelInfo,
+    Recipe,
+    Stage,
+    build_model,
+    count_parameters,
+    list_models,
+    model_info,
+    register_model,
+)
+
+__all__ = [
+    "ModelInfo",
+    "Recipe",
+    "Stage",
+    "build_model",
+    "count_parameters",
+    "list_models",
+    "model_info",
+    "register_model",
+]
