@@ -1,0 +1,21 @@
+"""Shared fixtures. Real benchmark photos live in ``../shared/data`` beside the repository (never inside
+it); tests that need them skip with a clear reason when the folder is absent (a user's clone has none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the shared LOL images (``lol-v1/{eval15,train80}``, ``unpaired``); skips when absent."""
+    if not (SHARED_DATA / "lol-v1" / "eval15" / "low").is_dir():
+        pytest.skip(f"shared benchmark images not found at {SHARED_DATA} (only present on development machines)")
+    return SHARED_DATA
