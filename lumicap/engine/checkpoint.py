@@ -1,0 +1,102 @@
+"""Checkpoints: atomic writes, safe loads, and the random-number-generator states a resume needs.
+
+A checkpoint is a plain dict of tensors and built-in containers, so it loads with
+``torch.load(weights_only=True)`` (no pickled code runs). Contents written by the trainer::
+
+    {"format": "lumicap-train-v1", "iteration": int, "stage": int, "stage_iteration": int,
+     "data": {"epoch": int, "position": int}, "model": state_dict, "optimizer": state_dict,
+     "scheduler": {...}, "scaler": {...} | None, "ema": {...} | None, "rng": rng_state(),
+     "best": {"metric": str, "value": float | None, "iteration": int}, "config": plain dict}
+
+Writes go to a temporary file in the same folder, are flushed and fsync'ed, then ``os.replace``-d over
+the target, so a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lumicap.errors import LumicapError
+
+FORMAT = "lumicap-train-v1"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform/filesystem, and harmless to skip.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise LumicapError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated file, foreign pickle, ...
+        raise LumicapError(f"cannot load checkpoint {path}: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise LumicapError(f"{path} is not a lumicap training checkpoint (format {FORMAT!r} expected)")
+    return state
+
+
+def rng_state() -> dict:
+    """Every generator a training step may draw from, as tensors and built-in types."""
+    version, mt_state, gauss = random.getstate()
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": list(mt_state), "gauss": gauss},
+        "numpy": {
+            "kind": kind,
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (npy["kind"], npy["key"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    )
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])

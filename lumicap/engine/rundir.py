@@ -1,0 +1,87 @@
+"""Run folders: ``<output_dir>/<config name>/<timestamp>/seed<S>/``, never reused for a new run.
+
+A ``lumicap train`` invocation creates one *group* folder named after the time it started (with a
+``-2``, ``-3`` ... suffix when that name exists) and one run folder per seed inside it. Folders are
+created with ``mkdir(exist_ok=False)`` so two runs can never share one. A run folder holds::
+
+    config.yaml          the validated config the run uses (what --resume reads back)
+    run.json             metadata: status, iteration, seed, protocol, world size, versions, notes
+    checkpoints/         last.pt (latest state, atomically replaced), best.pt (selected weights)
+    log.jsonl            one JSON object per logged event (train losses, lr, validation, test)
+    tb/                  TensorBoard event files
+    results/             test-iterNNNNNNN/{per_image.csv, summary.json}: one folder per test evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from lumicap.errors import LumicapError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+
+
+def new_group_dir(output_dir: str | os.PathLike, name: str) -> Path:
+    parent = Path(output_dir) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in [""] + [f"-{i}" for i in range(2, 1000)]:
+        candidate = parent / f"{stamp}{suffix}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise LumicapError(f"cannot create a new run folder under {parent}")
+
+
+def new_run_dir(group: Path, seed: int) -> Path:
+    run = group / f"seed{seed}"
+    try:
+        run.mkdir()
+    except FileExistsError:
+        raise LumicapError(f"run folder {run} already exists; use --resume {run} to continue it") from None
+    return run
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RUN_FILE).is_file() and (path / CONFIG_FILE).is_file()
+
+
+def runs_under(path: str | os.PathLike) -> list[Path]:
+    """The run folders at or below ``path`` (a run folder, a group folder, or any parent)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LumicapError(f"run folder not found: {path}")
+    if is_run_dir(path):
+        return [path]
+    return sorted(p.parent for p in path.rglob(RUN_FILE) if is_run_dir(p.parent))
+
+
+def read_run_info(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LumicapError(f"{run / RUN_FILE}: unreadable run record ({exc})") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def update_run_info(run: Path, **fields: Any) -> dict[str, Any]:
+    info = read_run_info(run) if (run / RUN_FILE).is_file() else {}
+    info.update(fields)
+    write_json_atomic(run / RUN_FILE, info)
+    return info
