@@ -1,0 +1,318 @@
+"""IAT — Illumination Adaptive Transformer (Cui et al., BMVC 2022, "You Only Need 90K Parameters to Adapt
+Light").
+
+Written from the paper (Fig. 2) and the facts of the official code, cuiziteng/Illumination-Adaptive-Transformer,
+``IAT_enhance/model/{IAT_main,blocks,global_net}.py`` (commit 21124d6). No code is copied.
+
+Two branches look at the same low-light image ``x``:
+
+- **Pixel-wise local branch** (``local_net``): a 3x3 stem (3->16, LeakyReLU 0.2) feeds two stacks of three
+  *PEM* blocks (position embedding + depth-wise-conv "attention" + MLP, each normalised by a learnable
+  colour-affine norm); one stack ends in a 3x3 conv + ReLU giving the multiply map ``M``, the other in a 3x3
+  conv + Tanh giving the add map ``A`` (both with a shortcut from the stem). ``x_local = x * M + A``.
+- **Global ISP branch** (``global_net``): two stride-2 3x3 convs (3->32->64, BatchNorm, GELU) embed the
+  image; 10 learned queries cross-attend to the embedded pixels (4 heads, dim 64, no residual on the queries);
+  query 0 becomes the gamma (+ a learnable base 1), queries 1..9 the 3x3 colour matrix (+ identity base).
+  ``y = clamp(C @ x_local, 1e-8, 1) ** gamma`` per pixel.
+
+Parameter count: **91,154**, computed by us from the official model definition (``IAT(type='lol')``: the
+"LOL" variant whose gamma base is trainable; the paper's title rounds it to "90K", its table to 0.09M).
+Sizes: works on any H, W (the global branch only strides, the local branch is fully convolutional), so no
+padding is needed.
+
+Attribute names follow the official module names, so the state-dict keys have the official layout.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lumicap.models.registry import Recipe, Stage, register_model
+
+__all__ = ["IAT", "iat"]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a whole residual branch per sample with probability ``p``."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class ColorAffineNorm(nn.Module):
+    """IAT's normalisation (official ``Aff_channel``): mix channels with a learnable matrix (init identity),
+    then scale and shift each channel. ``forward`` takes channel-last tokens ``(B, N, C)``,
+    ``forward_map`` a channel-first map ``(B, C, H, W)`` (a 1x1 conv, no permutes)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, 1, dim))
+        self.beta = nn.Parameter(torch.zeros(1, 1, dim))
+        self.color = nn.Parameter(torch.eye(dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return (tokens @ self.color.t()) * self.alpha + self.beta
+
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        mixed = F.conv2d(x, self.color[:, :, None, None])
+        return mixed * self.alpha.view(1, c, 1, 1) + self.beta.view(1, c, 1, 1)
+
+
+class ConvMlp(nn.Module):
+    """Point-wise MLP on a feature map: 1x1 conv, GELU, 1x1 conv (ratio 4)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class PEMBlock(nn.Module):
+    """The local branch's block (paper Fig. 2, "PEM"; official ``CBlock_ln``).
+
+    x += dwconv3x3(x)                                  (position embedding)
+    x += g1 * conv1x1(dwconv5x5(conv1x1(norm1(x))))    (depth-wise conv in place of self-attention)
+    x += g2 * mlp(norm2(x))
+    ``g1, g2`` are per-channel layer scales initialised to 1e-4, so each block starts near identity.
+    """
+
+    def __init__(self, dim: int = 16, mlp_ratio: float = 4.0, drop_path: float = 0.0, init_scale: float = 1e-4):
+        super().__init__()
+        self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm1 = ColorAffineNorm(dim)
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+        self.attn = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
+        self.conv2 = nn.Conv2d(dim, dim, 1)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = ColorAffineNorm(dim)
+        self.gamma_1 = nn.Parameter(init_scale * torch.ones(1, dim, 1, 1))
+        self.gamma_2 = nn.Parameter(init_scale * torch.ones(1, dim, 1, 1))
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        y = self.conv2(self.attn(self.conv1(self.norm1.forward_map(x))))
+        x = x + self.drop_path(self.gamma_1 * y)
+        x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2.forward_map(x)))
+        return x
+
+
+class LocalBranch(nn.Module):
+    """Pixel-wise local branch: predicts the multiply map M (ReLU, >= 0) and add map A (Tanh, in [-1, 1])."""
+
+    def __init__(self, in_dim: int = 3, dim: int = 16, drop_paths: tuple[float, ...] = (0.01, 0.05, 0.1)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_dim, dim, 3, padding=1)
+        self.relu = nn.LeakyReLU(0.2)
+        self.mul_blocks = nn.Sequential(*[PEMBlock(dim, drop_path=p) for p in drop_paths])
+        self.add_blocks = nn.Sequential(*[PEMBlock(dim, drop_path=p) for p in drop_paths])
+        self.mul_end = nn.Sequential(nn.Conv2d(dim, 3, 3, padding=1), nn.ReLU())
+        self.add_end = nn.Sequential(nn.Conv2d(dim, 3, 3, padding=1), nn.Tanh())
+        self.apply(_init_local)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stem = self.relu(self.conv1(x))
+        mul = self.mul_end(self.mul_blocks(stem) + stem)
+        add = self.add_end(self.add_blocks(stem) + stem)
+        return mul, add
+
+
+def _init_local(m: nn.Module) -> None:
+    # Official init of the local branch: He-normal (fan-out) convs, zero biases.
+    if isinstance(m, nn.Conv2d):
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+        nn.init.normal_(m.weight, 0.0, (2.0 / fan_out) ** 0.5)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+class TokenMlp(nn.Module):
+    """Token-wise MLP: linear, GELU, linear."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class QueryAttention(nn.Module):
+    """Cross-attention from ``num_queries`` learned queries to the image tokens (no q projection)."""
+
+    def __init__(self, dim: int = 64, num_heads: int = 4, num_queries: int = 10):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.q = nn.Parameter(torch.ones(1, num_queries, dim))
+        self.k = nn.Linear(dim, dim, bias=False)
+        self.v = nn.Linear(dim, dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, n, c = tokens.shape
+        heads = self.num_heads
+
+        def split(t: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> (B, heads, L, C/heads)
+            return t.reshape(b, -1, heads, c // heads).transpose(1, 2)
+
+        q = split(self.q.expand(b, -1, -1))
+        attn = (q @ split(self.k(tokens)).transpose(-2, -1)) * self.scale
+        out = attn.softmax(dim=-1) @ split(self.v(tokens))
+        return self.proj(out.transpose(1, 2).reshape(b, -1, c))
+
+
+class QueryBlock(nn.Module):
+    """Global branch transformer block (official ``query_SABlock``): the queries *replace* the tokens, so the
+    attention has no residual; the MLP does."""
+
+    def __init__(self, dim: int = 64, num_heads: int = 4, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = QueryAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = TokenMlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        tokens = self.attn(self.norm1(x.flatten(2).transpose(1, 2)))
+        return tokens + self.mlp(self.norm2(tokens))
+
+
+class ConvEmbedding(nn.Module):
+    """Two stride-2 3x3 convs with BatchNorm (3 -> 32 -> 64): a 4x downsampled embedding for the queries."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 64):
+        super().__init__()
+        mid = out_channels // 2
+        self.proj = nn.Sequential(
+            nn.Conv2d(in_channels, mid, 3, stride=2, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.GELU(),
+            nn.Conv2d(mid, out_channels, 3, stride=2, padding=1),
+            nn.BatchNorm2d(out_channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class GlobalBranch(nn.Module):
+    """Global ISP branch: predicts a per-image gamma (B, 1) and colour matrix (B, 3, 3)."""
+
+    def __init__(self, in_channels: int = 3, dim: int = 64, num_heads: int = 4, train_gamma_base: bool = True):
+        super().__init__()
+        # The exposure-correction variant freezes the gamma base; the LOL variant trains it.
+        self.gamma_base = nn.Parameter(torch.ones(1), requires_grad=train_gamma_base)
+        self.color_base = nn.Parameter(torch.eye(3))
+        self.conv_large = ConvEmbedding(in_channels, dim)
+        self.generator = QueryBlock(dim, num_heads)
+        self.gamma_linear = nn.Linear(dim, 1)
+        self.color_linear = nn.Linear(dim, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        # Zero value projection: every query starts as the bias path, so gamma ~ 1 and colour ~ identity.
+        nn.init.zeros_(self.generator.attn.v.weight)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        queries = self.generator(self.conv_large(x))  # (B, 10, dim)
+        gamma = self.gamma_linear(queries[:, :1]).squeeze(-1) + self.gamma_base  # (B, 1)
+        color = self.color_linear(queries[:, 1:]).squeeze(-1).view(-1, 3, 3) + self.color_base
+        return gamma, color
+
+
+class IAT(nn.Module):
+    """Illumination Adaptive Transformer: ``y = (C @ (x * M + A)) ** gamma`` (see module docstring)."""
+
+    def __init__(self, in_dim: int = 3, with_global: bool = True, variant: str = "lol"):
+        super().__init__()
+        if variant not in ("lol", "exp"):
+            raise ValueError(f"IAT variant must be 'lol' or 'exp', got {variant!r}")
+        self.local_net = LocalBranch(in_dim=in_dim)
+        self.with_global = with_global
+        if with_global:
+            self.global_net = GlobalBranch(in_channels=in_dim, train_gamma_base=(variant == "lol"))
+
+    def training_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mul, add = self.local_net(x)
+        out = x * mul + add
+        result = {"mul": mul, "add": add}
+        if self.with_global:
+            gamma, color = self.global_net(x)
+            out = torch.einsum("bchw,bdc->bdhw", out, color)
+            out = out.clamp(1e-8, 1.0) ** gamma[:, :, None, None]
+            result.update(gamma=gamma, color=color)
+        result["output"] = out
+        return result
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.training_outputs(x)["output"]
+
+
+# Official LOL-v1 recipe (train_lol_v1_patch.py then train_lol_v1_whole.py, which loads phase 1's best
+# checkpoint). Both scripts train on plain L1 (their VGG perceptual term is commented out), Adam betas
+# (0.9, 0.999), batch 8, and step CosineAnnealingLR(T_max=num_epochs) once per *iteration*.
+# Iterations = epochs x batches per epoch: phase 1 reads 485 images x 10 pre-cropped 256x256 patches
+# (LOL_patch.py) -> ceil(4850 / 8) = 607 per epoch x 200 epochs = 121,400; phase 2 reads the 485 whole
+# 600x400 images -> ceil(485 / 8) = 61 per epoch x 400 epochs = 24,400.
+_IAT_RECIPE = Recipe(
+    stages=(
+        Stage(
+            name="patches",
+            iterations=121_400,
+            batch_size=8,
+            patch_size=256,
+            losses={"l1": 1.0},
+            optimizer={"name": "adam", "lr": 2e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 4e-4},
+            scheduler={"name": "cosine", "t_max": 121_400, "eta_min": 0.0},
+        ),
+        Stage(
+            name="whole_images",
+            iterations=24_400,
+            batch_size=8,
+            patch_size=None,
+            losses={"l1": 1.0},
+            optimizer={"name": "adam", "lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-4},
+            scheduler={"name": "cosine", "t_max": 24_400, "eta_min": 0.0},
+        ),
+    ),
+    source="cuiziteng/Illumination-Adaptive-Transformer IAT_enhance/train_lol_v1_patch.py (200 epochs, lr 2e-4, "
+    "wd 4e-4, 256 patches) then train_lol_v1_whole.py (400 epochs, lr 1e-4, wd 1e-4, whole images); "
+    "augmentation: 8 flips/rotations on patches, flips on whole images",
+    notes="The official scripts step CosineAnnealingLR(T_max=num_epochs) every iteration, so their lr "
+    "oscillates with a period of 2*T_max iterations (400 / 800); we record the evident intent, one cosine "
+    "decay over each stage. Phase 2 starts from phase 1's best checkpoint.",
+)
+
+
+@register_model(
+    paper="Cui et al., You Only Need 90K Parameters to Adapt Light: a Light Weight Transformer for Image "
+    "Enhancement and Exposure Correction (IAT), BMVC 2022",
+    official_params=91_154,
+    params_source="computed from the official model definition IAT(type='lol'), cuiziteng/Illumination-"
+    "Adaptive-Transformer IAT_enhance/model/IAT_main.py @21124d6 (paper: '90K', 0.09M)",
+    recipe=_IAT_RECIPE,
+)
+def iat(**overrides) -> nn.Module:
+    return IAT(**{"in_dim": 3, "with_global": True, "variant": "lol", **overrides})

@@ -1,0 +1,125 @@
+"""Contract tests run on EVERY registered network (``list_models()``), so models added later are covered.
+
+Per model: forward + backward at LOL size (400x600) and at an odd size (257x383); output shape equals input
+shape; outputs and gradients finite; the gradient reaches the first layer's weight; the parameter count is
+within 1% of the official implementation's; the original recipe is well-formed data.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lumicap.errors import LumicapError
+from lumicap.models import build_model, count_parameters, list_models, model_info
+
+MODEL_NAMES = [info.name for info in list_models()]
+
+# Loss names a trainer implements itself (Stage docstring); any other name must come from model.stage_losses.
+BUILTIN_LOSSES = {"l1", "charbonnier", "smooth_l1", "mse", "ssim", "vgg19", "vgg16", "lowres_smooth_l1"}
+
+
+@functools.lru_cache(maxsize=1)
+def _model(name: str) -> nn.Module:
+    # One model alive at a time (maxsize=1) keeps memory low; the two sizes of one model share it.
+    torch.manual_seed(0)
+    return build_model(name)
+
+
+def _first_layer_weight(model: nn.Module) -> tuple[str, nn.Parameter]:
+    """The first weight matrix/kernel (ndim >= 2) in registration order: the first layer the input meets."""
+    for name, p in model.named_parameters():
+        if p.requires_grad and p.ndim >= 2:
+            return name, p
+    raise AssertionError("model has no trainable weight with ndim >= 2")
+
+
+@pytest.mark.parametrize("size", [(400, 600), (257, 383)], ids=["400x600", "257x383"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_forward_backward_any_size(name: str, size: tuple[int, int]) -> None:
+    model = _model(name)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    gen = torch.Generator().manual_seed(1)
+    low = torch.rand(1, 3, *size, generator=gen) * 0.3  # low-light-like range
+    target = torch.rand(1, 3, *size, generator=gen)
+
+    out = model(low)
+
+    assert out.shape == low.shape, f"{name}: output {tuple(out.shape)} for input {tuple(low.shape)}"
+    assert torch.isfinite(out).all(), f"{name}: non-finite outputs"
+    (out - target).abs().mean().backward()
+    first_name, first = _first_layer_weight(model)
+    assert first.grad is not None, f"{name}: no gradient reached the first layer ({first_name})"
+    assert torch.isfinite(first.grad).all(), f"{name}: non-finite gradient in {first_name}"
+    assert first.grad.abs().sum() > 0, f"{name}: zero gradient at the first layer ({first_name})"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_parameter_count_matches_official(name: str) -> None:
+    info = model_info(name)
+    assert info.official_params, f"{name}: official_params must be stated (with params_source)"
+    assert info.params_source, f"{name}: params_source must say where the official figure comes from"
+    ours = count_parameters(build_model(name))
+    diff = abs(ours - info.official_params) / info.official_params
+    assert diff <= 0.01, f"{name}: {ours:,} parameters vs official {info.official_params:,} ({diff:.2%})"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_recipe_is_well_formed(name: str) -> None:
+    info = model_info(name)
+    recipe = info.recipe
+    assert recipe.stages, f"{name}: recipe has no stages"
+    assert recipe.source, f"{name}: recipe must say where its numbers come from"
+    model = build_model(name)
+    for stage in recipe.stages:
+        assert stage.iterations > 0 and stage.batch_size > 0, f"{name}/{stage.name}: empty stage"
+        assert stage.patch_size is None or stage.patch_size > 0
+        assert stage.losses and all(w > 0 for w in stage.losses.values()), f"{name}/{stage.name}: loss weights"
+        assert stage.optimizer.get("lr", 0) > 0, f"{name}/{stage.name}: optimizer needs a learning rate"
+        model_defined = set(stage.losses) - BUILTIN_LOSSES
+        if stage.objective != "enhance" or model_defined:
+            assert hasattr(model, "stage_losses"), f"{name}/{stage.name}: needs model.stage_losses"
+        if hasattr(model, "stage_parameters"):
+            params = list(model.stage_parameters(stage.name))
+            assert params, f"{name}/{stage.name}: stage trains no parameters"
+
+
+def test_unknown_model_lists_known_names() -> None:
+    with pytest.raises(LumicapError) as err:
+        build_model("no-such-net")
+    message = str(err.value)
+    assert "no-such-net" in message
+    for name in MODEL_NAMES:
+        assert name in message
+
+
+def test_bad_override_is_a_one_line_error() -> None:
+    with pytest.raises(LumicapError, match="bad override"):
+        build_model(MODEL_NAMES[0], no_such_option=1)
+
+
+def test_count_macs_of_a_known_conv() -> None:
+    from lumicap.models.flops import count_macs
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 2, 1))
+    # MACs = out_channels * in_channels * k*k * H * W per conv (biases and ReLU are not counted).
+    expected = 8 * 3 * 9 * 16 * 20 + 2 * 8 * 1 * 16 * 20
+    assert count_macs(net, (1, 3, 16, 20)) == expected
+
+
+def test_models_command_json(capsys) -> None:
+    from lumicap.cli import main
+
+    assert main(["models", "--json", "--no-flops"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_name = {row["name"]: row for row in rows}
+    assert sorted(by_name) == sorted(MODEL_NAMES)
+    for name, row in by_name.items():
+        assert row["params"] == count_parameters(build_model(name))
+        assert row["official_params"] == model_info(name).official_params
+        assert row["paper"]
