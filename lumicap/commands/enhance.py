@@ -1,12 +1,111 @@
-"""`lumicap enhance` (placeholder until its issue lands; the owning module replaces this file)."""
+"""`lumicap enhance INPUT... --out DIR`: brighten dark photos with the shipped (or a given) model."""
 
-from lumicap.errors import LumicapError
+from __future__ import annotations
+
+import sys
 
 
 def register(sub):
-    parser = sub.add_parser("enhance", help="(not yet available)")
+    parser = sub.add_parser(
+        "enhance",
+        help="enhance dark photos (files, folders, globs) with the default or a given model",
+        description=(
+            "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Existing outputs "
+            "are skipped unless --overwrite. Big images are processed in overlapping, blended tiles. "
+            "--demo makes dark versions of bundled sample photos and enhances them (no network needed)."
+        ),
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    parser.add_argument(
+        "--model", metavar="NAME|FILE", default="default",
+        help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
+        "checkpoint, or a registry model name together with --weights",
+    )
+    parser.add_argument("--weights", metavar="FILE", help="state-dict file for --model NAME")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
+    parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
+                        help="output format (png keeps 16 bits for 16-bit inputs)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    tiling = parser.add_mutually_exclusive_group()
+    tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
+    tiling.add_argument(
+        "--max-megapixels", type=float, metavar="X",
+        help="tile images larger than X megapixels (default 2 on CPU, 4 on CUDA)",
+    )
+    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
+    parser.add_argument("--caption", action="store_true",
+                        help="caption each input and output with the teacher; writes OUT/captions.json")
+    parser.add_argument("--demo", action="store_true",
+                        help="enhance dark versions of bundled sample photos: OUT/{low,enhanced,reference,report}")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
-def run(args):
-    raise LumicapError("'lumicap enhance' is not available yet")
+def run(args) -> int:
+    from pathlib import Path
+
+    from lumicap.errors import LumicapError
+    from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model
+
+    if args.tile is not None and args.tile_overlap > args.tile // 2:
+        raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
+    if args.tile is not None and args.tile < 16:
+        raise LumicapError(f"--tile {args.tile} is too small (at least 16)")
+    if args.tile_overlap < 0:
+        raise LumicapError("--tile-overlap must not be negative")
+    if args.max_megapixels is not None and args.max_megapixels <= 0:
+        raise LumicapError("--max-megapixels must be positive")
+    out = Path(args.out)
+    if args.demo:
+        if args.inputs:
+            raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
+        from lumicap.demo import write_demo_inputs
+
+        demo = write_demo_inputs(out)
+        print(f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in {demo.reference_dir})")
+        inputs = collect_inputs([demo.low_dir])
+        enhanced_dir = out / "enhanced"
+    else:
+        if not args.inputs:
+            raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
+        inputs = collect_inputs(args.inputs, recursive=args.recursive)
+        enhanced_dir = out
+    if not inputs:
+        raise LumicapError(f"no image files in {', '.join(args.inputs)} (use -r for sub-folders)")
+
+    model = load_inference_model(args.model, args.device, weights=args.weights)
+    print(f"model: {model.describe()}")
+    captioner = None
+    if args.caption:
+        from lumicap.inference.captions import CaptionWriter
+
+        captioner = CaptionWriter.open(enhanced_dir, model.device)
+    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
+    summary = enhance_files(
+        inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
+        progress=not args.no_progress, on_result=captioner.add if captioner else None,
+    )
+    if captioner is not None:
+        captioner.save()
+    print(summary.line())
+    if args.demo:
+        _demo_report(out, enhanced_dir, demo, args.overwrite)
+    return 1 if summary.failed else 0
+
+
+def _demo_report(out, enhanced_dir, demo, overwrite: bool) -> None:
+    from lumicap.errors import LumicapError
+    from lumicap.report import build_report
+
+    try:
+        report = build_report(
+            enhanced_dir, out / "report", low_dir=demo.low_dir, gt_dir=demo.reference_dir, overwrite=overwrite,
+            title="lumicap demo: darkened sample photos",
+        )
+    except LumicapError as exc:
+        print(f"lumicap: report not written: {exc}", file=sys.stderr)
+        return
+    print(report.summary_line())
+    print(f"contact sheet: {report.sheets[0]}")

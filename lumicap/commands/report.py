@@ -1,12 +1,37 @@
-"""`lumicap report` (placeholder until its issue lands; the owning module replaces this file)."""
+"""`lumicap report PRED_DIR [--low DIR] [--gt DIR] [--captions FILE] --out DIR`: contact sheet + HTML page."""
 
-from lumicap.errors import LumicapError
+from __future__ import annotations
 
 
 def register(sub):
-    parser = sub.add_parser("report", help="(not yet available)")
+    parser = sub.add_parser(
+        "report",
+        help="contact sheet and sortable HTML page of enhanced images (with metrics against references)",
+        description=(
+            "Write OUT/index.html (a table sortable by PSNR, SSIM, brightness, clipping: worst first on the "
+            "first click), OUT/contact_sheet.png (dark input | enhanced | reference per image) and "
+            "OUT/metrics.csv. Images match across folders by relative path without the suffix."
+        ),
+    )
+    parser.add_argument("pred_dir", metavar="PRED_DIR", help="folder of enhanced images")
+    parser.add_argument("--low", metavar="DIR", help="folder of the dark inputs")
+    parser.add_argument("--gt", metavar="DIR", help="folder of reference images (adds PSNR/SSIM)")
+    parser.add_argument(
+        "--captions", metavar="FILE",
+        help="JSON captions {image: caption or {label: caption}} (default: PRED_DIR/captions.json if present)",
+    )
+    parser.add_argument("--out", metavar="DIR", required=True, help="report folder")
+    parser.add_argument("--title", help="page title")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     parser.set_defaults(func=run)
 
 
-def run(args):
-    raise LumicapError("'lumicap report' is not available yet")
+def run(args) -> int:
+    from lumicap.report import build_report
+
+    report = build_report(
+        args.pred_dir, args.out, low_dir=args.low, gt_dir=args.gt, captions=args.captions,
+        overwrite=args.overwrite, title=args.title,
+    )
+    print(report.summary_line())
+    return 0

@@ -1,0 +1,232 @@
+"""Enhance many photo files: find the inputs, pick whole-image or tiled passes, write outputs, summarise.
+
+Outputs keep the input's name (and, for a folder input, its sub-folder path) with the chosen format's
+suffix. An existing output is never replaced unless ``overwrite``; an output that would replace its own
+input is refused. A file that cannot be read or written is reported on one line and skipped; the rest go on.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from lumicap.errors import LumicapError
+from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
+
+OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 64
+# Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
+# at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
+DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class InputImage:
+    path: Path
+    relative: Path  # where its output goes under the output folder (suffix replaced)
+
+
+@dataclass
+class EnhanceSummary:
+    enhanced: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # outputs that existed (no --overwrite)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        done = len(self.enhanced)
+        per_image = f" ({self.seconds / done:.2f} s/image)" if done else ""
+        text = f"enhanced {done} image{'s' if done != 1 else ''} in {self.seconds:.1f} s{per_image}"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)} whose output exists (--overwrite redoes them)"
+        text += f"; {len(self.failed)} failed"
+        return text
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How to split images: ``tile`` forces tiling at that size; otherwise images above
+    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget)."""
+
+    tile: int | None = None
+    overlap: int = DEFAULT_OVERLAP
+    max_megapixels: float | None = None
+
+    def budget(self, device: torch.device) -> float:
+        if self.max_megapixels is not None:
+            return self.max_megapixels
+        return DEFAULT_MAX_MEGAPIXELS.get(device.type, DEFAULT_MAX_MEGAPIXELS["cpu"])
+
+    def tile_for(self, height: int, width: int, device: torch.device) -> int | None:
+        """Tile size to use for an image, or None for a whole-image pass."""
+        if self.tile is not None:
+            return self.tile
+        if height * width > self.budget(device) * 1e6:
+            return DEFAULT_TILE
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) -> list[InputImage]:
+    """Expand files, folders (their image files; sub-folders too with ``recursive``) and glob patterns.
+
+    An argument that matches nothing is an error (a typo should not silently enhance nothing).
+    """
+    from lumicap.data.io import is_image_file
+
+    found: dict[Path, InputImage] = {}
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            members = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
+            members = [p for p in members if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+            for member in members:
+                found.setdefault(member.resolve(), InputImage(member, member.relative_to(path)))
+        elif path.is_file():
+            found.setdefault(path.resolve(), InputImage(path, Path(path.name)))
+        elif _GLOB_CHARS & set(text):
+            matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
+            files = [Path(m) for m in matches if Path(m).is_file() and is_image_file(m)]
+            if not files:
+                raise LumicapError(f"{text}: pattern matches no image files")
+            for member in files:
+                found.setdefault(member.resolve(), InputImage(member, Path(member.name)))
+        else:
+            raise LumicapError(f"{text}: no such file or folder")
+    return list(found.values())
+
+
+def output_path(item: InputImage, out_dir: Path, fmt: str) -> Path:
+    return out_dir / item.relative.with_suffix(OUTPUT_SUFFIXES[fmt])
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+def enhance_image(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    device: torch.device,
+    tiles: TileSettings = TileSettings(),
+    inplace: bool = False,
+    on_tile: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Enhance one (3,H,W) image, whole or in tiles per ``tiles``; returns a CPU tensor in [0, 1].
+
+    A whole-image pass that runs out of memory (GPU or CPU allocator) is retried in tiles.
+    """
+    height, width = image.shape[-2:]
+    tile = tiles.tile_for(height, width, device)
+    if tile is None:
+        try:
+            return run_whole(model, image, device)
+        except (RuntimeError, MemoryError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            tile = DEFAULT_TILE
+    return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+
+
+def enhance_files(
+    inputs: Sequence[InputImage],
+    out_dir: str | os.PathLike,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    fmt: str = "png",
+    overwrite: bool = False,
+    tiles: TileSettings = TileSettings(),
+    progress: bool = True,
+    on_result: Callable[[InputImage, Path, torch.Tensor, torch.Tensor | None], None] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> EnhanceSummary:
+    """Enhance each input into ``out_dir``; failures are reported via ``report`` (one line each) and skipped.
+
+    ``on_result(item, output_path, enhanced, low)`` is called after each written image (captions use
+    it); ``low`` is None when the input was overwritten in place to save memory.
+    """
+    from tqdm import tqdm
+
+    from lumicap.data.io import image_bit_depth, read_image, write_image
+
+    if fmt not in OUTPUT_SUFFIXES:
+        raise LumicapError(f"unknown output format '{fmt}'; choose one of {', '.join(OUTPUT_SUFFIXES)}")
+    out_dir = Path(out_dir)
+    summary = EnhanceSummary()
+    report = report or (lambda line: tqdm.write(line, file=sys.stderr))
+    claimed: dict[Path, Path] = {}
+    start = time.perf_counter()
+    bar = tqdm(inputs, desc="enhance", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    for item in bar:
+        target = output_path(item, out_dir, fmt)
+        key = target.resolve()
+        if key == item.path.resolve():
+            summary.failed.append((item.path, "output would replace the input itself"))
+            report(f"lumicap: error: {item.path}: output would replace the input itself; choose another --out")
+            continue
+        if key in claimed:
+            message = f"same output name as {claimed[key]} ({target.name})"
+            summary.failed.append((item.path, message))
+            report(f"lumicap: error: {item.path}: {message}; skipped")
+            continue
+        claimed[key] = item.path
+        if target.exists() and not overwrite:
+            summary.skipped.append(item.path)
+            continue
+        try:
+            image = read_image(item.path)
+            bits = 16 if fmt == "png" and image_bit_depth(item.path) == 16 else 8
+            height, width = image.shape[-2:]
+            tile = tiles.tile_for(height, width, device)
+            if tile is not None and progress:
+                count = plan_tiles(height, width, tile, tiles.overlap).count
+                done = [0]
+
+                def on_tile(done=done, count=count, name=item.path.name):
+                    done[0] += 1
+                    bar.set_postfix_str(f"{name}: tile {done[0]}/{count}")
+            else:
+                on_tile = None
+            keep_low = on_result is not None
+            enhanced = enhance_image(model, image, device, tiles, inplace=not keep_low, on_tile=on_tile)
+            write_image(target, enhanced, bit_depth=bits)
+        except (LumicapError, OSError) as exc:
+            message = _one_line(exc)
+            summary.failed.append((item.path, message))
+            name = str(item.path)
+            report(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
+            continue
+        summary.enhanced.append(target)
+        if on_result is not None:
+            on_result(item, target, enhanced, image if keep_low else None)
+        del image, enhanced
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # torch.cuda.OutOfMemoryError subclasses RuntimeError; the CPU allocator raises a plain RuntimeError.
+    if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    text = str(exc)
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,375 @@
+"""Load an enhancement network for inference from any of the files lumicap writes or accepts.
+
+``load_inference_model(spec, device, weights=None)`` takes
+
+- ``None`` or ``"default"``: the model shipped in the package, ``lumicap/assets/default_model.safetensors``
+  with its sidecar ``default_model.json``;
+- a ``.safetensors`` file with a JSON sidecar of the same stem (``save_inference_model`` writes both);
+- a lumicap training checkpoint (``lumicap.engine.checkpoint``: a dict with the ``"model"`` state dict,
+  the ``"ema"`` average when the run kept one, and the run's ``"config"`` whose ``model`` entry names the
+  registry model and its constructor overrides); the EMA weights are used when present, because they
+  are what the run validated and selected;
+- a registry model name (``"iat"``) together with ``weights=`` a state-dict file (safetensors or a torch
+  pickle, wrapped or not) or a known weights name.
+
+Everything is read with safetensors or ``torch.load(weights_only=True)``; a file that does not fit the
+architecture, is truncated, or lacks the information to build the network raises a one-line
+``WeightsError`` naming the file and the problem.
+
+Sidecar JSON (``default_model.json`` follows it)::
+
+    {"format": "lumicap-inference-model", "version": 1,
+     "model": "iat",                      # registry name (required)
+     "overrides": {},                     # constructor overrides for build_model (optional)
+     "training_command": "lumicap train ...", "data": "...", "metrics": {...}}   # free-form record
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumicap.errors import LumicapError, WeightsError
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
+DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
+SIDECAR_FORMAT = "lumicap-inference-model"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+# Prefixes that wrappers add to state-dict keys: DistributedDataParallel, torch.compile.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass
+class InferenceModel:
+    """A network in eval mode on ``device``, with where it came from; call it like the network."""
+
+    module: nn.Module
+    name: str
+    source: str
+    device: torch.device
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+    def describe(self) -> str:
+        return f"{self.name} from {self.source} on {self.device}"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> CUDA when available, else CPU; an unavailable CUDA is a one-line error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise LumicapError(f"unknown device '{device}'; use cpu, cuda or auto") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise LumicapError("--device cuda requested but PyTorch sees no CUDA GPU on this machine; use --device cpu")
+    return resolved
+
+
+def load_inference_model(
+    spec: str | os.PathLike | None = None,
+    device: str | torch.device | None = "cpu",
+    weights: str | os.PathLike | None = None,
+) -> InferenceModel:
+    """Build and load the network named or stored by ``spec``; see the module docstring for the forms."""
+    target = resolve_device(device)
+    text = None if spec is None else os.fspath(spec)
+    if text is None or text == "default":
+        if weights is not None:
+            raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
+        name, overrides, state, metadata, source = _from_default()
+    elif weights is not None:
+        name, overrides, state, metadata, source = _from_name_and_weights(text, weights)
+    else:
+        path = Path(text).expanduser()
+        if path.suffix == ".safetensors":
+            name, overrides, state, metadata, source = _from_safetensors(path)
+        elif path.suffix in CHECKPOINT_SUFFIXES or path.is_file():
+            name, overrides, state, metadata, source = _from_checkpoint(path)
+        else:
+            _require_registry_name(text)
+            raise LumicapError(
+                f"model '{text}' needs weights: add --weights FILE (a state dict for '{text}'), "
+                f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
+            )
+    module = _build(name, overrides, source)
+    _load_weights(module, state, name, source)
+    module.to(target).eval()
+    return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata)
+
+
+# ----------------------------------------------------------------------------------------------- sources
+
+
+def _from_default():
+    if not DEFAULT_WEIGHTS.is_file() or not DEFAULT_METADATA.is_file():
+        missing = DEFAULT_WEIGHTS if not DEFAULT_WEIGHTS.is_file() else DEFAULT_METADATA
+        raise WeightsError(
+            f"the default model is not installed in this copy of lumicap ({missing} is missing); "
+            f"pass --model FILE.safetensors (with its .json), a training checkpoint, or --model NAME --weights FILE"
+        )
+    return _from_safetensors(DEFAULT_WEIGHTS, source="default model")
+
+
+def _from_safetensors(path: Path, source: str | None = None):
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    sidecar = path.with_suffix(".json")
+    metadata = _read_sidecar(sidecar) if sidecar.is_file() else _read_header_metadata(path)
+    if metadata is None:
+        raise WeightsError(
+            f"{path}: no sidecar {sidecar.name} saying which model these weights are for; "
+            f"pass --model NAME --weights {path}"
+        )
+    from lumicap.weights import load_state_dict
+
+    state = load_state_dict(path)
+    return metadata["model"], metadata.get("overrides") or {}, state, metadata, source or str(path)
+
+
+def _from_name_and_weights(name: str, weights: str | os.PathLike):
+    _require_registry_name(name)
+    from lumicap.weights import load_state_dict, resolve_weights
+
+    path = resolve_weights(weights, download=True)
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        # A training checkpoint given with an explicit name: keep its overrides when it names the same model.
+        raw = _torch_load(path)
+        if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "config" in raw:
+            ck_name, overrides = _model_from_config(raw["config"], path)
+            if ck_name is not None and _registry_key(ck_name) != _registry_key(name):
+                raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
+            state, which = _checkpoint_weights(raw, path)
+            return name, overrides, state, {"model": name, "weights": which}, str(path)
+    return name, {}, load_state_dict(path), {"model": name}, str(path)
+
+
+def _from_checkpoint(path: Path):
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    raw = _torch_load(path)
+    if not isinstance(raw, dict) or "model" not in raw or "config" not in raw:
+        keys = ", ".join(sorted(map(str, raw))[:6]) if isinstance(raw, dict) else type(raw).__name__
+        raise WeightsError(
+            f"{path}: not a lumicap training checkpoint (expected keys 'model' and 'config', found {keys}); "
+            f"for a bare state dict pass --model NAME --weights {path}"
+        )
+    name, overrides = _model_from_config(raw["config"], path)
+    if name is None:
+        raise WeightsError(f"{path}: the checkpoint's config names no model (config.model.name)")
+    state, which = _checkpoint_weights(raw, path)
+    metadata = {"model": name, "overrides": overrides, "weights": which}
+    for key in ("iteration", "best"):
+        if key in raw and isinstance(raw[key], (int, float, str, dict)):
+            metadata[key] = raw[key]
+    return name, overrides, state, metadata, str(path)
+
+
+def _checkpoint_weights(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The EMA average when the checkpoint has one (``{"module": state_dict, ...}``), else ``model``."""
+    ema = raw.get("ema")
+    if isinstance(ema, dict) and isinstance(ema.get("module"), dict) and ema["module"]:
+        return _tensors_only(ema["module"], path), "ema"
+    return _tensors_only(raw["model"], path), "model"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0][:200] if text else type(exc).__name__
+        if "weights_only" in text or "Unsupported global" in text:
+            raise WeightsError(
+                f"{path}: refused to load: the file is a pickle that would build objects other than tensors "
+                f"and plain containers"
+            ) from None
+        raise WeightsError(f"{path}: not a readable checkpoint (truncated or not a torch file: {first})") from None
+
+
+def _model_from_config(config: Any, path: Path) -> tuple[str | None, dict]:
+    """Model name and overrides from a training config (dict) in the shapes the trainer writes."""
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: checkpoint 'config' is a {type(config).__name__}, expected a dict")
+    model = config.get("model")
+    if isinstance(model, str):
+        return model, dict(config.get("model_overrides") or {})
+    if isinstance(model, dict):
+        name = model.get("name")
+        overrides = model.get("overrides")
+        if overrides is None:  # flat form: {"name": "iat", "dim": 16, ...}
+            overrides = {k: v for k, v in model.items() if k not in ("name", "weights", "pretrained")}
+        if not isinstance(overrides, dict):
+            raise WeightsError(f"{path}: config.model.overrides is a {type(overrides).__name__}, expected a mapping")
+        return name, dict(overrides)
+    return None, {}
+
+
+def _tensors_only(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: checkpoint 'model' entry is not a state dict of tensors")
+    return state
+
+
+def _read_sidecar(path: Path) -> dict:
+    try:
+        metadata = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: not a readable JSON sidecar ({str(exc).splitlines()[0]})") from None
+    return _check_metadata(metadata, path)
+
+
+def _read_header_metadata(path: Path) -> dict | None:
+    """The same record stored in the safetensors header (``__metadata__["lumicap"]``), if any."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except Exception:
+        return None  # load_state_dict reports an unreadable file with the proper message
+    if "lumicap" not in header:
+        return None
+    try:
+        return _check_metadata(json.loads(header["lumicap"]), path)
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: header metadata 'lumicap' is not valid JSON") from None
+
+
+def _check_metadata(metadata: Any, path: Path) -> dict:
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), str):
+        raise WeightsError(f"{path}: expected a JSON object with a string 'model' (the registry model name)")
+    if not isinstance(metadata.get("overrides", {}) or {}, dict):
+        raise WeightsError(f"{path}: 'overrides' must be a JSON object of constructor arguments")
+    return metadata
+
+
+def _registry_key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def _require_registry_name(name: str) -> None:
+    from lumicap.models import list_models
+
+    known = {info.name for info in list_models()}
+    if _registry_key(name) not in known:
+        looks_like_path = os.sep in name or "." in Path(name).name
+        if looks_like_path:
+            raise WeightsError(f"{name}: no such file")
+        raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(known)) or 'none'}")
+
+
+def _build(name: str, overrides: dict, source: str) -> nn.Module:
+    from lumicap.models import build_model
+
+    try:
+        return build_model(name, **overrides)
+    except LumicapError as exc:
+        raise WeightsError(f"{source}: cannot build the model it names ({exc})") from None
+
+
+def _strip_wrappers(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], name: str, source: str) -> None:
+    expected = module.state_dict()
+    state = _strip_wrappers(state, set(expected))
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            k = mismatched[0]
+            parts.append(
+                f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+            )
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:2])})")
+        raise WeightsError(f"{source}: weights do not fit model '{name}': {'; '.join(parts)}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"{source}: weights contain NaN or infinite values (e.g. {bad[0]})")
+    module.load_state_dict(state, strict=True)
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def save_inference_model(
+    path: str | os.PathLike,
+    model_name: str,
+    state_dict: dict[str, torch.Tensor],
+    overrides: dict | None = None,
+    overwrite: bool = False,
+    **record: Any,
+) -> tuple[Path, Path]:
+    """Write ``path`` (.safetensors) and its ``.json`` sidecar so ``load_inference_model(path)`` can rebuild it.
+
+    ``record`` is free-form JSON (training command, data, metrics) kept in the sidecar and in the
+    safetensors header. Existing files are refused unless ``overwrite``. Returns (weights, sidecar).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise LumicapError(f"{path}: inference models are saved as .safetensors")
+    sidecar = path.with_suffix(".json")
+    for existing in (path, sidecar):
+        if existing.exists() and not overwrite:
+            raise LumicapError(f"{existing}: already exists (pass overwrite=True to replace it)")
+    metadata = {"format": SIDECAR_FORMAT, "version": 1, "model": model_name, "overrides": dict(overrides or {}), **record}
+    text = json.dumps(metadata, indent=2, sort_keys=False)
+    # safetensors wants contiguous tensors that share no storage.
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    try:
+        save_file(tensors, str(tmp), metadata={"lumicap": json.dumps(metadata)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    tmp = _temp_beside(sidecar)
+    try:
+        tmp.write_text(text + "\n")
+        os.replace(tmp, sidecar)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path, sidecar
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike, path: str | os.PathLike, overwrite: bool = False, **record: Any
+) -> tuple[Path, Path]:
+    """Convert a lumicap training checkpoint into ``path`` (.safetensors) + sidecar, checking it loads."""
+    name, overrides, state, metadata, _ = _from_checkpoint(Path(checkpoint))
+    module = _build(name, overrides, str(checkpoint))
+    _load_weights(module, state, name, str(checkpoint))
+    extra = {k: v for k, v in metadata.items() if k not in ("model", "overrides")}
+    return save_inference_model(path, name, module.state_dict(), overrides, overwrite=overwrite, **{**extra, **record})
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    return Path(name)

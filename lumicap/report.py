@@ -1,0 +1,394 @@
+"""Visual report of enhanced images: a contact sheet (PNG) and a sortable HTML page.
+
+Per image: dark input | enhanced | reference, with PSNR (float, [0,1]) and MATLAB-style SSIM when a
+reference is given, brightness before and after, the share of clipped pixels, and captions when a
+captions file is given. The page is one self-contained HTML file (plain JavaScript, nothing fetched from
+the network); clicking a column header sorts by it, metric columns worst first, so the worst cases are
+one click away. Thumbnails live in ``thumbs/`` beside it and link to the full-size files.
+
+Images are matched across folders by their path relative to the folder without the suffix
+(``a/b.jpg`` in PRED_DIR matches ``a/b.png`` in ``--gt``).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from lumicap.errors import LumicapError
+
+REPORT_FILES = ("index.html", "contact_sheet.png", "metrics.csv")
+THUMB_SIZE = 256  # longest side of a thumbnail, in pixels
+SHEET_ROWS = 40  # images per contact-sheet page; more go to contact_sheet_2.png, ...
+CLIP_LEVEL = 254.5 / 255.0  # a channel value that rounds to 255 in 8 bits counts as clipped
+
+
+@dataclass
+class ReportRow:
+    key: str  # relative path without suffix
+    enhanced: Path
+    low: Path | None = None
+    reference: Path | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    mean_low: float | None = None
+    mean_enhanced: float | None = None
+    clipped: float | None = None  # fraction of enhanced pixels with a channel at the top level
+    note: str = ""
+    captions: dict[str, str] = field(default_factory=dict)
+    thumbs: dict[str, str] = field(default_factory=dict)  # role -> thumbnail path relative to the report
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    rows: list[ReportRow]
+    html: Path
+    sheets: list[Path]
+    csv: Path
+
+    def summary_line(self) -> str:
+        text = f"report of {len(self.rows)} images: {self.html}"
+        scored = [r for r in self.rows if r.psnr is not None]
+        if scored:
+            text += (
+                f" (mean PSNR {sum(r.psnr for r in scored) / len(scored):.2f} dB, "
+                f"mean SSIM {sum(r.ssim for r in scored) / len(scored):.4f} over {len(scored)} with references)"
+            )
+        return text
+
+
+# ------------------------------------------------------------------------------------------- matching
+
+
+def index_images(folder: Path) -> dict[str, Path]:
+    """Image files under ``folder`` (recursively) by relative path without suffix."""
+    from lumicap.data.io import is_image_file
+
+    if not folder.is_dir():
+        raise LumicapError(f"{folder}: no such folder")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and is_image_file(path) and not any(p.startswith(".") for p in relative.parts):
+            found.setdefault(relative.with_suffix("").as_posix(), path)
+    return found
+
+
+def read_captions(path: Path) -> dict[str, dict[str, str]]:
+    """Captions file: JSON mapping an image key (relative path with or without suffix) to a caption
+    string or to ``{label: caption}`` (``lumicap enhance --caption`` writes ``{"input": .., "enhanced": ..}``)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LumicapError(f"{path}: not a readable captions JSON file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise LumicapError(f"{path}: expected a JSON object mapping image names to captions")
+    captions: dict[str, dict[str, str]] = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            value = {"caption": value}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise LumicapError(f"{path}: captions for '{key}' must be a string or an object of strings")
+        captions[Path(key).with_suffix("").as_posix() if Path(key).suffix else key] = dict(value)
+    return captions
+
+
+# -------------------------------------------------------------------------------------------- building
+
+
+def build_report(
+    pred_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    low_dir: str | os.PathLike | None = None,
+    gt_dir: str | os.PathLike | None = None,
+    captions: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    title: str | None = None,
+) -> Report:
+    """Measure and draw every image in ``pred_dir``; write index.html, contact sheet(s), metrics.csv.
+
+    An existing report in ``out_dir`` is replaced only with ``overwrite``. ``captions`` defaults to
+    ``pred_dir/captions.json`` when that file exists.
+    """
+    pred_dir, out_dir = Path(pred_dir), Path(out_dir)
+    predictions = index_images(pred_dir)
+    if not predictions:
+        raise LumicapError(f"{pred_dir}: no image files to report on")
+    lows = index_images(Path(low_dir)) if low_dir is not None else {}
+    refs = index_images(Path(gt_dir)) if gt_dir is not None else {}
+    if captions is None and (pred_dir / "captions.json").is_file():
+        captions = pred_dir / "captions.json"
+    caption_map = read_captions(Path(captions)) if captions is not None else {}
+    existing = [out_dir / name for name in REPORT_FILES if (out_dir / name).exists()]
+    if existing and not overwrite:
+        raise LumicapError(f"{existing[0]}: a report already exists there; pass --overwrite to replace it")
+
+    thumbs_dir = out_dir / "thumbs"
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, (key, enhanced_path) in enumerate(predictions.items()):
+        row = ReportRow(key=key, enhanced=enhanced_path, low=lows.get(key), reference=refs.get(key))
+        row.captions = caption_map.get(key) or caption_map.get(Path(key).name, {})
+        _measure_and_thumbnail(row, index, thumbs_dir, out_dir)
+        rows.append(row)
+    sheets = write_contact_sheets(rows, out_dir, show_low=bool(lows), show_reference=bool(refs))
+    csv_path = write_metrics_csv(rows, out_dir / "metrics.csv")
+    html_path = out_dir / "index.html"
+    _atomic_write_text(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}"))
+    return Report(out_dir, rows, html_path, sheets, csv_path)
+
+
+def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir: Path) -> None:
+    from lumicap.data.io import read_image
+
+    enhanced = read_image(row.enhanced)
+    row.mean_enhanced = float(enhanced.mean())
+    row.clipped = float((enhanced >= CLIP_LEVEL).any(dim=0).float().mean())
+    images = {"enhanced": enhanced}
+    if row.low is not None:
+        low = read_image(row.low)
+        row.mean_low = float(low.mean())
+        images["low"] = low
+    if row.reference is not None:
+        reference = read_image(row.reference)
+        images["reference"] = reference
+        if reference.shape == enhanced.shape:
+            row.psnr, row.ssim = measure(enhanced, reference)
+        else:
+            row.note = f"size differs from reference ({tuple(enhanced.shape[1:])} vs {tuple(reference.shape[1:])})"
+    for role, image in images.items():
+        target = thumbs_dir / f"{index:05d}_{role}.jpg"
+        _save_thumbnail(image, target)
+        row.thumbs[role] = target.relative_to(out_dir).as_posix()
+
+
+def measure(enhanced, reference) -> tuple[float, float]:
+    """PSNR (float images in [0,1]) and MATLAB-style SSIM (uint8 levels) of two (3,H,W) tensors."""
+    from lumicap.metrics import psnr, ssim_matlab
+
+    return float(psnr(enhanced, reference)), float(ssim_matlab(enhanced, reference))
+
+
+def _to_pil(image):
+    from PIL import Image
+
+    array = image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
+
+
+def _save_thumbnail(image, target: Path) -> None:
+    from PIL import Image
+
+    picture = _to_pil(image)
+    picture.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    picture.save(target, format="JPEG", quality=90)
+
+
+# ------------------------------------------------------------------------------------------ contact sheet
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 ships a scalable default font
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def row_label(row: ReportRow) -> str:
+    parts = [row.key]
+    if row.psnr is not None:
+        parts.append(f"PSNR {row.psnr:.2f} dB  SSIM {row.ssim:.4f}")
+    elif row.note:
+        parts.append(row.note)
+    return "   ".join(parts)
+
+
+def write_contact_sheets(rows: list[ReportRow], out_dir: Path, show_low: bool, show_reference: bool) -> list[Path]:
+    """One PNG per ``SHEET_ROWS`` images: a row per image with its label above the thumbnails."""
+    from PIL import Image, ImageDraw
+
+    roles = [r for r, shown in (("low", show_low), ("enhanced", True), ("reference", show_reference)) if shown]
+    headers = {"low": "dark input", "enhanced": "enhanced", "reference": "reference"}
+    gap, label_h, header_h = 8, 22, 26
+    font, header_font = _font(14), _font(16)
+    sheets = []
+    pages = [rows[i : i + SHEET_ROWS] for i in range(0, len(rows), SHEET_ROWS)]
+    for page_index, page in enumerate(pages):
+        heights = []
+        for row in page:
+            sizes = [Image.open(out_dir / row.thumbs[r]).size[1] for r in roles if r in row.thumbs]
+            heights.append(max(sizes))
+        width = gap + len(roles) * (THUMB_SIZE + gap)
+        height = header_h + sum(label_h + h + gap for h in heights) + gap
+        sheet = Image.new("RGB", (width, height), (24, 24, 24))
+        draw = ImageDraw.Draw(sheet)
+        for column, role in enumerate(roles):
+            draw.text((gap + column * (THUMB_SIZE + gap), 5), headers[role], fill=(235, 235, 235), font=header_font)
+        y = header_h
+        for row, row_height in zip(page, heights):
+            draw.text((gap, y + 3), row_label(row), fill=(255, 220, 120), font=font)
+            y += label_h
+            for column, role in enumerate(roles):
+                if role not in row.thumbs:
+                    continue
+                with Image.open(out_dir / row.thumbs[role]) as thumb:
+                    sheet.paste(thumb.convert("RGB"), (gap + column * (THUMB_SIZE + gap), y))
+            y += row_height + gap
+        name = "contact_sheet.png" if page_index == 0 else f"contact_sheet_{page_index + 1}.png"
+        target = out_dir / name
+        tmp = target.with_name(f".{name}.part")
+        sheet.save(tmp, format="PNG")
+        os.replace(tmp, target)
+        sheets.append(target)
+    return sheets
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+COLUMNS = ("name", "PSNR", "SSIM", "mean_low", "mean_enhanced", "clipped", "note")
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None or math.isnan(value):
+        return ""
+    if math.isinf(value):  # identical images have infinite PSNR; spelled so JavaScript parses it
+        return "Infinity" if value > 0 else "-Infinity"
+    return f"{value:.{digits}f}"
+
+
+def write_metrics_csv(rows: list[ReportRow], path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [row.key, _fmt(row.psnr, 4), _fmt(row.ssim, 6), _fmt(row.mean_low, 4),
+                 _fmt(row.mean_enhanced, 4), _fmt(row.clipped, 4), row.note]
+            )
+    os.replace(tmp, path)
+    return path
+
+
+def _link(target: Path, out_dir: Path) -> str:
+    return quote(Path(os.path.relpath(target.resolve(), out_dir.resolve())).as_posix())
+
+
+_PAGE_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;background:#181818;color:#e8e8e8}
+a{color:#8cc8ff}table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #333;vertical-align:top}
+th{cursor:pointer;position:sticky;top:0;background:#262626;text-align:left;user-select:none}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:256px;max-height:256px;display:block}
+.caption{font-size:0.85em;color:#bbb;max-width:28em}.hint{color:#aaa}
+"""
+
+# Sorting: numbers compare as numbers, empty cells go last; metric columns sort worst first on the
+# first click (data-first="asc" for PSNR/SSIM, "desc" for clipping), a second click reverses.
+_PAGE_SCRIPT = """
+document.querySelectorAll('th[data-col]').forEach(function (th) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0], col = +th.dataset.col;
+    var numeric = th.dataset.type === 'num';
+    var dir = th.classList.contains('sorted-' + (th.dataset.first || 'asc'))
+      ? (th.dataset.first === 'desc' ? 'asc' : 'desc') : (th.dataset.first || 'asc');
+    table.querySelectorAll('th').forEach(function (h) { h.classList.remove('sorted-asc', 'sorted-desc'); });
+    th.classList.add('sorted-' + dir);
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[col].dataset.value, y = b.cells[col].dataset.value;
+      if (x === '' && y === '') return 0;
+      if (x === '') return 1;
+      if (y === '') return -1;
+      var c = numeric ? (parseFloat(x) - parseFloat(y)) : x.localeCompare(y);
+      return dir === 'asc' ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+
+def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title: str) -> str:
+    esc = html.escape
+    has_low = any(r.low for r in rows)
+    has_ref = any(r.reference for r in rows)
+    has_caps = any(r.captions for r in rows)
+    num, worst_low, worst_high = 'data-type="num"', 'data-type="num" data-first="asc"', 'data-type="num" data-first="desc"'
+    columns = [("#", num), ("name", "")]  # (header, sort attributes), in table order
+    if has_low:
+        columns.append(("dark input", ""))
+    columns.append(("enhanced", ""))
+    if has_ref:
+        columns += [("reference", ""), ("PSNR (dB)", worst_low), ("SSIM", worst_low)]
+    if has_low:
+        columns.append(("mean in", worst_low))
+    columns += [("mean out", worst_low), ("clipped %", worst_high)]
+    if has_caps:
+        columns.append(("captions", ""))
+    columns.append(("note", ""))
+
+    def image_cell(row: ReportRow, role: str, path: Path | None) -> str:
+        if path is None or role not in row.thumbs:
+            return '<td data-value=""></td>'
+        return (
+            f'<td data-value=""><a href="{_link(path, out_dir)}"><img loading="lazy" '
+            f'src="{quote(row.thumbs[role])}" alt="{esc(role)} {esc(row.key)}"></a></td>'
+        )
+
+    def num_cell(value: float | None, digits: int, scale: float = 1.0) -> str:
+        text = _fmt(None if value is None else value * scale, digits)
+        return f'<td class="num" data-value="{text}">{text}</td>'
+
+    body = []
+    for number, row in enumerate(rows, start=1):
+        cells = [f'<td class="num" data-value="{number}">{number}</td>', f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>']
+        if has_low:
+            cells.append(image_cell(row, "low", row.low))
+        cells.append(image_cell(row, "enhanced", row.enhanced))
+        if has_ref:
+            cells.append(image_cell(row, "reference", row.reference))
+            cells += [num_cell(row.psnr, 2), num_cell(row.ssim, 4)]
+        if has_low:
+            cells.append(num_cell(row.mean_low, 3))
+        cells += [num_cell(row.mean_enhanced, 3), num_cell(row.clipped, 2, 100.0)]
+        if has_caps:
+            text = "<br>".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in row.captions.items())
+            cells.append(f'<td class="caption" data-value="">{text}</td>')
+        cells.append(f'<td data-value="{esc(row.note)}">{esc(row.note)}</td>')
+        body.append(f'<tr id="{esc(row.key)}">' + "".join(cells) + "</tr>")
+
+    th = "".join(f'<th data-col="{i}" {attrs}>{esc(name)}</th>' for i, (name, attrs) in enumerate(columns))
+    scored = [r for r in rows if r.psnr is not None]
+    summary = f"{len(rows)} images"
+    if scored:
+        summary += (
+            f"; mean PSNR {sum(r.psnr for r in scored) / len(scored):.2f} dB, "
+            f"mean SSIM {sum(r.ssim for r in scored) / len(scored):.4f} ({len(scored)} with references; "
+            f"PSNR on float RGB in [0,1], SSIM MATLAB-style on 8-bit RGB)"
+        )
+    sheet_links = " ".join(f'<a href="{quote(s.name)}">{esc(s.name)}</a>' for s in sheets)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(title)}</title><style>{_PAGE_STYLE}</style></head><body>\n"
+        f"<h1>{esc(title)}</h1>\n<p>{esc(summary)}. Contact sheet: {sheet_links}. "
+        '<a href="metrics.csv">metrics.csv</a></p>\n'
+        '<p class="hint">Click a column header to sort; metric columns put the worst images first.</p>\n'
+        f"<table><thead><tr>{th}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>\n"
+        f"<script>{_PAGE_SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
