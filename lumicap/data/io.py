@@ -62,13 +62,13 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
         # Pillow opens the header only (no decode) so the size check and EXIF tag come from one place.
         with _open_pillow(path) as image:
             _check_pixel_count(path, image.size)
-            orientation = _orientation(image)
+            orientation = _orientation(image, header_only=True)
         array = _decode_png16(path)
     else:
         with _open_pillow(path) as image:
             _check_pixel_count(path, image.size)
-            orientation = _orientation(image)
             array = _pillow_to_array(path, image)
+            orientation = _orientation(image)  # after decoding: PNG's getexif() would decode and hide errors
     array = np.ascontiguousarray(_apply_orientation(array, orientation))
     return array if array.flags.writeable else array.copy()  # Pillow's buffers are read-only
 
@@ -90,7 +90,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     _check_file(path)
     with _open_pillow(path) as image:
         width, height = image.size
-        if _orientation(image) in (5, 6, 7, 8):  # these orientations swap width and height
+        if _orientation(image, header_only=True) in (5, 6, 7, 8):  # these orientations swap width and height
             width, height = height, width
     return height, width
 
@@ -156,9 +156,26 @@ class _open_pillow:
         return False
 
 
-def _orientation(image) -> int:
+def _orientation(image, header_only: bool = False) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable).
+
+    ``header_only``: for PNGs, look only at an eXIf chunk placed before the pixel data (where writers
+    put it), because Pillow's ``getexif`` on a PNG decodes the whole image to look for a later one.
+    """
+    from PIL import Image
+
     try:
-        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; we fall back to 1 instead
+            if header_only and image.format == "PNG":
+                raw = image.info.get("exif")
+                if raw is None:
+                    return 1
+                exif = Image.Exif()
+                exif.load(raw)
+            else:
+                exif = image.getexif()
+            value = exif.get(_EXIF_ORIENTATION_TAG, 1)
     except Exception:  # a malformed EXIF block must not make an otherwise fine picture unreadable
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
