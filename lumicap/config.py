@@ -125,7 +125,8 @@ class MFRConfig:
 
 @dataclass
 class EvalConfig:
-    lpips: bool = False  # also measure LPIPS (needs its weights; otherwise reported unavailable)
+    psnr_convention: Literal["float", "uint8"] = "float"  # lumicap.engine.evaluate's PSNR conventions
+    lpips: bool = False  # also measure LPIPS on the test split (needs its weights; else reported unavailable)
     gt_mean: bool = False  # also report the GT-mean variants
     val_images: int = 3  # validation images written to TensorBoard each validation
 

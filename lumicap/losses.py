@@ -68,7 +68,7 @@ class SSIMLoss(nn.Module):
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
         from lumicap.metrics import ssim
 
-        return 1.0 - ssim(prediction, target)
+        return 1.0 - ssim(prediction, target).mean()
 
 
 class LowResSmoothL1Loss(nn.Module):

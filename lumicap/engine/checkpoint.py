@@ -14,6 +14,7 @@ the target, so a crash mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -100,3 +101,13 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Run a block (validation, test) without moving any training RNG: the states are put back after."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)

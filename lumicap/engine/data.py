@@ -1,0 +1,129 @@
+"""The training engine's view of the data: splits, the resumable sampler, loaders, batch streams.
+
+Data order is a pure function of ``(seed, epoch)`` and the position inside the epoch: the sampler is a
+``DistributedSampler`` (one replica when not distributed) whose permutation depends only on seed and
+epoch, and the dataset draws crops/flips from ``(seed, epoch, index)``. A resumed run therefore sets
+the epoch, skips the batches already consumed and sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lumicap.config import Config, StageConfig
+from lumicap.errors import DatasetError
+
+
+@dataclass
+class Splits:
+    train: list  # list[lumicap.data.ImagePair]
+    val: list
+    test: list
+    val_source: str  # how val was made, for the run record
+
+
+def resolve_splits(cfg: Config) -> Splits:
+    """Train/val/test pairs. Val: an explicit split, the test split (``select_on: test``), or a carve
+    of the training split by whole scenes (the default)."""
+    from lumicap.data import resolve_split, split_by_scene
+
+    d = cfg.data
+    train = resolve_split(d.root, d.train_split, d.layout)
+    test = resolve_split(d.root, d.test_split, d.layout)
+    if cfg.train.select_on == "test":
+        return Splits(train, test, test, f"test split '{d.test_split}' (select_on: test)")
+    if d.val_split is not None:
+        return Splits(train, resolve_split(d.root, d.val_split, d.layout), test, f"split '{d.val_split}'")
+    if d.val_fraction == 0:
+        raise DatasetError("data.val_fraction is 0 and data.val_split is null: no validation set to select on")
+    train, val = split_by_scene(train, d.val_fraction, seed=d.val_seed)
+    return Splits(train, val, test, f"{len(val)} pairs carved by scene from '{d.train_split}' (seed {d.val_seed})")
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that can start an epoch part-way (after ``start`` of this rank's items)."""
+
+    def __init__(self, dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.start = 0
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        return iter(indices[self.start :])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class BatchStream:
+    """Endless training batches for one stage, tracking ``(epoch, position)`` for checkpoints."""
+
+    def __init__(self, cfg: Config, stage: StageConfig, pairs: list, rank: int, world: int, seed: int):
+        from lumicap.data import PairedImageDataset
+
+        if stage.batch_size % world:
+            raise DatasetError(
+                f"stage '{stage.name}': batch_size {stage.batch_size} is not divisible by the {world} processes"
+            )
+        self.batch_size = stage.batch_size // world
+        self.dataset = PairedImageDataset(
+            pairs, patch_size=stage.patch_size, augment=True, cache=cfg.data.cache, seed=seed
+        )
+        self.sampler = ResumableSampler(self.dataset, world, rank, seed)
+        self.batches_per_epoch = self.sampler.num_samples // self.batch_size
+        if self.batches_per_epoch == 0:
+            raise DatasetError(
+                f"stage '{stage.name}': {len(pairs)} training pairs are fewer than one batch "
+                f"({self.batch_size} per process x {world} processes)"
+            )
+        workers = cfg.data.num_workers
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=True,
+            # A private generator: creating an iterator must not draw from the global RNG (resume).
+            generator=torch.Generator().manual_seed(seed),
+        )
+        self.epoch = 0
+        self.position = 0
+        self._iterator: Iterator | None = None
+
+    def seek(self, epoch: int, position: int) -> None:
+        self.epoch, self.position = epoch, position
+        self._iterator = None
+
+    def _start_epoch(self) -> None:
+        self.sampler.set_epoch(self.epoch)
+        self.dataset.set_epoch(self.epoch)
+        self.sampler.start = self.position * self.batch_size
+        self._iterator = iter(self.loader)
+
+    def next(self) -> dict:
+        if self.position >= self.batches_per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+            self._iterator = None
+        if self._iterator is None:
+            self._start_epoch()
+        batch = next(self._iterator)
+        self.position += 1
+        return batch
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+
+def eval_loader(pairs: list, cache: bool = False) -> DataLoader:
+    """Whole images, one at a time, in a fixed order (validation and test); decoded in this process."""
+    from lumicap.data import PairedImageDataset
+
+    dataset = PairedImageDataset(pairs, patch_size=None, augment=False, cache=cache)
+    # A private generator: iterating must not draw from the global RNG that training uses.
+    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0, generator=torch.Generator())

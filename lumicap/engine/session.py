@@ -1,0 +1,211 @@
+"""One ``lumicap train`` invocation: which runs to start or resume, and each run's life cycle.
+
+``train_invocation(Invocation(...))`` is what the command calls (tests call it in-process too):
+
+1. new runs: validate the config, create ``<output_dir>/<name>/<timestamp>/seed<S>/`` per seed, write
+   ``config.yaml`` and ``run.json``; resumed runs: read them back and check the checkpoint matches;
+2. per run: ``Trainer.fit`` within the budget, then (rank 0) the test split with the selected weights.
+
+Under torchrun every rank executes this; rank 0 creates folders and broadcasts their paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lumicap.config import Config, dump_yaml, load_config, to_dict
+from lumicap.engine import distributed as dist_utils
+from lumicap.engine.rundir import (
+    CONFIG_FILE,
+    is_run_dir,
+    new_group_dir,
+    new_run_dir,
+    read_run_info,
+    runs_under,
+    update_run_info,
+)
+from lumicap.errors import LumicapError
+
+
+@dataclass
+class Invocation:
+    config: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    resume: Path | None = None
+    seeds: list[int] | None = None
+    max_iters: int | None = None
+    max_minutes: float | None = None
+    output_dir: str | None = None
+    show_progress: bool = True
+    command: str = ""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # complete | stopped | skipped
+    iteration: int
+    results_dir: Path | None = None
+
+
+def _with_seed(cfg: Config, seed: int) -> Config:
+    return replace(cfg, train=replace(cfg.train, seed=seed))
+
+
+def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[tuple[Path, Config, bool]]:
+    """(run folder, config, is_new) for every run this invocation handles."""
+    if inv.resume is None:
+        cfg = load_config(inv.config, inv.overrides)
+        if inv.output_dir:
+            cfg = replace(cfg, output_dir=inv.output_dir)
+        seeds = inv.seeds or [cfg.train.seed]
+        group = None
+        if info.is_main:
+            group = new_group_dir(cfg.output_dir, cfg.name)
+        group = Path(dist_utils.broadcast_object(str(group) if group else None, info))
+        return [(group / f"seed{s}", _with_seed(cfg, s), True) for s in seeds]
+
+    target = inv.resume
+    runs = runs_under(target)
+    if not runs:
+        raise LumicapError(f"{target}: no run folders (with {CONFIG_FILE} and run.json) found to resume")
+    plan = [(run, load_config(run / CONFIG_FILE), False) for run in runs]
+    if inv.seeds:
+        if is_run_dir(target):
+            raise LumicapError(f"--seeds with --resume needs the group folder ({target.parent}), not one run")
+        existing = {cfg.train.seed for _, cfg, _ in plan}
+        plan = [item for item in plan if item[1].train.seed in inv.seeds]
+        template = plan[0][1] if plan else load_config(runs[0] / CONFIG_FILE)
+        plan += [(target / f"seed{s}", _with_seed(template, s), True) for s in inv.seeds if s not in existing]
+    return plan
+
+
+def dataset_protocol(cfg: Config, splits) -> dict:
+    """What makes two runs' test numbers comparable: the data, the split, the selection rule."""
+    from lumicap.data import detect_layout
+
+    layout = detect_layout(cfg.data.root) if cfg.data.layout == "auto" else cfg.data.layout
+    names = sorted(p.name for p in splits.test)
+    return {
+        "dataset": {
+            "root": str(Path(cfg.data.root).resolve()),
+            "layout": layout,
+            "train_split": cfg.data.train_split,
+            "test_split": cfg.data.test_split,
+            "test_pairs": len(names),
+            "test_names_sha1": hashlib.sha1("\n".join(names).encode()).hexdigest(),
+        },
+        "selection": {
+            "on": cfg.train.select_on,
+            "metric": cfg.train.select_metric,
+            "val": splits.val_source,
+        },
+    }
+
+
+def _versions() -> dict:
+    import torch
+
+    from lumicap import __version__
+
+    return {"lumicap": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def run_one(
+    run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo
+) -> RunResult:
+    from lumicap.engine import checkpoint as ckpt
+    from lumicap.engine.train import Budget, Trainer
+
+    if is_new:
+        if info.is_main:
+            new_run_dir(run_dir.parent, cfg.train.seed)
+            (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg), encoding="utf-8")
+            update_run_info(
+                run_dir,
+                name=cfg.name,
+                seed=cfg.train.seed,
+                model=cfg.model.name,
+                mfr=cfg.mfr.enabled,
+                config_source=str(inv.config) if inv.config else None,
+                overrides=list(inv.overrides),
+                command=inv.command,
+                created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                status="created",
+                iteration=0,
+                total_iterations=cfg.total_iterations,
+                versions=_versions(),
+            )
+        dist_utils.barrier(info)
+    else:
+        run_info = read_run_info(run_dir)
+        if run_info.get("status") == "complete" and run_info.get("results"):
+            return RunResult(run_dir, "skipped", int(run_info.get("iteration", 0)), run_dir / run_info["results"])
+
+    trainer = Trainer(cfg, run_dir, info, show_progress=inv.show_progress)
+    try:
+        last = run_dir / "checkpoints" / "last.pt"
+        if not is_new and last.is_file():
+            state = ckpt.load_checkpoint(last, map_location=trainer.device)
+            if state["config"] != to_dict(cfg):
+                raise LumicapError(f"{run_dir / CONFIG_FILE} no longer matches the config stored in {last}")
+            trainer.restore(state)
+        protocol = dataset_protocol(cfg, trainer.splits)
+        if info.is_main:
+            update_run_info(
+                run_dir,
+                status="running",
+                world_size=info.world_size,
+                device=str(trainer.device),
+                protocol=protocol,
+                dropped_loss_terms=trainer.dropped_terms(),
+            )
+        budget = Budget(
+            max_iters=inv.max_iters,
+            max_minutes=inv.max_minutes if inv.max_minutes is not None else cfg.train.max_minutes,
+        )
+        status = trainer.fit(budget)
+        results = None
+        if info.is_main:
+            results = trainer.test(protocol)
+            update_run_info(run_dir, status=status, results=str(results.relative_to(run_dir)))
+            summary = _read_summary(results)
+            trainer.log.message(
+                f"{run_dir}: {status} at iteration {trainer.iteration}/{cfg.total_iterations}; test "
+                f"PSNR {summary['psnr']:.3f} SSIM {summary['ssim']:.4f} (selected on {cfg.train.select_on} "
+                f"@ iter {summary['selected']['iteration']}) -> {results}"
+            )
+            if status != "complete":
+                trainer.log.message(f"continue with: lumicap train --resume {run_dir}")
+        dist_utils.barrier(info)
+        return RunResult(run_dir, status, trainer.iteration, results)
+    except BaseException as exc:
+        if info.is_main:
+            update_run_info(run_dir, status=f"failed: {type(exc).__name__}: {str(exc)[:200]}")
+        raise
+    finally:
+        trainer.close()
+
+
+def _read_summary(results: Path) -> dict:
+    import json
+
+    return json.loads((results / "summary.json").read_text(encoding="utf-8"))
+
+
+def train_invocation(inv: Invocation) -> list[RunResult]:
+    # The device preference lives in the config; read it before the process group starts.
+    if inv.resume is None:
+        preference = load_config(inv.config, inv.overrides).train.device
+    else:
+        first = runs_under(inv.resume)
+        preference = load_config(first[0] / CONFIG_FILE).train.device if first else "auto"
+    info = dist_utils.setup(preference)
+    try:
+        return [run_one(run, cfg, is_new, inv, info) for run, cfg, is_new in _plan(inv, info)]
+    finally:
+        dist_utils.cleanup(info)
