@@ -138,6 +138,8 @@ class _open_pillow:
         with warnings.catch_warnings():
             # Pillow warns between its own limit and twice that; our MAX_PIXELS check decides instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # A broken EXIF block is not worth a warning per file: orientation then falls back to 1.
+            warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
             try:
                 self.image = Image.open(self.path)
             except Image.DecompressionBombError:
