@@ -56,3 +56,58 @@ register_weights(KnownWeights(
     size=636_000_000,
     description="ClipCap Conceptual Captions, MLP mapper, fine-tuned GPT-2, prefix 10 (ViT-B/32)",
 ))
+register_weights(KnownWeights(
+    name="clipcap-coco-transformer",
+    filename="transformer_weights.pt",
+    # The authors publish it on Google Drive only (README of rmokady/CLIP_prefix_caption); no mirror known.
+    url="https://drive.usercontent.google.com/download?id=1GYPToCqFREwi285wPLhuVExlz7DDUDfJ&export=download&confirm=t",
+    description="ClipCap COCO, transformer mapper (8 layers, prefix/clip length 40), frozen GPT-2 (RN50x4)",
+))
+
+# --- teacher: CLIP image towers (OpenAI originals; the URL path holds the file's sha256) --------------
+register_weights(KnownWeights(
+    name="clip-vit-b32-openai",
+    filename="ViT-B-32.pt",
+    url="https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+    sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    size=354_000_000,
+    description="OpenAI CLIP ViT-B/32 (TorchScript archive, fp16): image tower of the MLP ClipCap models",
+))
+register_weights(KnownWeights(
+    name="clip-rn50x4-openai",
+    filename="RN50x4.pt",
+    url="https://openaipublic.azureedge.net/clip/models/7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd/RN50x4.pt",
+    sha256="7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd",
+    size=402_000_000,
+    description="OpenAI CLIP RN50x4 (TorchScript archive, fp16): image tower of the transformer ClipCap model",
+))
+register_weights(KnownWeights(
+    name="clip-vit-b32-hf",
+    filename="model.safetensors",
+    repo_id="openai/clip-vit-base-patch32",
+    size=605_000_000,
+    description="CLIP ViT-B/32 in Hugging Face format (full CLIPModel; use with clip-vit-b32-hf-config)",
+))
+register_weights(KnownWeights(
+    name="clip-vit-b32-hf-config",
+    filename="config.json",
+    repo_id="openai/clip-vit-base-patch32",
+    size=4_200,
+    description="config.json of openai/clip-vit-base-patch32",
+))
+
+# --- teacher: GPT-2 (original weights for the frozen-GPT ClipCap; tokenizer for every preset) ---------
+register_weights(KnownWeights(
+    name="gpt2-hf",
+    filename="model.safetensors",
+    repo_id="openai-community/gpt2",
+    size=548_105_171,
+    description="GPT-2 124M original weights (frozen language model of the transformer ClipCap)",
+))
+register_weights(KnownWeights(
+    name="gpt2-tokenizer",
+    filename="tokenizer.json",
+    repo_id="openai-community/gpt2",
+    size=1_355_256,
+    description="GPT-2 byte-level BPE tokenizer (tokenizer.json)",
+))
