@@ -90,10 +90,11 @@ class DemoSet:
     params: dict[str, dict]
 
 
-def write_demo_inputs(out_dir: str | os.PathLike, seed: int = 0) -> DemoSet:
+def write_demo_inputs(out_dir: str | os.PathLike, seed: int = 0, names: tuple[str, ...] | None = None) -> DemoSet:
     """Write ``out_dir/low/<name>.png`` (dark, noisy) and ``out_dir/reference/<name>.png`` (the photos).
 
-    Existing files are left as they are when identical to what would be written; a different file with
+    ``names`` picks some of ``DEMO_PHOTOS`` (default all); a photo's dark version does not depend on
+    which others are written. Existing files are left as they are when identical to what would be written; a different file with
     the same name is refused (the folder holds someone else's data).
     """
     import torch
@@ -102,8 +103,14 @@ def write_demo_inputs(out_dir: str | os.PathLike, seed: int = 0) -> DemoSet:
 
     out_dir = Path(out_dir)
     low_dir, reference_dir = out_dir / "low", out_dir / "reference"
-    names, params = [], {}
+    known = [name for name, _ in DEMO_PHOTOS]
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise LumicapError(f"unknown demo photo '{unknown[0]}'; known: {', '.join(known)}")
+    written, params = [], {}
     for index, (name, loader) in enumerate(DEMO_PHOTOS):
+        if names is not None and name not in names:
+            continue
         photo = demo_photo(loader)
         rng = np.random.default_rng([seed, index])
         setting = LowLightParams.draw(rng)
@@ -116,9 +123,9 @@ def write_demo_inputs(out_dir: str | os.PathLike, seed: int = 0) -> DemoSet:
                     raise LumicapError(f"{target}: exists and is not the demo image; choose an empty --out folder")
                 continue
             write_image(target, torch.from_numpy(array).permute(2, 0, 1).float() / 255.0, bit_depth=8)
-        names.append(name)
+        written.append(name)
         params[name] = asdict(setting)
-    return DemoSet(low_dir, reference_dir, tuple(names), params)
+    return DemoSet(low_dir, reference_dir, tuple(written), params)
 
 
 def _same_pixels(path: Path, array: np.ndarray) -> bool:

@@ -1,0 +1,109 @@
+"""`lumicap report`: contact sheet, sortable HTML page and metrics table from folders of images."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lumicap.cli import main
+
+
+def _save(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path):
+    rng = np.random.default_rng(0)
+    names = ["beach", "night/street", "odd_size"]
+    for name in names:
+        reference = rng.integers(60, 230, size=(48, 64, 3), dtype=np.uint8)
+        noise = rng.integers(-25, 25, size=reference.shape)
+        enhanced = np.clip(reference.astype(int) + noise, 0, 255).astype(np.uint8)
+        _save(tmp_path / "pred" / f"{name}.png", enhanced)
+        _save(tmp_path / "low" / f"{name}.png", (reference // 8).astype(np.uint8))
+        if name == "odd_size":
+            reference = reference[:40]
+        _save(tmp_path / "gt" / f"{name}.jpg" if name == "beach" else tmp_path / "gt" / f"{name}.png", reference)
+    return tmp_path
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.rows = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("a", "img"):
+            self.links.append(attrs.get("href") or attrs.get("src"))
+        if tag == "tr" and "id" in attrs:
+            self.rows.append(attrs["id"])
+
+
+def test_report_has_every_image_with_independently_checked_metrics(folders, capsys):
+    captions = folders / "caps.json"
+    captions.write_text(json.dumps({"beach": {"input": "a dark <b>beach</b>", "enhanced": "a sunny beach"}}))
+    out = folders / "report"
+    code = main(["report", str(folders / "pred"), "--low", str(folders / "low"), "--gt", str(folders / "gt"),
+                 "--captions", str(captions), "--out", str(out)])
+    assert code == 0
+    assert "report of 3 images" in capsys.readouterr().out
+
+    page = (out / "index.html").read_text()
+    parser = _Links()
+    parser.feed(page)
+    assert sorted(parser.rows) == ["beach", "night/street", "odd_size"]
+    for link in parser.links:  # every thumbnail and full-size link resolves to a file
+        assert (out / unquote(link)).is_file(), link
+    assert "http://" not in page and "https://" not in page  # nothing fetched from the network
+    assert "&lt;b&gt;beach&lt;/b&gt;" in page and "a sunny beach" in page
+    assert "<script>" in page and "sorted-" in page
+
+    rows = {r["name"]: r for r in csv.DictReader(open(out / "metrics.csv"))}
+    for name in ("beach", "night/street"):
+        pred = np.asarray(Image.open(folders / "pred" / f"{name}.png"))
+        gt_file = folders / "gt" / (f"{name}.jpg" if name == "beach" else f"{name}.png")
+        gt = np.asarray(Image.open(gt_file))
+        expected_psnr = peak_signal_noise_ratio(gt, pred, data_range=255)
+        expected_ssim = structural_similarity(gt, pred, gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False, data_range=255, channel_axis=-1)
+        assert float(rows[name]["PSNR"]) == pytest.approx(expected_psnr, abs=1e-3)
+        assert float(rows[name]["SSIM"]) == pytest.approx(expected_ssim, abs=1e-5)
+        assert f"{expected_psnr:.2f}" in page
+    assert rows["odd_size"]["PSNR"] == "" and "size differs" in rows["odd_size"]["note"]
+    assert float(rows["beach"]["mean_low"]) < float(rows["beach"]["mean_enhanced"])
+
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.width >= 3 * 64 and sheet.height >= 3 * 48  # three columns (dark, enhanced, reference), three rows
+
+
+def test_report_without_references_and_refusing_to_overwrite(folders, capsys):
+    out = folders / "r"
+    assert main(["report", str(folders / "pred"), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert "PSNR" not in page and page.count("<tr id=") == 3
+    first = (out / "index.html").stat().st_mtime_ns
+    assert main(["report", str(folders / "pred"), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "index.html").stat().st_mtime_ns == first
+    assert main(["report", str(folders / "pred"), "--out", str(out), "--overwrite", "--gt", str(folders / "gt")]) == 0
+    assert re.search(r"PSNR \(dB\)", (out / "index.html").read_text())
+
+
+def test_report_of_an_empty_folder_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no image files" in err[0]
