@@ -38,7 +38,8 @@ class KnownWeights:
     @property
     def source(self) -> str:
         if self.repo_id:
-            return f"huggingface.co/{self.repo_id}/{self.filename}"
+            # A direct link: what a browser or curl needs to fetch the file by hand.
+            return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
         return str(self.url)
 
 
@@ -173,6 +174,9 @@ def _download_url(url: str, dest: Path) -> None:
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+        if (response.headers.get("Content-Type") or "").startswith("text/html"):
+            # File hosts (Google Drive above all) answer with a web page when they want a click or a login.
+            raise OSError("the server returned a web page instead of the file; fetch it in a browser")
         total = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
             while block := response.read(1 << 20):

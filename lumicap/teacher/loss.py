@@ -124,12 +124,17 @@ class MultimodalFeatureLoss(nn.Module):
 
     @property
     def last_terms(self) -> dict[str, float]:
-        """Unweighted terms of the last call (and the weighted total ``mfr``), as floats for logging."""
+        """Unweighted terms of the last call (``mfr_clip``, ``mfr_prefix``, ``mfr_gpt``, ``mfr_kl``) as floats."""
         if not self._last_terms:
             return {}
         names = list(self._last_terms)
         values = torch.stack([self._last_terms[n].float() for n in names]).tolist()  # one device sync
         return dict(zip(names, values))
+
+    @property
+    def last_term_tensors(self) -> dict[str, torch.Tensor]:
+        """The same terms as detached 0-d tensors: for loggers that avoid a device sync every step."""
+        return dict(self._last_terms)
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -182,7 +187,6 @@ class MultimodalFeatureLoss(nn.Module):
             if self.kl_weight > 0:
                 terms["mfr_kl"] = kl_term.detach()
                 total = total + self.kl_weight * kl_term
-        terms["mfr"] = total.detach()
         self._last_terms = terms
         return total
 
