@@ -1,0 +1,113 @@
+"""UHDFour specifics: the two outputs' sizes, the low-resolution reference, the official parameter counts,
+the recipe. Small widths (``base_channels=2``) keep the forward passes cheap; the generic contract tests in
+``test_models.py`` run the full-size model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lumicap.models import build_model, count_parameters, model_info
+from lumicap.models.uhdfour import FourierBranch, SpatialFrequencyBlock, UHDFour
+
+
+@pytest.mark.parametrize(
+    ("variant", "size", "lowres"),
+    [
+        ("lol", (29, 43), (15, 22)),
+        ("lol", (9, 13), (5, 7)),
+        ("uhd", (41, 19), (6, 3)),
+    ],
+)
+def test_outputs_have_documented_sizes(variant, size, lowres):
+    torch.manual_seed(0)
+    model = UHDFour(variant, base_channels=2)
+    x = torch.rand(1, 3, *size)
+    out = model.training_outputs(x)
+    assert out["output"].shape == (1, 3, *size)
+    assert out["output_lowres"].shape == (1, 3, *lowres)
+    assert model.lowres_size(size) == lowres
+
+
+def test_lowres_reference_is_the_official_downsampling():
+    model = UHDFour("lol", base_channels=4)
+    target = torch.rand(1, 3, 40, 60)
+    official = F.interpolate(target, scale_factor=0.5, mode="bilinear")  # UHDFour_model.py, LOL branch
+    torch.testing.assert_close(model.lowres_reference(target), official)
+    odd = torch.rand(1, 3, 41, 61)
+    assert model.lowres_reference(odd).shape[-2:] == model.lowres_size((41, 61)) == (21, 31)
+
+
+def test_fourier_branch_keeps_spectrum_when_mlps_are_identity():
+    """Amplitude and phase are processed separately and recombined as amplitude * exp(i * phase)."""
+    branch = FourierBranch(3)
+    with torch.no_grad():
+        for mlp in (branch.amplitude, branch.phase):
+            mlp[0].weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            mlp[0].bias.fill_(10.0)  # keeps the LeakyReLU input positive, so it acts as identity
+            mlp[2].weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            mlp[2].bias.fill_(-10.0)
+    spectrum = torch.fft.rfft2(torch.rand(1, 3, 8, 10))
+    torch.testing.assert_close(branch(spectrum), spectrum, rtol=1e-4, atol=1e-4)
+
+
+def test_block_handles_odd_sizes():
+    block = SpatialFrequencyBlock(6)
+    x = torch.rand(1, 6, 7, 9)
+    assert block(x).shape == x.shape
+
+
+def test_highres_branch_uses_the_lowres_guidance():
+    torch.manual_seed(0)
+    model = UHDFour("lol", base_channels=2).eval()
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        before = model(x)
+        model.lowres_net.guide_phase.bias.add_(1.0)  # changes only the phase guidance
+        after = model(x)
+    assert not torch.allclose(before, after)
+
+
+def _official_forward_params(scale: int) -> int:
+    """Parameters of the modules the official InteractNet's forward calls (nc=16), counted from its layer list
+    (src/EnhanceN_arch_LOL.py for scale 2, src/EnhanceN_arch.py for scale 8)."""
+
+    def conv(cin, cout, k):
+        return cin * cout * k * k + cout
+
+    def unet_block(cin, cout):  # UNetConvBlock with HIN: 1x1 identity, two 3x3, InstanceNorm(cout//2, affine)
+        return conv(cin, cout, 1) + conv(cin, cout, 3) + conv(cout, cout, 3) + 2 * (cout // 2)
+
+    def process_block(nc, adjust=False):  # InvBlock(F, G, H) + FreBlock(4 1x1) + cat 1x1 (+ SFT and phase cat)
+        a, b = nc // 2, nc - nc // 2
+        total = unet_block(b, a) + 2 * unet_block(a, b) + 4 * conv(nc, nc, 1) + conv(2 * nc, nc, 1)
+        if adjust:
+            total += 2 * conv(nc, nc, 3) + conv(2 * nc, nc, 1) + conv(2 * nc, nc, 1)
+        return total
+
+    nc, g = 192, 3 * scale * scale
+    lownet = (conv(8, nc, 1) + process_block(nc) + conv(nc, 2 * nc, 2) + process_block(2 * nc)
+              + conv(2 * nc, 3 * nc, 2) + process_block(3 * nc) + conv(5 * nc, 2 * nc, 1) + process_block(2 * nc)
+              + conv(3 * nc, nc, 1) + process_block(nc) + conv(nc, g, 1) + conv(g, 3, 1) + 2 * conv(g, g, 1))
+    if scale == 2:
+        highnet = (process_block(12, adjust=True) + 2 * process_block(12) + conv(3, 3, 3) + conv(6, 32, 1)
+                   + 2 * conv(32, 32, 3) + conv(32, 3, 3))
+    else:
+        highnet = process_block(192, adjust=True) + conv(3, 3, 3) + conv(6, 16, 1) + conv(16, 3, 3)
+    return conv(3, 8, 1) + lownet + highnet
+
+
+def test_parameter_counts_equal_the_official_forward():
+    assert count_parameters(build_model("uhdfour")) == _official_forward_params(2)
+    assert count_parameters(build_model("uhdfour", variant="uhd")) == _official_forward_params(8)
+    assert model_info("uhdfour").official_params == _official_forward_params(2)
+
+
+def test_recipe_is_the_official_one():
+    (stage,) = model_info("uhdfour").recipe.stages
+    assert stage.losses == {"smooth_l1": 5.0, "lowres_smooth_l1": 0.5, "vgg19": 0.001, "ssim": 0.002}
+    assert stage.batch_size == 2 and stage.patch_size is None
+    assert stage.optimizer["name"] == "adam" and stage.optimizer["lr"] == 1e-4
+    assert tuple(stage.optimizer["betas"]) == (0.9, 0.99)
+    assert stage.iterations == 1000 * 243  # 1000 epochs, ceil(485 / 2) batches each
