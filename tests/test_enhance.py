@@ -223,3 +223,32 @@ def test_name_without_weights_and_unknown_name(tmp_path, monkeypatch, capsys):
     assert "needs weights" in capsys.readouterr().err
     assert _enhance(image, "--out", tmp_path / "o", "--model", "no_such_net") == 2
     assert "unknown model 'no_such_net'" in capsys.readouterr().err
+
+
+def test_caption_writes_input_and_output_captions_the_report_shows(tmp_path, tiny_model, capsys):
+    from lumicap.teacher import ClipCapTeacher, save_tiny_teacher
+
+    teacher_dir = save_tiny_teacher(tmp_path / "teacher")
+    src = tmp_path / "in"
+    _save_png(src / "a.png", _photo(seed=0))  # one image: a tiny teacher still decodes 67 tokens per caption
+    out = tmp_path / "out"
+    assert _enhance(src, "--out", out, "--model", tiny_model, "--caption", "--teacher", teacher_dir) == 0
+
+    captions = json.loads((out / "captions.json").read_text())
+    assert sorted(captions) == ["a"]
+    teacher = ClipCapTeacher.from_pretrained(teacher_dir)
+    enhanced = torch.from_numpy(np.asarray(Image.open(out / "a.png")).astype(np.float32) / 255).permute(2, 0, 1)
+    assert captions["a"]["enhanced"] == teacher.caption(enhanced[None])[0].strip()
+    low = torch.from_numpy(_photo(seed=0).astype(np.float32) / 255).permute(2, 0, 1)
+    assert captions["a"]["input"] == teacher.caption(low[None])[0].strip()
+
+    assert main(["report", str(out), "--low", str(src), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "captions" in page and ">input</b>" in page
+
+
+def test_caption_with_an_unavailable_teacher_is_one_line_error(tmp_path, tiny_model, capsys):
+    image = _save_png(tmp_path / "a.png", _photo())
+    code = _enhance(image, "--out", tmp_path / "out", "--model", tiny_model, "--caption", "--teacher", tmp_path / "none")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "teacher" in err[0]

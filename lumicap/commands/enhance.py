@@ -36,7 +36,9 @@ def register(sub):
     )
     parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
     parser.add_argument("--caption", action="store_true",
-                        help="caption each input and output with the teacher; writes OUT/captions.json")
+                        help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
+    parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
+                        help="teacher for --caption: a preset (default clipcap-coco) or a folder with teacher.json")
     parser.add_argument("--demo", action="store_true",
                         help="enhance dark versions of bundled sample photos: OUT/{low,enhanced,reference,report}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,7 +83,7 @@ def run(args) -> int:
     if args.caption:
         from lumicap.inference.captions import CaptionWriter
 
-        captioner = CaptionWriter.open(enhanced_dir, model.device)
+        captioner = CaptionWriter.open(enhanced_dir, model.device, teacher=args.teacher)
     tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
