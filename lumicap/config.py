@@ -69,7 +69,7 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
+    momentum: float | None = None  # sgd only (None: 0)
 
 
 @dataclass
@@ -490,7 +490,7 @@ def to_dict(cfg: Config) -> dict:
     """Plain dict of built-in types only (tuples become lists): for YAML files and checkpoints."""
 
     def plain(value: Any) -> Any:
-        if isinstance(value, SchedulerConfig):  # unset fields of other schedules are noise in a record
+        if isinstance(value, (OptimizerConfig, SchedulerConfig)):  # unset optional fields are noise in a record
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if getattr(value, f.name) is not None}
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -503,6 +503,19 @@ def to_dict(cfg: Config) -> dict:
     return plain(cfg)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Sections as indented blocks, lists of numbers on one line: a config that reads as a record."""
+
+
+_Dumper.add_representer(
+    list,
+    lambda d, v: d.represent_sequence(
+        "tag:yaml.org,2002:seq", v, flow_style=all(not isinstance(x, (dict, list)) for x in v)
+    ),
+)
+_Dumper.add_representer(dict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=False))
+
+
 def dump_yaml(cfg: Config | dict) -> str:
     data = to_dict(cfg) if isinstance(cfg, Config) else cfg
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=110)

@@ -200,7 +200,7 @@ class Trainer:
         elif o.name == "adamw":
             self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+            self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum or 0.0, weight_decay=o.weight_decay)
         self.scheduler = StageScheduler(self.optimizer, stage.scheduler, stage.iterations)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
         forward = TrainingForward(self.model)
@@ -267,11 +267,8 @@ class Trainer:
             if "output" not in outputs:
                 raise LumicapError(f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none")
             # The teacher runs in fp32 (its default); its reference features carry no gradient.
-            mfr_value = self.mfr(outputs["output"].float(), high.float())
-            total = total + mfr_value
-            terms["mfr"] = mfr_value
-            for name, value in getattr(self.mfr, "last_terms", {}).items():
-                terms[f"mfr_{name}"] = value
+            # Its terms (mfr, mfr_clip, mfr_prefix, mfr_gpt[, mfr_kl]) are read when logging: one sync.
+            total = total + self.mfr(outputs["output"].float(), high.float())
         self.scaler.scale(total).backward()
         if self.cfg.train.grad_clip:
             self.scaler.unscale_(self.optimizer)
@@ -438,6 +435,8 @@ class Trainer:
                 log_now = self.iteration % cfg.train.log_every == 0 or self.iteration == limit
                 if log_now:
                     values = {"loss": float(loss), **{k: float(v) for k, v in terms.items()}}
+                    if self.mfr is not None and self.stage.mfr:
+                        values.update(self.mfr.last_terms)
                     if not all(math.isfinite(v) for v in values.values()):
                         raise LumicapError(f"non-finite loss at iteration {self.iteration}: {values}")
                     step_time += time.perf_counter() - t0
