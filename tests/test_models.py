@@ -82,8 +82,17 @@ def test_recipe_is_well_formed(name: str) -> None:
         assert stage.losses and all(w > 0 for w in stage.losses.values()), f"{name}/{stage.name}: loss weights"
         assert stage.optimizer.get("lr", 0) > 0, f"{name}/{stage.name}: optimizer needs a learning rate"
         model_defined = set(stage.losses) - BUILTIN_LOSSES
-        if stage.objective != "enhance" or model_defined:
+        if stage.objective == "enhance":
+            # The trainer computes only built-in terms on model(low) for "enhance" stages.
+            assert not model_defined, f"{name}/{stage.name}: model-defined losses need a model-defined objective"
+        else:
             assert hasattr(model, "stage_losses"), f"{name}/{stage.name}: needs model.stage_losses"
+            low, high = torch.rand(1, 3, 32, 40) * 0.3, torch.rand(1, 3, 32, 40)
+            terms = model.stage_losses(stage.name, low, high)
+            missing = model_defined - set(terms)
+            assert not missing, f"{name}/{stage.name}: stage_losses lacks {sorted(missing)}"
+            if set(stage.losses) & BUILTIN_LOSSES or stage.mfr:
+                assert "output" in terms, f"{name}/{stage.name}: built-in losses / MFR need an 'output' image"
         if hasattr(model, "stage_parameters"):
             params = list(model.stage_parameters(stage.name))
             assert params, f"{name}/{stage.name}: stage trains no parameters"

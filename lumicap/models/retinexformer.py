@@ -1,0 +1,258 @@
+"""Retinexformer — One-stage Retinex-based Transformer (Cai et al., ICCV 2023).
+
+Written from the paper (Fig. 2) and the facts of the official code, caiyuanhao1998/Retinexformer
+``basicsr/models/archs/RetinexFormer_arch.py`` and ``Options/RetinexFormer_LOL_v1.yml``. No code is copied.
+
+One-stage Retinex framework (ORF), paper Fig. 2 (a):
+
+- **Illumination Estimator**: input = image ++ its channel mean (4 channels); 1x1 conv (4->40), 5x5 conv in
+  4 groups (40->40), 1x1 conv (40->3). It returns the *light-up feature* ``F_lu`` (40 channels) and the
+  *light-up map* ``L_bar`` (3 channels); the lit-up image is ``I_lu = I * L_bar + I``.
+- **Corruption Restorer = Illumination-Guided Transformer (IGT)**, Fig. 2 (b): a U-shaped encoder-decoder
+  (3x3 embedding 3->40; two levels, each downsampling with a 4x4 stride-2 conv for the features and another
+  for ``F_lu``; bottleneck; decoder with 2x2 stride-2 transposed convs, 1x1 fusion of the skip); every
+  level is a stack of **IGAB**s (Fig. 2 (c)): ``x = IG-MSA(x, F_lu) + x; x = FFN(LN(x)) + x``.
+- **IG-MSA** (Fig. 2 (d)): channel-wise ("transposed") self-attention, heads of 40 channels, queries and keys
+  L2-normalised over space, a learnable per-head temperature, values modulated by ``F_lu``; plus a
+  position branch (3x3 depth-wise conv, GELU, 3x3 depth-wise conv) on the values. Cost is linear in H*W.
+- Output ``= mapping(features) + I_lu``.
+
+Variant for LOL-v1 (official options): ``n_feat=40, stage=1, num_blocks=[1, 2, 2]``.
+Parameter count: **1,605,701**, computed by us from the official definition with those options (the paper
+and README: 1.61M). Published cost: 15.57 GFLOPs at 256x256 — fvcore ``FlopCountAnalysis.total()`` (which
+counts one multiply-add as one op, i.e. MACs) divided by 1024**3 in the official script, plus fvcore's
+element-wise counts for LayerNorm; ``lumicap models`` reports conv/matmul MACs / 1e9 (see ``flops.py``).
+
+Sizes: two stride-2 levels, so H and W are reflect-padded to a multiple of 4 (the official test script's
+``factor = 4``) and the output is cropped back.
+
+Attribute names follow the official module names, so state-dict keys have the official layout.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lumicap.models.common import crop_to, pad_to_multiple
+from lumicap.models.registry import Recipe, Stage, register_model
+
+__all__ = ["Retinexformer", "retinexformer"]
+
+
+class IlluminationEstimator(nn.Module):
+    """Fig. 2 (a) left: returns (light-up feature F_lu, light-up map L_bar)."""
+
+    def __init__(self, n_fea_middle: int, n_fea_in: int = 4, n_fea_out: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(n_fea_in, n_fea_middle, 1)
+        # Grouped (groups = input channels = 4), not fully depth-wise: as in the official model.
+        self.depth_conv = nn.Conv2d(n_fea_middle, n_fea_middle, 5, padding=2, groups=n_fea_in)
+        self.conv2 = nn.Conv2d(n_fea_middle, n_fea_out, 1)
+
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prior = img.mean(dim=1, keepdim=True)  # the illumination prior L_p
+        light_up_feature = self.depth_conv(self.conv1(torch.cat([img, prior], dim=1)))
+        return light_up_feature, self.conv2(light_up_feature)
+
+
+class IGMSA(nn.Module):
+    """Illumination-Guided Multi-head Self-Attention, Fig. 2 (d). Works on channel-last maps (B, H, W, C)."""
+
+    def __init__(self, dim: int, dim_head: int, heads: int):
+        super().__init__()
+        self.num_heads = heads
+        self.dim_head = dim_head
+        self.to_q = nn.Linear(dim, dim_head * heads, bias=False)
+        self.to_k = nn.Linear(dim, dim_head * heads, bias=False)
+        self.to_v = nn.Linear(dim, dim_head * heads, bias=False)
+        self.rescale = nn.Parameter(torch.ones(heads, 1, 1))  # per-head temperature
+        self.proj = nn.Linear(dim_head * heads, dim)
+        self.pos_emb = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=1, bias=False, groups=dim),
+            nn.GELU(),
+            nn.Conv2d(dim, dim, 3, padding=1, bias=False, groups=dim),
+        )
+
+    def forward(self, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        tokens = x.reshape(b, h * w, c)
+        v_inp = self.to_v(tokens)
+
+        def heads_channels_first(t: torch.Tensor) -> torch.Tensor:  # (B, N, heads*d) -> (B, heads, d, N)
+            return t.reshape(b, h * w, self.num_heads, self.dim_head).permute(0, 2, 3, 1)
+
+        q = F.normalize(heads_channels_first(self.to_q(tokens)), dim=-1)
+        k = F.normalize(heads_channels_first(self.to_k(tokens)), dim=-1)
+        v = heads_channels_first(v_inp) * heads_channels_first(light_up.reshape(b, h * w, c))
+        attn = ((k @ q.transpose(-2, -1)) * self.rescale).softmax(dim=-1)  # (B, heads, d, d)
+        out = (attn @ v).permute(0, 3, 1, 2).reshape(b, h * w, self.num_heads * self.dim_head)
+        out = self.proj(out).view(b, h, w, c)
+        position = self.pos_emb(v_inp.reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return out + position
+
+
+class FeedForward(nn.Module):
+    """1x1 conv (x4), GELU, 3x3 depth-wise conv, GELU, 1x1 conv; on channel-last maps."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(dim, dim * mult, 1, bias=False),
+            nn.GELU(),
+            nn.Conv2d(dim * mult, dim * mult, 3, padding=1, bias=False, groups=dim * mult),
+            nn.GELU(),
+            nn.Conv2d(dim * mult, dim, 1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class PreNorm(nn.Module):
+    def __init__(self, dim: int, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self.norm(x))
+
+
+class IGAB(nn.Module):
+    """Illumination-Guided Attention Block(s), Fig. 2 (c): ``num_blocks`` x (IG-MSA + LN/FFN), residual each.
+    The attention has no pre-norm (as in the official model); the FFN has one."""
+
+    def __init__(self, dim: int, dim_head: int, heads: int, num_blocks: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([IGMSA(dim, dim_head, heads), PreNorm(dim, FeedForward(dim))]) for _ in range(num_blocks)
+        )
+
+    def forward(self, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        light_up = light_up.permute(0, 2, 3, 1)
+        for attn, ff in self.blocks:
+            x = attn(x, light_up) + x
+            x = ff(x) + x
+        return x.permute(0, 3, 1, 2)
+
+
+class IlluminationGuidedTransformer(nn.Module):
+    """The corruption restorer (official ``Denoiser``), Fig. 2 (b): U-shaped IGAB encoder-decoder."""
+
+    def __init__(self, in_dim: int = 3, out_dim: int = 3, dim: int = 40, level: int = 2,
+                 num_blocks: tuple[int, ...] = (1, 2, 2)):
+        super().__init__()
+        self.level = level
+        self.embedding = nn.Conv2d(in_dim, dim, 3, padding=1, bias=False)
+        self.encoder_layers = nn.ModuleList()
+        width = dim
+        for i in range(level):
+            self.encoder_layers.append(nn.ModuleList([
+                IGAB(width, dim_head=dim, heads=width // dim, num_blocks=num_blocks[i]),
+                nn.Conv2d(width, width * 2, 4, stride=2, padding=1, bias=False),  # features down
+                nn.Conv2d(width, width * 2, 4, stride=2, padding=1, bias=False),  # light-up feature down
+            ]))
+            width *= 2
+        self.bottleneck = IGAB(width, dim_head=dim, heads=width // dim, num_blocks=num_blocks[-1])
+        self.decoder_layers = nn.ModuleList()
+        for i in range(level):
+            self.decoder_layers.append(nn.ModuleList([
+                nn.ConvTranspose2d(width, width // 2, kernel_size=2, stride=2),
+                nn.Conv2d(width, width // 2, 1, bias=False),  # fuse upsampled ++ skip
+                IGAB(width // 2, dim_head=dim, heads=(width // 2) // dim, num_blocks=num_blocks[level - 1 - i]),
+            ]))
+            width //= 2
+        self.mapping = nn.Conv2d(dim, out_dim, 3, padding=1, bias=False)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, lit_up: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
+        fea = self.embedding(lit_up)
+        skips, guides = [], []
+        for igab, down, guide_down in self.encoder_layers:
+            fea = igab(fea, light_up)
+            skips.append(fea)
+            guides.append(light_up)
+            fea, light_up = down(fea), guide_down(light_up)
+        fea = self.bottleneck(fea, light_up)
+        for i, (up, fuse, igab) in enumerate(self.decoder_layers):
+            skip = skips[self.level - 1 - i]
+            fea = fuse(torch.cat([up(fea), skip], dim=1))
+            fea = igab(fea, guides[self.level - 1 - i])
+        return self.mapping(fea) + lit_up
+
+
+class RetinexformerStage(nn.Module):
+    """One ORF stage: illumination estimator, light-up, corruption restorer."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_feat: int = 40, level: int = 2,
+                 num_blocks: tuple[int, ...] = (1, 2, 2)):
+        super().__init__()
+        self.estimator = IlluminationEstimator(n_feat)
+        self.denoiser = IlluminationGuidedTransformer(in_channels, out_channels, n_feat, level, num_blocks)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        light_up_feature, light_up_map = self.estimator(img)
+        return self.denoiser(img * light_up_map + img, light_up_feature)
+
+
+class Retinexformer(nn.Module):
+    """``stage`` ORF stages in sequence (1 for the published LOL models)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_feat: int = 40, stage: int = 1,
+                 num_blocks: tuple[int, ...] = (1, 2, 2)):
+        super().__init__()
+        self.level = 2
+        self.body = nn.Sequential(*[
+            RetinexformerStage(in_channels, out_channels, n_feat, self.level, tuple(num_blocks)) for _ in range(stage)
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, size = pad_to_multiple(x, 2**self.level)
+        return crop_to(self.body(padded), size)
+
+
+_RETINEXFORMER_RECIPE = Recipe(
+    stages=(
+        Stage(
+            name="main",
+            iterations=150_000,
+            batch_size=8,
+            patch_size=128,
+            losses={"l1": 1.0},
+            optimizer={"name": "adam", "lr": 2e-4, "betas": (0.9, 0.999)},
+            scheduler={
+                "name": "cosine_restart_cyclic",
+                "periods": [46_000, 104_000],
+                "restart_weights": [1.0, 1.0],
+                "eta_mins": [3e-4, 1e-6],
+            },
+            mixup=True,
+        ),
+    ),
+    source="caiyuanhao1998/Retinexformer Options/RetinexFormer_LOL_v1.yml: L1 (mean), Adam 2e-4 betas "
+    "(0.9, 0.999) no weight decay, total_iter 150000, batch 8, gt_size 128, CosineAnnealingRestartCyclicLR "
+    "periods [46000, 104000] restart_weights [1, 1] eta_mins [3e-4, 1e-6], mixup (beta 1.2, with identity), "
+    "geometric augmentation, manual_seed 100",
+    notes="use_grad_clip: true -> clip_grad_norm_(max_norm=0.01) every step (BasicSR ImageCleanModel); "
+    "the first cycle's eta_min (3e-4) is above the base lr, so the lr rises from 2e-4 to 3e-4 over 46k "
+    "iterations, then falls from 2e-4 to 1e-6.",
+)
+
+
+@register_model(
+    paper="Cai et al., Retinexformer: One-stage Retinex-based Transformer for Low-light Image Enhancement, "
+    "ICCV 2023",
+    official_params=1_605_701,
+    params_source="computed from the official RetinexFormer(n_feat=40, stage=1, num_blocks=[1,2,2]) of "
+    "caiyuanhao1998/Retinexformer basicsr/models/archs/RetinexFormer_arch.py (paper/README: 1.61M)",
+    recipe=_RETINEXFORMER_RECIPE,
+)
+def retinexformer(**overrides) -> nn.Module:
+    return Retinexformer(**{"n_feat": 40, "stage": 1, "num_blocks": (1, 2, 2), **overrides})
