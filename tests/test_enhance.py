@@ -124,6 +124,16 @@ def test_recursive_folders_keep_relative_paths_and_format(tmp_path, tiny_model):
     assert Image.open(out / "trip" / "day1" / "night.jpg").format == "JPEG"
 
 
+def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, tiny_model, capsys):
+    src = tmp_path / "photos"
+    _save_png(src / "a.png", _photo())
+    out = src / "enhanced"
+    for _ in range(2):
+        assert _enhance(src, "-r", "--out", out, "--model", tiny_model) == 0
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["a.png", "enhanced/a.png"]
+    assert "skipped 1" in capsys.readouterr().out.splitlines()[-1]
+
+
 def test_glob_input_and_exif_orientation(tmp_path, tiny_model):
     array = _photo(30, 50)
     image = Image.fromarray(array)

@@ -72,7 +72,7 @@ def run(args) -> int:
     else:
         if not args.inputs:
             raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
-        inputs = collect_inputs(args.inputs, recursive=args.recursive)
+        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out)
         enhanced_dir = out
     if not inputs:
         raise LumicapError(f"no image files in {', '.join(args.inputs)} (use -r for sub-folders)")

@@ -78,12 +78,23 @@ class TileSettings:
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def collect_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) -> list[InputImage]:
+def collect_inputs(
+    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None
+) -> list[InputImage]:
     """Expand files, folders (their image files; sub-folders too with ``recursive``) and glob patterns.
 
+    Files under ``exclude`` (the output folder) are left out of folder and glob expansions, so a run
+    whose output folder sits inside its input folder never enhances its own earlier outputs.
     An argument that matches nothing is an error (a typo should not silently enhance nothing).
     """
     from lumicap.data.io import is_image_file
+
+    excluded = Path(exclude).resolve() if exclude is not None else None
+
+    def wanted(candidate: Path) -> bool:
+        if not (candidate.is_file() and is_image_file(candidate)):
+            return False
+        return excluded is None or not candidate.resolve().is_relative_to(excluded)
 
     found: dict[Path, InputImage] = {}
     for item in inputs:
@@ -91,7 +102,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False)
         path = Path(text).expanduser()
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            members = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
+            members = sorted(p for p in path.glob(pattern) if wanted(p))
             members = [p for p in members if not any(part.startswith(".") for part in p.relative_to(path).parts)]
             for member in members:
                 found.setdefault(member.resolve(), InputImage(member, member.relative_to(path)))
@@ -99,7 +110,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False)
             found.setdefault(path.resolve(), InputImage(path, Path(path.name)))
         elif _GLOB_CHARS & set(text):
             matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
-            files = [Path(m) for m in matches if Path(m).is_file() and is_image_file(m)]
+            files = [Path(m) for m in matches if wanted(Path(m))]
             if not files:
                 raise LumicapError(f"{text}: pattern matches no image files")
             for member in files:
