@@ -1,0 +1,144 @@
+"""Config schema: YAML + base chain + dotted overrides, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from lumicap.config import BUILTIN_LOSSES, apply_overrides, dump_yaml, from_dict, load_config, parse_value, to_dict
+from lumicap.errors import ConfigError
+
+BASE_YAML = """
+model: {name: iat}
+data: {root: /data/LOL-v1, layout: lol-v1}
+stages:
+  - name: patches
+    iterations: 100
+    batch_size: 8
+    patch_size: 128
+    losses: {l1: 1.0}
+    optimizer: {name: adam, lr: 2e-4}
+    scheduler: {name: cosine_restart_cyclic, periods: [40, 60], restart_weights: [1, 1], eta_mins: [3e-4, 1e-6]}
+  - name: whole
+    iterations: 50
+    batch_size: 4
+    patch_size: null
+    losses: {l1: 1.0, ssim: 0.5}
+"""
+
+
+@pytest.fixture
+def base_file(tmp_path):
+    path = tmp_path / "exp-baseline.yaml"
+    path.write_text(BASE_YAML)
+    return path
+
+
+def test_load_fills_defaults_and_names_run_after_file(base_file):
+    cfg = load_config(base_file)
+    assert cfg.name == "exp-baseline"
+    assert cfg.stages[0].optimizer.lr == pytest.approx(2e-4)  # "2e-4" is a float, not a string
+    assert cfg.stages[0].scheduler.eta_mins == [3e-4, 1e-6]
+    assert cfg.stages[1].patch_size is None
+    assert cfg.train.amp == "none" and cfg.train.select_on == "val" and not cfg.mfr.enabled
+    assert cfg.total_iterations == 150
+    assert load_config(base_file, ["train.max_iters=30"]).total_iterations == 30
+
+
+def test_base_chain_merges_sections_and_mfr_file_adds_block(base_file, tmp_path):
+    mfr = tmp_path / "exp-mfr.yaml"
+    mfr.write_text("base: exp-baseline.yaml\nmfr: {enabled: true, teacher: clipcap-coco, weights: [1, 0.5, 2]}\n")
+    cfg, base = load_config(mfr), load_config(base_file)
+    assert cfg.name == "exp-mfr"
+    assert cfg.mfr.enabled and cfg.mfr.weights == (1.0, 0.5, 2.0)
+    a, b = to_dict(cfg), to_dict(base)
+    assert {k for k in a if a[k] != b[k]} == {"mfr", "name"}
+
+
+def test_base_loop_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_dotted_overrides_by_index_and_stage_name(base_file):
+    cfg = load_config(
+        base_file,
+        ["train.amp=bf16", "stages.0.iterations=10", "stages.whole.optimizer.lr=1e-5", "stages.1.losses={l1: 2}",
+         "mfr.gpt_layers=[1, 3]", "train.grad_clip=0.01"],
+    )
+    assert cfg.train.amp == "bf16"
+    assert cfg.stages[0].iterations == 10
+    assert cfg.stages[1].optimizer.lr == pytest.approx(1e-5)
+    assert cfg.stages[1].losses == {"l1": 2.0}
+    assert cfg.mfr.gpt_layers == [1, 3]
+    assert cfg.train.grad_clip == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lerning_rate=1", "unknown key 'train.lerning_rate'; allowed: seed, amp,"),
+        ("train.amp=fp32", "train.amp: expected one of none|bf16|fp16, got 'fp32'"),
+        ("stages.0.batch_size=2.5", "stages.0.batch_size: expected int, got 2.5"),
+        ("stages.0.iterations=-5", "stages.0.iterations: must be >= 1, got -5"),
+        ("stages.0.iterations=true", "stages.0.iterations: expected int, got True"),
+        ("mfr.weights=[1, 2]", "mfr.weights: expected tuple[float, float, float], got [1, 2]"),
+        ("mfr.distance=l3", "mfr.distance: expected one of l1|l2|cosine"),
+        ("stages.0.losses.perceptual=1", "unknown loss 'stages.0.losses.perceptual'; allowed: l1,"),
+        ("stages.0.scheduler.gamma=0.5", "stages.0.scheduler.gamma: not used by scheduler 'cosine_restart_cyclic'"),
+        ("stages.0.scheduler.periods=[10, 20]", "stages.0.scheduler.periods: sum 30 is shorter than the stage's 100"),
+        ("stages.1.scheduler={name: multistep}", "stages.1.scheduler.milestones: required by scheduler 'multistep'"),
+        ("data.val_fraction=1.5", "data.val_fraction: must be in [0, 1), got 1.5"),
+        ("train.ema_decay=1.0", "train.ema_decay: must be in (0, 1) or null"),
+        ("stages.9.iterations=1", "override key 'stages.9': index 9 out of range"),
+        ("stages.decompose.iterations=1", "override key 'stages.decompose': no item named 'decompose' (items: patches, whole)"),
+        ("train.seed", "is not of the form key=value"),
+        ("name=../x", "name: must be a plain folder name"),
+    ],
+)
+def test_bad_values_are_one_line_errors_naming_the_key(base_file, override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(base_file, [override])
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_missing_required_and_wrong_top_level(tmp_path):
+    (tmp_path / "c.yaml").write_text("model: {name: iat}\nstages: []\n")
+    with pytest.raises(ConfigError, match="missing required key 'data'"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(tmp_path / "d.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_dump_and_reload_round_trip(base_file, tmp_path):
+    cfg = load_config(base_file, ["mfr.enabled=true", "train.ema_decay=0.999"])
+    again = tmp_path / "again.yaml"
+    again.write_text(dump_yaml(cfg))
+    assert to_dict(load_config(again)) == to_dict(cfg)
+
+
+def test_parse_value_reads_yaml_scalars():
+    assert parse_value("1e-4") == pytest.approx(1e-4)
+    assert parse_value("10") == 10 and isinstance(parse_value("10"), int)
+    assert parse_value("null") is None
+    assert parse_value("[0.9, 0.99]") == [0.9, 0.99]
+    assert parse_value("bf16") == "bf16"
+
+
+def test_config_loss_names_match_the_loss_module():
+    from lumicap.losses import BUILTIN
+
+    assert set(BUILTIN) == set(BUILTIN_LOSSES)
+
+
+def test_model_defined_stage_losses_allowed_for_other_objectives(base_file):
+    cfg = load_config(base_file, ["stages.0.objective=decompose", "stages.0.losses={recon: 1.0, smooth: 0.1}"])
+    assert cfg.stages[0].losses == {"recon": 1.0, "smooth": 0.1}
+    with pytest.raises(ConfigError, match="weight must be >= 0"):
+        from_dict(apply_overrides(to_dict(cfg), ["stages.0.losses.smooth=-1"]))
