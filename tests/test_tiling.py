@@ -116,3 +116,27 @@ def test_large_photo_peak_memory_is_bounded(tmp_path):
     bound_mb = PEAK_BYTES_PER_PIXEL * height * width / 2**20 + PEAK_FIXED_MB
     # A whole-image pass of even this tiny network would hold ~8 float maps of the photo (> 1 GB).
     assert increase_mb < bound_mb, f"peak RSS grew {increase_mb:.0f} MB, bound {bound_mb:.0f} MB"
+
+
+def test_out_of_memory_in_a_whole_pass_falls_back_to_tiles_then_to_a_clear_error():
+    from lumicap.errors import LumicapError
+    from lumicap.inference import TileSettings, enhance_image
+
+    shapes = []
+
+    def allocator_limited(x):  # stands in for a network whose activations fit only below 512 columns
+        shapes.append(tuple(x.shape[-2:]))
+        if x.shape[-1] > 512:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+        return x * 0.5
+
+    image = torch.rand(3, 400, 600)
+    out = enhance_image(allocator_limited, image, torch.device("cpu"), TileSettings(max_megapixels=5))
+    assert shapes[0] == (400, 600) and all(s == (400, 512) for s in shapes[1:]) and len(shapes) == 3
+    assert torch.allclose(out, image * 0.5)
+
+    def never_fits(x):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(LumicapError, match="try --tile 256"):
+        enhance_image(never_fits, image, torch.device("cpu"), TileSettings(max_megapixels=5))

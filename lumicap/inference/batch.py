@@ -137,7 +137,8 @@ def enhance_image(
 ) -> torch.Tensor:
     """Enhance one (3,H,W) image, whole or in tiles per ``tiles``; returns a CPU tensor in [0, 1].
 
-    A whole-image pass that runs out of memory (GPU or CPU allocator) is retried in tiles.
+    A whole-image pass that runs out of memory (GPU or CPU allocator) is retried in tiles; tiles that
+    still do not fit raise a one-line ``LumicapError`` suggesting a smaller ``--tile``.
     """
     height, width = image.shape[-2:]
     tile = tiles.tile_for(height, width, device)
@@ -150,7 +151,15 @@ def enhance_image(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             tile = DEFAULT_TILE
-    return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+    try:
+        return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+    except (RuntimeError, MemoryError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        smaller = max(64, tile // 2)
+        raise LumicapError(f"out of memory on {device} with {tile}px tiles; try --tile {smaller}") from None
 
 
 def enhance_files(
