@@ -103,13 +103,21 @@ def evaluate_pairs(
         raise LumicapError("evaluate_pairs: nothing to evaluate (no image pairs)")
     names = list(names) if names is not None else [p.stem for p in pred_paths]
 
-    mismatched = []
+    from lumicap.metrics.ssim import WINDOW_SIZE
+
+    # MATLAB-style SSIM is defined on the valid region of its 11x11 window; LPIPS's AlexNet needs 32x32.
+    min_side, needs = (32, "LPIPS's 32x32 minimum") if lpips is not None else (WINDOW_SIZE, f"SSIM's {WINDOW_SIZE}x{WINDOW_SIZE} window")
+    mismatched, too_small = [], []
     for name, pred_path, gt_path in zip(names, pred_paths, gt_paths):
         pred_size, gt_size = image_size(pred_path), image_size(gt_path)
         if pred_size != gt_size:
             mismatched.append(f"{name} (pred {pred_size[1]}x{pred_size[0]} vs gt {gt_size[1]}x{gt_size[0]})")
+        elif min(pred_size) < min_side:
+            too_small.append(f"{name} ({pred_size[1]}x{pred_size[0]})")
     if mismatched:
         raise LumicapError(f"{len(mismatched)} prediction(s) differ in size from their reference: {compact_list(mismatched)}")
+    if too_small:
+        raise LumicapError(f"{len(too_small)} image(s) smaller than {needs} cannot be measured: {compact_list(too_small)}")
 
     if lpips is not None:
         lpips = lpips.to(device)
