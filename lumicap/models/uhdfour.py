@@ -18,12 +18,10 @@ losses, ``train.sh`` for the schedule). Two cascaded networks:
 
 The official code has two configurations and picks one by dataset (``UHDFour_model.py``):
 
-============  =====  =======================================  ===============================
-variant       scale  high-resolution refinement               used for
-============  =====  =======================================  ===============================
-``"lol"``     2      2 more Fourier blocks, 1x1 6->32 + 3 conv  LOLv1, LOLv2 (this project's default)
-``"uhd"``     8      none, 1x1 6->16 + 1 conv                   UHD-LL (4K), the paper's headline model
-============  =====  =======================================  ===============================
+* ``variant="lol"`` (LOLv1/LOLv2, this project's default): scale 2; the high-resolution network adds two
+  plain Fourier blocks after the guided one, and its head is 1x1 (6->32) then three 3x3 convs.
+* ``variant="uhd"`` (UHD-LL 4K, the paper's headline model): scale 8; guided block only, head 1x1 (6->16)
+  then one 3x3 conv.
 
 So the paper's "downsample by 8" is the UHD-LL model; on LOL (600x400) the official model downsamples by
 2. ``training_outputs(x)["output_lowres"]`` has size ``(ceil(H/scale), ceil(W/scale))``: H/2 x W/2 for the
