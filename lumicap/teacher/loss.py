@@ -220,7 +220,8 @@ class MultimodalFeatureLoss(nn.Module):
         if want_logits:
             log_out = torch.log_softmax(logits_out.float(), dim=-1)
             log_ref = torch.log_softmax(logits_ref.float(), dim=-1)
-            kl = F.kl_div(log_out, log_ref, log_target=True, reduction="none").sum(dim=-1)  # (B, L)
+            # KL >= 0 in exact arithmetic; clamp the float rounding that can make it a hair negative.
+            kl = F.kl_div(log_out, log_ref, log_target=True, reduction="none").sum(dim=-1).clamp_min(0.0)  # (B, L)
             kl_term = (_masked_mean(kl, mask) * differs).mean()
         return gpt_term, kl_term
 

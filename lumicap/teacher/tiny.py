@@ -105,6 +105,11 @@ def save_random_teacher(
             torch.save(_openai_resnet_state(resnet), directory / "clip_visual.pt")
             manifest["clip"] = {"weights": "clip_visual.pt"}
             mapper = TransformerMapper(resnet["output_dim"], gpt_config["n_embd"], prefix_length, **mapping)
+            with torch.no_grad():
+                # Untrained constants (randn) would drown the image tokens of a unit-norm embedding; a
+                # trained mapper balances them, so the random one is scaled to keep the prefix image-dependent.
+                mapper.prefix_const.mul_(0.1)
+                mapper.linear.weight.mul_(4.0)
             manifest["mapping"] = {"type": "transformer", **mapping}
             clipcap = {f"clip_project.{k}": v for k, v in mapper.state_dict().items()}
             _save_hf_gpt2(directory / "gpt2", gpt_config, gpt_state)
@@ -214,7 +219,9 @@ def _openai_resnet_state(config: dict) -> dict[str, torch.Tensor]:
     tower = build_resnet(config)
     state = {}
     for key, value in tower.state_dict().items():
-        if key.endswith("running_mean"):
+        if value.dim() == 4:  # convolutions: He-normal, so the signal keeps its scale through the depth
+            value = torch.randn_like(value) * (2.0 / value[0].numel()) ** 0.5
+        elif key.endswith("running_mean"):
             value = 0.1 * torch.randn_like(value)
         elif key.endswith("running_var"):
             value = 0.5 + torch.rand_like(value)
