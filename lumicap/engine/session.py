@@ -153,7 +153,11 @@ def run_one(
             state = ckpt.load_checkpoint(last, map_location=trainer.device)
             if state["config"] != to_dict(cfg):
                 raise LumicapError(f"{run_dir / CONFIG_FILE} no longer matches the config stored in {last}")
-            trainer.restore(state)
+            try:
+                trainer.restore(state)
+            except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+                # A hand-edited or foreign last.pt: say which file and key, not a load_state_dict traceback.
+                raise LumicapError(f"{last}: does not fit this run ({' '.join(str(exc).split())[:300]})") from None
         protocol = dataset_protocol(cfg, trainer.splits)
         if info.is_main:
             update_run_info(
