@@ -60,9 +60,14 @@ def run(args) -> int:
     if args.max_megapixels is not None and args.max_megapixels <= 0:
         raise LumicapError("--max-megapixels must be positive")
     out = Path(args.out)
+    if args.demo and args.inputs:
+        raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
+    if not args.demo and not args.inputs:
+        raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
+    # The model first: a missing or broken model file is reported before anything is written.
+    model = load_inference_model(args.model, args.device, weights=args.weights)
+    print(f"model: {model.describe()}")
     if args.demo:
-        if args.inputs:
-            raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
         from lumicap.demo import write_demo_inputs
 
         demo = write_demo_inputs(out)
@@ -70,15 +75,11 @@ def run(args) -> int:
         inputs = collect_inputs([demo.low_dir])
         enhanced_dir = out / "enhanced"
     else:
-        if not args.inputs:
-            raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
         inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out)
         enhanced_dir = out
     if not inputs:
         raise LumicapError(f"no image files in {', '.join(args.inputs)} (use -r for sub-folders)")
 
-    model = load_inference_model(args.model, args.device, weights=args.weights)
-    print(f"model: {model.describe()}")
     captioner = None
     if args.caption:
         from lumicap.inference.captions import CaptionWriter
