@@ -176,6 +176,13 @@ def test_loads_checkpoint_name_plus_weights_and_prefers_ema(tmp_path, monkeypatc
     # EMA weights were saved from seed + 1.
     assert torch.equal(model.module.conv1.weight, tiny_state(seed=1)["conv1.weight"])
 
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    save_tiny_checkpoint(tmp_path, seed=7).rename(run / "best.pt")
+    from_run = load_inference_model(tmp_path / "run", "cpu")
+    assert from_run.source.endswith("best.pt") and from_run.metadata["weights"] == "model"
+    assert torch.equal(from_run.module.conv1.weight, tiny_state(seed=7)["conv1.weight"])
+
     weights = tmp_path / "bare.pth"
     torch.save({"state_dict": tiny_state(seed=5)}, weights)
     named = load_inference_model(TINY_NAME, "cpu", weights=weights)

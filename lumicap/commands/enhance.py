@@ -20,7 +20,7 @@ def register(sub):
     parser.add_argument(
         "--model", metavar="NAME|FILE", default="default",
         help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
-        "checkpoint, or a registry model name together with --weights",
+        "checkpoint or run folder (its best.pt), or a registry model name together with --weights",
     )
     parser.add_argument("--weights", metavar="FILE", help="state-dict file for --model NAME")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")

@@ -5,7 +5,8 @@
 - ``None`` or ``"default"``: the model shipped in the package, ``lumicap/assets/default_model.safetensors``
   with its sidecar ``default_model.json``;
 - a ``.safetensors`` file with a JSON sidecar of the same stem (``save_inference_model`` writes both);
-- a lumicap training checkpoint (``lumicap.engine.checkpoint``: a dict with the ``"model"`` state dict,
+- a lumicap training checkpoint (or a run folder: its ``checkpoints/best.pt``, else ``last.pt``;
+  ``lumicap.engine.checkpoint``: a dict with the ``"model"`` state dict,
   the ``"ema"`` average when the run kept one, and the run's ``"config"`` whose ``model`` entry names the
   registry model and its constructor overrides); the EMA weights are used when present, because they
   are what the run validated and selected;
@@ -93,6 +94,8 @@ def load_inference_model(
         name, overrides, state, metadata, source = _from_name_and_weights(text, weights)
     else:
         path = Path(text).expanduser()
+        if path.is_dir():
+            path = _checkpoint_in_run_folder(path)
         if path.suffix == ".safetensors":
             name, overrides, state, metadata, source = _from_safetensors(path)
         elif path.suffix in CHECKPOINT_SUFFIXES or path.is_file():
@@ -170,10 +173,19 @@ def _from_checkpoint(path: Path):
         raise WeightsError(f"{path}: the checkpoint's config names no model (config.model.name)")
     state, which = _checkpoint_weights(raw, path)
     metadata = {"model": name, "overrides": overrides, "weights": which}
-    for key in ("iteration", "best"):
+    for key in ("kind", "iteration", "best", "selected_on"):
         if key in raw and isinstance(raw[key], (int, float, str, dict)):
             metadata[key] = raw[key]
     return name, overrides, state, metadata, str(path)
+
+
+def _checkpoint_in_run_folder(folder: Path) -> Path:
+    """A ``lumicap train`` run folder stands for its selected weights (``checkpoints/best.pt``), else
+    its latest state (``checkpoints/last.pt``)."""
+    for candidate in (folder / "checkpoints" / "best.pt", folder / "checkpoints" / "last.pt"):
+        if candidate.is_file():
+            return candidate
+    raise WeightsError(f"{folder}: a folder, but not a lumicap run folder (no checkpoints/best.pt or last.pt)")
 
 
 def _checkpoint_weights(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor], str]:
