@@ -10,20 +10,23 @@ created with ``mkdir(exist_ok=False)`` so two runs can never share one. A run fo
     log.jsonl            one JSON object per logged event (train losses, lr, validation, test)
     tb/                  TensorBoard event files
     results/             test-iterNNNNNNN/{per_image.csv, summary.json}: one folder per test evaluation
+    .lock                held (flock) by the process training the run; a second one is refused
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from lumicap.errors import LumicapError
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"
 
 
 def new_group_dir(output_dir: str | os.PathLike, name: str) -> Path:
@@ -47,6 +50,40 @@ def new_run_dir(group: Path, seed: int) -> Path:
     except FileExistsError:
         raise LumicapError(f"run folder {run} already exists; use --resume {run} to continue it") from None
     return run
+
+
+@contextlib.contextmanager
+def hold_run_lock(run: Path, enabled: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``run`` while training it; a second process gets a one-line error.
+
+    Without it, two ``lumicap train --resume RUN`` at once would both write ``last.pt`` and silently
+    overwrite each other's progress. ``flock`` locks die with their process (even on SIGKILL), so a killed
+    run never leaves a stale lock. With the lock held, temporary files that killed processes left
+    half-written (``.last.pt.tmp-<pid>``) are removed: no live writer can own them.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): train without the guard
+        yield
+        return
+    handle = open(run / LOCK_FILE, "a")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LumicapError(
+                f"{run} is being trained by another process (it holds {run / LOCK_FILE}); wait for it to finish or stop it"
+            ) from None
+        for folder in (run, run / "checkpoints"):
+            if folder.is_dir():
+                for stale in folder.glob(".*.tmp-*"):
+                    stale.unlink(missing_ok=True)
+        yield
+    finally:
+        handle.close()
 
 
 def is_run_dir(path: Path) -> bool:

@@ -21,6 +21,7 @@ from lumicap.config import Config, dump_yaml, load_config, to_dict
 from lumicap.engine import distributed as dist_utils
 from lumicap.engine.rundir import (
     CONFIG_FILE,
+    hold_run_lock,
     is_run_dir,
     new_group_dir,
     new_run_dir,
@@ -118,12 +119,20 @@ def _versions() -> dict:
 def run_one(
     run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo
 ) -> RunResult:
+    if is_new and info.is_main:
+        new_run_dir(run_dir.parent, cfg.train.seed)
+    with hold_run_lock(run_dir, enabled=info.is_main):
+        return _run_locked(run_dir, cfg, is_new, inv, info)
+
+
+def _run_locked(
+    run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo
+) -> RunResult:
     from lumicap.engine import checkpoint as ckpt
     from lumicap.engine.train import Budget, Trainer
 
     if is_new:
         if info.is_main:
-            new_run_dir(run_dir.parent, cfg.train.seed)
             (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg), encoding="utf-8")
             update_run_info(
                 run_dir,
