@@ -57,12 +57,35 @@ def _with_seed(cfg: Config, seed: int) -> Config:
     return replace(cfg, train=replace(cfg.train, seed=seed))
 
 
+def _preflight(cfg: Config) -> None:
+    """Config values that only fail once a run starts, checked before any run folder is made: a typo
+    then costs one line naming the key instead of a half-made run folder marked failed."""
+    from lumicap.errors import ConfigError
+    from lumicap.models.registry import model_info
+
+    try:
+        model_info(cfg.model.name)
+    except LumicapError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
+    if not Path(cfg.data.root).expanduser().is_dir():
+        raise ConfigError(f"data.root: no such folder: {cfg.data.root}")
+    if cfg.mfr.enabled:
+        from lumicap.teacher.presets import PRESETS
+
+        if cfg.mfr.teacher not in PRESETS and not Path(cfg.mfr.teacher).expanduser().exists():
+            raise ConfigError(
+                f"mfr.teacher: '{cfg.mfr.teacher}' is neither a teacher preset ({', '.join(PRESETS)}) "
+                "nor an existing file or folder"
+            )
+
+
 def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[tuple[Path, Config, bool]]:
     """(run folder, config, is_new) for every run this invocation handles."""
     if inv.resume is None:
         cfg = load_config(inv.config, inv.overrides)
         if inv.output_dir:
             cfg = replace(cfg, output_dir=inv.output_dir)
+        _preflight(cfg)
         seeds = inv.seeds or [cfg.train.seed]
         group = None
         if info.is_main:
