@@ -49,9 +49,9 @@ class FuzzReport:
         return sum(o.status == status for o in self.outcomes)
 
     def expected(self, case: FuzzCase) -> str:
-        if self.command == "eval" and case.kind == "mismatched_pair":
+        if self.command.startswith("eval") and case.kind == "mismatched_pair":
             return "bad"
-        if self.command == "eval" and case.expect == "good" and case.size and min(case.size) < self.eval_min_side:
+        if self.command.startswith("eval") and case.expect == "good" and case.size and min(case.size) < self.eval_min_side:
             return "bad"  # SSIM's 11x11 window (LPIPS: 32x32) does not fit: refusing is the right answer
         return case.expect
 

@@ -89,7 +89,8 @@ class SoakReport:
     corrupt_checkpoints: list[str] = field(default_factory=list)
     unreadable_records: list[str] = field(default_factory=list)  # run.json / config.yaml
     failed_invocations: list[str] = field(default_factory=list)  # non-zero exit not caused by a kill
-    stale_temp_files: list[str] = field(default_factory=list)
+    partial_writes_left: list[str] = field(default_factory=list)  # temporary files a kill left (not checkpoints)
+    stale_temp_files: list[str] = field(default_factory=list)  # those still there at the end
     unreadable_log_lines: int = 0
     final_iteration: int | None = None
     reference_iteration: int | None = None
@@ -125,7 +126,8 @@ class SoakReport:
             f"corrupt checkpoints found: {len(self.corrupt_checkpoints)} (of {self.checkpoints_checked} loads after kills)",
             f"unreadable run records: {len(self.unreadable_records)}, failed invocations: {len(self.failed_invocations)}, "
             f"unreadable log.jsonl lines: {self.unreadable_log_lines}",
-            f"stale temporary files left by kills: {len(self.stale_temp_files)}",
+            f"half-written temporary files left by kills: {len(self.partial_writes_left)} "
+            f"(still there at the end: {len(self.stale_temp_files)})",
             f"final iteration: {self.final_iteration} (uninterrupted run: {self.reference_iteration})",
             f"max weight difference vs uninterrupted run: {diff} ({parts}); identical: {'yes' if self.identical else 'NO'}",
             f"test metrics: {_fmt_metrics(self.test_metrics)} (uninterrupted: {_fmt_metrics(self.reference_test_metrics)})",
@@ -500,6 +502,7 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
             temps = _temp_files(run_dir) - seen_temps
             mid_write = any(Path(t).name.endswith(f".pt.tmp-{proc.pid}") for t in temps)
             seen_temps |= temps
+            report.partial_writes_left.extend(sorted(temps))
             report.kills += 1
             report.kills_by_kind[kind] = report.kills_by_kind.get(kind, 0) + 1
             report.mid_write_confirmed += int(mid_write)

@@ -1,0 +1,68 @@
+"""Short version of scripts/fuzz_inputs.py: one file of every fuzz kind through `lumicap enhance` (one
+folder run) and `lumicap eval` (one run per file). No tracebacks, no good file lost, no bad file accepted,
+every refusal one line naming the file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _enhance_support import register_tiny, save_tiny_safetensors
+from lumicap.testing.fuzzfiles import KINDS, generate_cases, write_cases
+from lumicap.testing.fuzzrun import fuzz_enhance, fuzz_eval
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return generate_cases(len(KINDS), seed=1)
+
+
+def test_generator_covers_every_kind_with_the_promised_expectations(cases, tmp_path):
+    written = write_cases(cases, tmp_path)
+    assert {c.kind for c in written} == {k for k, _, _ in KINDS}
+    assert len({c.stem for c in written}) == len(written)
+    assert any(" " in c.filename for c in written) and any(not c.filename.isascii() for c in written)
+    by_kind = {c.kind: c for c in written}
+    for kind in ("zero_bytes", "truncated_png", "truncated_jpeg", "random_bytes", "png_bomb", "jpeg_bomb", "bmp_bomb"):
+        assert by_kind[kind].expect == "bad"
+    for kind in ("png16_rgb", "gray_png", "palette_png", "rgba_png", "cmyk_jpeg", "exif_rotated_jpeg", "one_by_one_png"):
+        assert by_kind[kind].expect == "good"
+    assert (tmp_path / by_kind["zero_bytes"].filename).stat().st_size == 0
+    assert (tmp_path / by_kind["png_bomb"].filename).stat().st_size < 200  # the bomb is in the header only
+    permissions = by_kind["unreadable_permissions"]
+    readable = os.access(tmp_path / permissions.filename, os.R_OK)
+    assert permissions.expect == ("good" if readable else "bad")  # root reads mode-000 files: said, not hidden
+    assert ("root" in permissions.note) == readable
+
+
+def test_enhance_fuzz(cases, tmp_path, monkeypatch):
+    register_tiny(monkeypatch)
+    model = save_tiny_safetensors(tmp_path / "model")
+
+    report = fuzz_enhance(cases, tmp_path, str(model))
+
+    assert report.ok, report.text()
+    assert len(report.outcomes) == len(cases)
+    assert not report.tracebacks and not report.good_lost
+    by_kind = {o.case.kind: o for o in report.outcomes}
+    assert by_kind["png_bomb"].status == "rejected" and "decompression bomb" in by_kind["png_bomb"].detail
+    assert by_kind["png_bomb_near_limit"].status == "rejected" and "exceeds the limit" in by_kind["png_bomb_near_limit"].detail
+    assert by_kind["zero_bytes"].status == "rejected" and "empty file" in by_kind["zero_bytes"].detail
+    for outcome in report.outcomes:
+        if outcome.status == "rejected":
+            assert outcome.case.filename in outcome.detail
+    # Every good input has an output, of its displayed size (EXIF orientation applied; report.ok checks sizes).
+    assert all(o.status == "processed" for o in report.outcomes if o.case.expect == "good")
+    assert by_kind["exif_rotated_png"].case.size[0] > by_kind["exif_rotated_png"].case.size[1]  # stored wide, shown tall
+
+
+def test_eval_fuzz(cases, tmp_path):
+    report = fuzz_eval(cases, tmp_path)
+
+    assert report.ok, report.text()
+    by_kind = {o.case.kind: o for o in report.outcomes}
+    assert by_kind["mismatched_pair"].status == "rejected" and "differ in size" in by_kind["mismatched_pair"].detail
+    assert by_kind["one_by_one_png"].status == "rejected" and "11x11" in by_kind["one_by_one_png"].detail
+    assert by_kind["truncated_png"].status == "rejected" and by_kind["truncated_png"].case.filename in by_kind["truncated_png"].detail
+    assert by_kind["rgb_png"].status == "processed" and by_kind["png16_rgb"].status == "processed"
