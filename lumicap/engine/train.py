@@ -63,10 +63,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def state_hash(module: nn.Module) -> str:
-    """sha256 of every tensor in a state dict (replica checks, resume tests)."""
+def state_hash(module_or_state: nn.Module | dict) -> str:
+    """sha256 of every tensor in a module's state dict (replica checks, resume tests)."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
     digest = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
+    for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
@@ -486,18 +487,22 @@ class Trainer:
         dist_utils.barrier(self.info)
 
     def _write_replica_hash(self) -> None:
-        """Each rank records a hash of its weights; identical hashes prove the replicas stayed in sync."""
+        """Each rank records a hash of its parameters; identical hashes prove the replicas stayed in sync.
+
+        Buffers are hashed apart: BatchNorm running statistics are broadcast from rank 0 at the start of
+        every forward, so after the last step each rank holds the statistics of its own last batch."""
         import json
 
-        digest = state_hash(self.model)
+        params = dict(self.model.named_parameters())
+        digest = state_hash(params)
+        buffers = state_hash(dict(self.model.named_buffers()))
         folder = self.run_dir / "replicas"
         folder.mkdir(exist_ok=True)
-        (folder / f"rank{self.info.rank}.json").write_text(
-            json.dumps({"rank": self.info.rank, "iteration": self.iteration, "sha256": digest}) + "\n"
-        )
+        record = {"rank": self.info.rank, "iteration": self.iteration, "parameters_sha256": digest, "buffers_sha256": buffers}
+        (folder / f"rank{self.info.rank}.json").write_text(json.dumps(record) + "\n")
         hashes = dist_utils.all_gather_object(digest, self.info)
         if self.info.is_main and len(set(hashes)) != 1:
-            self.log.message(f"warning: replicas differ after training: {hashes}")
+            self.log.message(f"warning: replica parameters differ after training: {hashes}")
 
     def close(self) -> None:
         self.log.close()
