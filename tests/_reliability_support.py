@@ -90,6 +90,16 @@ def train_stopped_run(tmp: Path) -> Path:
     return run
 
 
+def shared_stopped_run(tmp_path_factory) -> Path:
+    """One stopped run per test session (several test modules copy it; none may change it)."""
+    base = tmp_path_factory.getbasetemp() / "reliability-stopped-run"
+    record = base / "run-path.txt"
+    if not record.is_file():
+        base.mkdir(exist_ok=True)
+        record.write_text(str(train_stopped_run(base)))
+    return Path(record.read_text())
+
+
 def copy_run(run: Path, dest: Path) -> Path:
     shutil.copytree(run, dest)
     return dest

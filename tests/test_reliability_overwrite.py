@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _reliability_support import assert_one_line_error, copy_run, tiny_train_config, train_stopped_run
+from _reliability_support import assert_one_line_error, copy_run, shared_stopped_run, tiny_train_config
 from lumicap.testing.fuzzrun import run_cli
 
 
@@ -35,20 +35,20 @@ def _photos(folder: Path, count: int = 2, level: int = 30) -> Path:
 # --------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory) -> Path:
-    return train_stopped_run(tmp_path_factory.mktemp("train"))
+    return shared_stopped_run(tmp_path_factory)
 
 
-def test_train_twice_makes_a_new_run_folder(stopped_run):
-    group_root = stopped_run.parent.parent
-    config = stopped_run.parent.parent.parent.parent / "tiny.yaml"
-    before = _snapshot(stopped_run)
+def test_train_twice_makes_a_new_run_folder(stopped_run, tmp_path):
+    config = stopped_run.parents[3] / "tiny.yaml"
+    first = copy_run(stopped_run, tmp_path / "runs" / "tiny" / stopped_run.parent.name / "seed0")
+    before = _snapshot(first)
 
-    rc, out, err, tb = run_cli(["train", str(config), "--max-iters", "1", "--no-progress"])
+    rc, out, err, tb = run_cli(["train", str(config), "--output-dir", str(tmp_path / "runs"), "--max-iters", "1", "--no-progress"])
 
     assert tb is None and rc == 0, err
-    runs = sorted(group_root.glob("*/seed0"))
-    assert len(runs) == 2 and stopped_run in runs
-    assert _snapshot(stopped_run) == before  # the first run is untouched
+    runs = sorted((tmp_path / "runs" / "tiny").glob("*/seed0"))
+    assert len(runs) == 2 and first in runs
+    assert _snapshot(first) == before  # the first run is untouched
 
 
 def test_new_run_dir_refuses_an_existing_folder(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from _reliability_support import (
     assert_one_line_error,
     copy_run,
-    train_stopped_run,
+    shared_stopped_run,
     truncate,
     write_code_pickle,
     write_code_torchscript,
@@ -42,7 +42,7 @@ def test_the_crafted_files_do_run_code_when_loaded_unsafely(tmp_path):
 # ------------------------------------------------------------------------------------- training resume
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory) -> Path:
-    return train_stopped_run(tmp_path_factory.mktemp("resume"))
+    return shared_stopped_run(tmp_path_factory)
 
 
 @pytest.mark.parametrize("damage", ["code-pickle", "legacy-code-pickle", "truncated", "wrong-architecture", "not-a-checkpoint"])
