@@ -135,8 +135,10 @@ def _recipe(config: dict) -> dict:
     out["train"].pop("seed", None)
     out["train"].pop("max_minutes", None)
     out.pop("output_dir", None)
+    out.pop("name", None)
     out["data"].pop("root", None)
     out["data"].pop("num_workers", None)
+    out["data"].pop("train_split", None)  # checked on its own, with a clearer message
     return out
 
 
@@ -151,13 +153,39 @@ class _Problems:
             row.flags.append(message)
 
 
+def _flatten(value, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}.{index}"))
+        return out
+    return {prefix: value}
+
+
+def _difference(a, b) -> str:
+    """Short text of what differs between two values: 'x.y: 1 vs 2' for the first few keys."""
+    fa, fb = _flatten(a), _flatten(b)
+    keys = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+    shown = ", ".join(f"{k or 'value'}: {fa.get(k)!r} vs {fb.get(k)!r}" for k in keys[:3])
+    return shown + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
 def _check_same(field_name: str, value_of, runs: list[RunRecord], rows: list[Row], problems: _Problems) -> None:
-    values: dict[str, list[str]] = {}
+    groups: dict[str, list[RunRecord]] = {}
     for run in runs:
-        values.setdefault(json.dumps(value_of(run), sort_keys=True), []).append(str(run.path))
-    if len(values) > 1:
-        shown = "; ".join(f"{json.loads(k)} in {', '.join(v[:2])}{' ...' if len(v) > 2 else ''}" for k, v in values.items())
-        problems.report(f"{field_name} differs ({shown})", rows)
+        groups.setdefault(json.dumps(value_of(run), sort_keys=True), []).append(run)
+    if len(groups) > 1:
+        (first_key, first), (other_key, other) = list(groups.items())[:2]
+        problems.report(
+            f"{field_name} differs ({_difference(json.loads(first_key), json.loads(other_key))}; "
+            f"e.g. {first[0].path} vs {other[0].path})",
+            rows,
+        )
 
 
 def paired_bootstrap(diff: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
@@ -196,8 +224,8 @@ def build_table(
         dupes = sorted({s for s in seeds if seeds.count(s) > 1})
         if dupes:
             problems.report(f"row {row.name} has seed(s) {dupes} more than once", [row])
-        _check_same(f"recipe of {row.name}", lambda r: _recipe(r.config), row.runs, [row], problems)
         _check_same(f"training split of {row.name}", lambda r: r.summary["protocol"]["dataset"]["train_split"], row.runs, [row], problems)
+        _check_same(f"recipe of {row.name}", lambda r: _recipe(r.config), row.runs, [row], problems)
         partial = [f"{r.path} ({r.iteration} it, {r.status})" for r in row.runs if r.status != "complete"]
         if partial:
             row.flags.append("incomplete: " + ", ".join(partial))
@@ -225,6 +253,13 @@ def build_table(
                 _check_same(
                     f"training split of {base.name} vs {row.name}",
                     lambda r: r.summary["protocol"]["dataset"]["train_split"],
+                    base.runs + row.runs,
+                    [row],
+                    problems,
+                )
+                _check_same(
+                    f"recipe of {base.name} vs {row.name} (besides the MFR block)",
+                    lambda r: {k: v for k, v in _recipe(r.config).items() if k != "mfr"},
                     base.runs + row.runs,
                     [row],
                     problems,
