@@ -1,0 +1,257 @@
+"""Training-step time and peak memory of every model, baseline and +MFR, at its recipe's batch and patch size.
+
+One step is what ``lumicap train`` does per iteration (``Trainer._step``): the stage's training forward
+(``TrainingForward``) under the chosen autocast, the stage's pixel/perceptual/model loss terms
+(``StageLoss``), for +MFR the ``MultimodalFeatureLoss`` on the output (teacher in fp32, as the trainer
+runs it), backward, optimizer step (the recipe's Adam settings), ``zero_grad(set_to_none=True)``.
+Not included: data loading and augmentation (the batch is a fixed random pair already on the device),
+the learning-rate schedule, EMA, logging and validation. The stage timed is the first one MFR applies to
+(RetinexNet: ``relight``); whole-image stages (``patch_size: None``) use LOL's 600x400.
+
+Perceptual terms (RCTNet's VGG16, UHDFour's VGG19) run with random weights saved in torchvision's layout;
+the teacher is a random full-size ClipCap (ViT-B/32 + 10x768 MLP + GPT-2 124M) unless ``--teacher`` says
+``tiny`` (CPU tests) or names a teacher folder/preset. Figures: median of ``--repeats`` timed steps after
+``--warmup`` steps, CUDA-synchronised (see ``_common``).
+
+    python benchmarks/bench_train_step.py --device cuda                          # every model, fp32 eager
+    python benchmarks/bench_train_step.py --device cuda --models retinexformer --amp none,bf16 --channels-last --fused-adam --tf32
+    python benchmarks/bench_train_step.py --small --models iat,retinexformer,retinexnet --teacher tiny   # CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from _common import Column  # noqa: E402
+
+BENCHMARK = "train_step"
+SMALL = {"batch": 1, "patch": 64}  # --small: fits a shared 2-core CPU in seconds per model
+WHOLE_IMAGE = (400, 600)  # LOL-v1 images, for recipe stages that train on whole images
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16}
+COLUMNS = [
+    Column("model", "model"),
+    Column("stage", "stage"),
+    Column("batch", "batch"),
+    Column("patch", "patch"),
+    Column("amp", "amp"),
+    Column("options", "options"),
+    Column("mfr", "MFR"),
+    Column("ms", "ms/iter", "{:.1f}"),
+    Column("peak_mib", "peak MiB", "{:.0f}"),
+    Column("mfr_ratio", "x baseline", "{:.2f}"),
+    Column("error", "error"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="all", help="comma list of registered models (default: all)")
+    parser.add_argument("--batch", type=int, default=None, help="override the recipe's batch size")
+    parser.add_argument("--patch", type=int, default=None, help="override the recipe's square patch size")
+    parser.add_argument("--small", action="store_true", help=f"CPU preset: batch {SMALL['batch']}, patch {SMALL['patch']}")
+    parser.add_argument("--mfr", default="both", choices=["both", "off", "only"], help="baseline, +MFR or both (default)")
+    parser.add_argument("--teacher", default="full", help="full (random full-size ClipCap), tiny, or a teacher folder/preset")
+    parser.add_argument("--amp", default="none", help="comma list of none, bf16 (autocast of model and pixel losses)")
+    parser.add_argument("--channels-last", action="store_true", help="model weights and inputs in channels-last layout")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    parser.add_argument("--fused-adam", action="store_true", help="fused Adam/AdamW kernels (torch's fused=True)")
+    parser.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls/convolutions and cudnn.benchmark")
+    _common.add_common_arguments(parser)
+    return parser
+
+
+def stage_to_time(info):
+    """The recipe stage the benchmark times: the first one MFR applies to (else the first)."""
+    return next((stage for stage in info.recipe.stages if stage.mfr), info.recipe.stages[0])
+
+
+def step_shape(stage, args) -> tuple[int, int, int]:
+    batch = args.batch or (SMALL["batch"] if args.small else stage.batch_size)
+    patch = args.patch or (SMALL["patch"] if args.small else stage.patch_size)
+    height, width = (patch, patch) if patch else WHOLE_IMAGE
+    return batch, height, width
+
+
+def random_vgg_weights(folder: Path, arch: str) -> Path:
+    """A random VGG saved with torchvision's key names (the real weights are not on benchmark machines)."""
+    from lumicap.vgg import VGGFeatures
+
+    path = folder / f"{arch}-random.pth"
+    if not path.exists():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            torch.save(VGGFeatures(arch).state_dict(), path)
+    return path
+
+
+def build_mfr(teacher: str, scratch: Path, device: torch.device):
+    from lumicap.teacher import MultimodalFeatureLoss
+
+    if teacher == "full":
+        try:
+            from lumicap.teacher import build_random_teacher
+        except ImportError:  # older checkouts: write the random teacher in the real formats and load it
+            from lumicap.teacher import save_random_teacher
+
+            loss = MultimodalFeatureLoss.from_pretrained(save_random_teacher(scratch / "teacher", full_size=True))
+        else:
+            loss = MultimodalFeatureLoss(build_random_teacher("mlp", full_size=True))
+    elif teacher == "tiny":
+        from lumicap.teacher import save_tiny_teacher
+
+        loss = MultimodalFeatureLoss.from_pretrained(save_tiny_teacher(scratch / "teacher"))
+    else:
+        loss = MultimodalFeatureLoss.from_pretrained(teacher, download=False)
+    return loss.to(device).eval()
+
+
+def make_optimizer(params, spec: dict[str, Any], fused: bool):
+    kwargs = {"lr": spec.get("lr", 2e-4), "weight_decay": spec.get("weight_decay", 0.0)}
+    extra = {"fused": True} if fused else {}
+    name = spec.get("name", "adam")
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, betas=tuple(spec.get("betas", (0.9, 0.999))), eps=spec.get("eps", 1e-8), **kwargs, **extra)
+    return torch.optim.SGD(params, momentum=spec.get("momentum") or 0.0, **kwargs)
+
+
+def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Path):
+    """Model, losses, optimizer and a fixed batch; returns the step function (one training iteration)."""
+    from lumicap.engine.train import TrainingForward
+    from lumicap.losses import PERCEPTUAL_LOSSES, StageLoss
+    from lumicap.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name).to(device).train()
+    if hasattr(model, "stage_parameters"):
+        trainable = {id(p) for p in model.stage_parameters(stage.name)}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in trainable)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    params = [p for p in model.parameters() if p.requires_grad]
+    vgg = [term for term in stage.losses if term in PERCEPTUAL_LOSSES]
+    weights = str(random_vgg_weights(scratch, vgg[0])) if vgg else None  # a recipe has at most one VGG term
+    losses = StageLoss(stage.losses, allow_model_terms=stage.objective != "enhance", perceptual_weights=weights).to(device)
+    optimizer = make_optimizer(params, stage.optimizer, fused=args.fused_adam)
+    forward = TrainingForward(model)
+    if args.compile:
+        forward = torch.compile(forward)
+    batch, height, width = shape
+    g = torch.Generator().manual_seed(1)
+    high = torch.rand(batch, 3, height, width, generator=g)
+    low = (high * 0.15 + 0.02 * torch.rand(high.shape, generator=g)).clamp(0, 1)
+    low = low.to(device).contiguous(memory_format=memory_format)
+    high = high.to(device).contiguous(memory_format=memory_format)
+    dtype = AMP_DTYPES[amp]
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            outputs, model_terms = forward(low, high, stage.name, stage.objective)
+            total, _ = losses(outputs, high, model_terms)
+        if mfr is not None:
+            total = total + mfr(outputs["output"].float(), high.float())
+        total.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def options_label(args) -> str:
+    names = [flag for flag, on in (("channels-last", args.channels_last), ("compile", args.compile),
+                                   ("fused-adam", args.fused_adam), ("tf32", args.tf32)) if on]
+    return ",".join(names) or "eager"
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from lumicap.models import list_models, model_info
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = _common.resolve_device(args.device)
+    repeats, warmup = _common.repeats_and_warmup(args, device)
+    names = _common.parse_list(args.models, [info.name for info in list_models()], "model")
+    amps = _common.parse_list(args.amp, list(AMP_DTYPES), "--amp value")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cudnn.benchmark = args.tf32
+    variants = {"both": [False, True], "off": [False], "only": [True]}[args.mfr]
+    env = _common.environment(device)
+    print(_common.describe_environment(env), flush=True)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lumicap-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        mfr = build_mfr(args.teacher, scratch, device) if True in variants else None
+        for name in names:
+            stage = stage_to_time(model_info(name))
+            shape = step_shape(stage, args)
+            for amp in amps:
+                baseline_ms = None
+                for with_mfr in variants:
+                    row = {
+                        "model": name, "stage": stage.name, "batch": shape[0], "patch": f"{shape[1]}x{shape[2]}",
+                        "amp": amp, "options": options_label(args),
+                        "mfr": args.teacher if with_mfr and stage.mfr else "no",
+                        "ms": None, "ms_min": None, "samples_ms": None, "peak_mib": None, "mfr_ratio": None, "error": None,
+                    }
+                    if with_mfr and not stage.mfr:
+                        row["error"] = "recipe applies no MFR"
+                        rows.append(row)
+                        continue
+                    try:
+                        step = build_step(name, stage, shape, device, amp, args, mfr if with_mfr else None, scratch)
+                        for _ in range(warmup):
+                            step()
+                        with _common.PeakMemory(device) as peak:
+                            timing = _common.time_function(step, device, repeats, warmup=0)
+                        row.update(ms=timing.median_ms, ms_min=timing.min_ms, samples_ms=list(timing.samples_ms),
+                                   peak_mib=peak.mib, memory=peak.kind)
+                    except Exception as exc:  # one model failing (OOM, a compile error) must not end the run
+                        row["error"] = "out of memory" if _common.is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+                    finally:
+                        step = None
+                        _common.release_memory(device)
+                    if not with_mfr:
+                        baseline_ms = row["ms"]
+                    elif baseline_ms and row["ms"]:
+                        row["mfr_ratio"] = row["ms"] / baseline_ms
+                    rows.append(row)
+                    status = f"{row['ms']:.1f} ms, peak {row['peak_mib']:.0f} MiB" if row["ms"] else row["error"]
+                    print(f"  {name:14} {stage.name:12} amp={amp:4} mfr={row['mfr']:5} {row['patch']:>8} x{shape[0]}: {status}", flush=True)
+    settings = {
+        "models": names, "amp": amps, "mfr": args.mfr, "teacher": args.teacher, "batch": args.batch, "patch": args.patch,
+        "small": args.small, "channels_last": args.channels_last, "compile": args.compile, "fused_adam": args.fused_adam,
+        "tf32": args.tf32, "repeats": repeats, "warmup": warmup, "device": str(device),
+    }
+    return rows, {"env": env, "settings": settings}
+
+
+def main(argv: list[str] | None = None):
+    from lumicap.errors import LumicapError
+
+    args = build_parser().parse_args(argv)
+    try:
+        rows, meta = run(args)
+    except LumicapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    notes = [
+        "one step = training forward + stage losses (+ MFR) + backward + optimizer step; data loading excluded",
+        f"median of {meta['settings']['repeats']} timed steps after {meta['settings']['warmup']} warm-up steps",
+        f"peak memory: {rows[0].get('memory', 'see JSON') if rows else '-'}",
+    ]
+    return _common.report(BENCHMARK, args, meta["env"], meta["settings"], COLUMNS, rows, notes)
+
+
+if __name__ == "__main__":
+    main()
