@@ -3,12 +3,13 @@
 from lumicap.teacher.clip_tower import load_clip_image_encoder
 from lumicap.teacher.clipcap import ClipCapTeacher
 from lumicap.teacher.presets import PRESETS
-from lumicap.teacher.tiny import save_random_teacher, save_tiny_teacher
+from lumicap.teacher.tiny import build_random_teacher, save_random_teacher, save_tiny_teacher
 
 __all__ = [
     "ClipCapTeacher",
     "MultimodalFeatureLoss",
     "PRESETS",
+    "build_random_teacher",
     "load_clip_image_encoder",
     "save_random_teacher",
     "save_tiny_teacher",

@@ -118,8 +118,9 @@ class ClipCapTeacher(nn.Module):
 
     def clip_embedding(self, images: torch.Tensor, preprocess: str = "crop") -> torch.Tensor:
         """CLIP image embeddings (B, D) of images (B, 3, H, W) in [0, 1]; tiles are averaged."""
-        pixels, tiles = clip_preprocess(images, self.image_size, preprocess)
-        features = self.clip(pixels.to(self._clip_dtype()))
+        # fp16/bf16 inputs are resized in the tower's precision (CPU bicubic has no half kernels).
+        pixels, tiles = clip_preprocess(images.to(self._clip_dtype()), self.image_size, preprocess)
+        features = self.clip(pixels)
         return features.view(images.shape[0], tiles, -1).mean(dim=1)
 
     def mapper_input(self, clip_embedding: torch.Tensor) -> torch.Tensor:

@@ -230,3 +230,36 @@ def _openai_resnet_state(config: dict) -> dict[str, torch.Tensor]:
         state[f"visual.{key}"] = value.half() if value.is_floating_point() else value
     state.update(_openai_text_keys(config["output_dim"]))
     return state
+
+
+def build_random_teacher(variant: str = "mlp", full_size: bool = True, seed: int = 0, tokenizer_dir: str | Path | None = None):
+    """A random ``ClipCapTeacher`` built in memory (no files): for benchmarks, where only sizes matter.
+
+    Sizes as ``save_random_teacher``; the tokenizer is the tiny one (trained into ``tokenizer_dir`` or a
+    temporary folder).
+    """
+    import tempfile
+
+    from lumicap.teacher.clip_vit import CLIPViTTower
+    from lumicap.teacher.clipcap import ClipCapTeacher
+    from lumicap.teacher.tokenizer import load_tokenizer
+
+    if variant not in ("mlp", "transformer"):
+        raise ValueError(f"variant must be 'mlp' or 'transformer', got {variant!r}")
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer = load_tokenizer(train_tiny_tokenizer(tokenizer_dir or scratch) / "tokenizer.json")
+    gpt_config = dict(GPT2_SMALL_CONFIG) if full_size else {**TINY_GPT2, "vocab_size": tokenizer.vocab_size}
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt = GPT2LMHeadModel(GPT2Config(**gpt_config, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)).eval()
+    mapping = dict(FULL_PREFIX[variant] if full_size else TINY_PREFIX[variant])
+    prefix_length = mapping.pop("prefix_length")
+    if variant == "mlp":
+        clip = CLIPViTTower(dict(VIT_B32_CONFIG if full_size else TINY_VIT))
+        mapper = MLPMapper(clip.output_dim, gpt_config["n_embd"], prefix_length)
+    else:
+        clip = build_resnet(dict(RN50X4_CONFIG if full_size else TINY_RESNET))
+        mapper = TransformerMapper(clip.output_dim, gpt_config["n_embd"], prefix_length, **mapping)
+    return ClipCapTeacher(clip.eval(), mapper, gpt, tokenizer, prefix_length, normalize_clip=variant == "transformer",
+                          name=f"random-{variant}")
