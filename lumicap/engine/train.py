@@ -91,7 +91,7 @@ class TrainingForward(nn.Module):
             else:
                 outputs = {"output": self.model(low)}
             return outputs, {}
-        terms = dict(self.model.stage_losses(stage, low, high))
+        terms = dict(self.model.stage_losses(objective, low, high))
         outputs = {"output": terms.pop("output")} if "output" in terms else {}
         return outputs, terms
 
@@ -187,10 +187,11 @@ class Trainer:
         """Optimizer, schedule, scaler, DDP wrapper and data stream of a stage (fresh, or from the checkpoint)."""
         cfg, stage = self.cfg, self.cfg.stages[index]
         self.stage_index, self.stage = index, stage
-        if hasattr(self.model, "stage_parameters"):
-            trainable = {id(p) for p in self.model.stage_parameters(stage.name)}
-            for p in self.model.parameters():
-                p.requires_grad_(id(p) in trainable)
+        # Model-defined stages may train part of the model (RetinexNet: Decom-Net, then Enhance-Net).
+        restricted = stage.objective != "enhance" and hasattr(self.model, "stage_parameters")
+        trainable = {id(p) for p in self.model.stage_parameters(stage.objective)} if restricted else None
+        for p in self.model.parameters():
+            p.requires_grad_(trainable is None or id(p) in trainable)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise LumicapError(f"stage '{stage.name}': the model has no parameters to train in this stage")
