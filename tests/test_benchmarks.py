@@ -1,0 +1,210 @@
+"""The benchmark harnesses run on the CPU with tiny settings and write well-formed tables and results files.
+
+Timings are never asserted (shared CI machines); the tests check what was measured (models, stages,
+shapes, tiling, MFR variants), that every figure is a finite positive number, and the file structure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lumicap.errors import LumicapError
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    # The scripts are not a package: load them by path (they import their sibling ``_common`` themselves).
+    spec = importlib.util.spec_from_file_location(f"lumicap_bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+common = _load("_common")
+train_step = _load("bench_train_step")
+inference = _load("bench_inference")
+
+
+@pytest.fixture
+def one_thread():
+    # --threads changes torch's global setting; keep the rest of the session's setting intact.
+    before = torch.get_num_threads()
+    yield ["--threads", "1"]
+    torch.set_num_threads(before)
+
+
+def _read(paths) -> tuple[dict, str]:
+    json_path, md_path = paths
+    assert json_path.parent == md_path.parent and json_path.stem == md_path.stem
+    return json.loads(json_path.read_text()), md_path.read_text()
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]  # after header and rule
+
+
+def _check_environment(record: dict, markdown: str) -> None:
+    env = record["environment"]
+    assert record["format"] == "lumicap-benchmark" and env["device_type"] == "cpu"
+    assert env["device"].startswith("CPU ") and env["device"] in markdown
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCHMARKS.parent, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert env["commit"] == head.stdout.strip() and env["commit"][:10] in markdown
+
+
+def test_train_step_times_baseline_and_mfr_per_model(tmp_path, capsys, one_thread):
+    paths = train_step.main(
+        ["--device", "cpu", "--models", "iat,retinexnet", "--batch", "1", "--patch", "32", "--teacher", "tiny",
+         "--repeats", "2", "--warmup", "0", "--out-dir", str(tmp_path), *one_thread]
+    )
+    record, markdown = _read(paths)
+    _check_environment(record, markdown)
+    assert paths[0].name.startswith("train_step_cpu_") and record["benchmark"] == "train_step"
+    rows = record["rows"]
+    assert [(r["model"], r["stage"], r["mfr"]) for r in rows] == [
+        ("iat", "patches", "no"), ("iat", "patches", "tiny"), ("retinexnet", "relight", "no"), ("retinexnet", "relight", "tiny"),
+    ]
+    for row in rows:
+        assert row["error"] is None, row["error"]
+        assert row["batch"] == 1 and row["patch"] == "32x32" and row["amp"] == "none" and row["options"] == "eager"
+        assert len(row["samples_ms"]) == 2 and all(math.isfinite(t) and t > 0 for t in row["samples_ms"])
+        assert row["ms"] == pytest.approx(sorted(row["samples_ms"])[0] / 2 + sorted(row["samples_ms"])[1] / 2)
+        assert row["peak_mib"] > 0 and row["memory"] == "process peak RSS"
+    for baseline, with_mfr in (rows[0:2], rows[2:4]):
+        assert baseline["mfr_ratio"] is None
+        assert with_mfr["mfr_ratio"] == pytest.approx(with_mfr["ms"] / baseline["ms"])
+    assert record["settings"]["repeats"] == 2 and record["settings"]["teacher"] == "tiny"
+    # The markdown file and the printed table carry the same rows.
+    table = _table_rows(markdown)
+    assert [(r[0], r[6]) for r in table] == [("iat", "no"), ("iat", "tiny"), ("retinexnet", "no"), ("retinexnet", "tiny")]
+    assert markdown.splitlines()[0] == "# train_step"
+    printed = capsys.readouterr().out
+    assert all(line in printed for line in markdown.splitlines() if line.startswith("|"))
+
+
+def test_train_step_perceptual_recipe_under_bf16_channels_last(tmp_path, one_thread):
+    """RCTNet's recipe has a VGG16 term: it runs with random weights in torchvision's layout."""
+    paths = train_step.main(
+        ["--device", "cpu", "--models", "rctnet", "--small", "--patch", "32", "--mfr", "off", "--amp", "none,bf16", "--batch", "1",
+         "--channels-last", "--repeats", "1", "--warmup", "0", "--out-dir", str(tmp_path), *one_thread]
+    )
+    record, _ = _read(paths)
+    rows = record["rows"]
+    assert [(r["model"], r["amp"], r["mfr"], r["options"]) for r in rows] == [
+        ("rctnet", "none", "no", "channels-last"), ("rctnet", "bf16", "no", "channels-last"),
+    ]
+    assert all(r["error"] is None and r["ms"] > 0 for r in rows), [r["error"] for r in rows]
+
+
+def test_train_step_shapes_follow_the_recipe():
+    from lumicap.models import model_info
+
+    parse = train_step.build_parser().parse_args
+    shape = lambda name, argv=(): train_step.step_shape(train_step.stage_to_time(model_info(name)), parse(list(argv)))
+    assert shape("retinexformer") == (8, 128, 128)
+    assert shape("snr_aware") == (32, 128, 128)
+    assert shape("uhdfour") == (2, 400, 600)  # whole LOL images
+    assert shape("retinexformer", ["--small"]) == (1, 64, 64)
+    assert shape("uhdfour", ["--small", "--batch", "3", "--patch", "48"]) == (3, 48, 48)
+    assert train_step.stage_to_time(model_info("retinexnet")).name == "relight"  # decomposition has no MFR
+
+
+def test_inference_times_whole_and_tiled_images(tmp_path, one_thread):
+    from lumicap.inference import plan_tiles
+
+    paths = inference.main(
+        ["--device", "cpu", "--models", "retinexnet", "--sizes", "96x64,200x120", "--tile", "64", "--overlap", "16",
+         "--repeats", "2", "--warmup", "0", "--out-dir", str(tmp_path), *one_thread]
+    )
+    record, markdown = _read(paths)
+    _check_environment(record, markdown)
+    assert record["benchmark"] == "inference" and paths[0].name.startswith("inference_cpu_")
+    rows = record["rows"]
+    assert [(r["model"], r["size"]) for r in rows] == [("retinexnet", "96x64"), ("retinexnet", "200x120")]
+    counts = [plan_tiles(64, 96, 64, 16).count, plan_tiles(120, 200, 64, 16).count]
+    assert counts[1] > counts[0] > 1
+    assert [r["mode"] for r in rows] == [f"{counts[0]} tiles of 64x64", f"{counts[1]} tiles of 64x64"]
+    for row in rows:
+        assert row["error"] is None and len(row["samples_ms"]) == 2 and row["ms"] > 0 and row["peak_mib"] > 0
+    assert [(r[0], r[1], r[2]) for r in _table_rows(markdown)] == [(r["model"], r["size"], r["mode"]) for r in rows]
+
+
+def test_inference_tiling_rule_and_cpu_small_preset():
+    parse = inference.build_parser().parse_args
+    settings = inference.resolve_settings(parse(["--cpu-small"]))
+    assert settings["device"].type == "cpu" and settings["sizes"] == [(400, 600)]
+    assert settings["models"] == list(inference.CPU_SMALL_MODELS)
+    settings = inference.resolve_settings(parse(["--device", "cpu", "--models", "iat", "--max-megapixels", "0.5"]))
+    assert settings["sizes"] == [(400, 600), (2160, 3840)]
+    cpu = torch.device("cpu")
+    assert inference.tiling_for(settings, 400, 600, cpu) is None  # 0.24 MP: whole
+    assert inference.tiling_for(settings, 2160, 3840, cpu) == 512  # 8.3 MP: the project's tiles
+    whole = inference.resolve_settings(parse(["--device", "cpu", "--tile", "none"]))
+    assert inference.tiling_for(whole, 2160, 3840, cpu) is None
+    assert inference.mode_label(512, 2160, 3840, 64) == "45 tiles of 512x512"  # 9 columns x 5 rows, stride 448
+
+
+@pytest.mark.parametrize(
+    "script, argv, expected",
+    [
+        ("train", ["--models", "retinexformer,nosuchnet"], "unknown model 'nosuchnet'"),
+        ("train", ["--amp", "fp8"], "unknown --amp value 'fp8'"),
+        ("inference", ["--sizes", "600by400"], "'600by400' is not WIDTHxHEIGHT"),
+        ("inference", ["--tile", "8"], "--tile must be auto, none or a size"),
+        ("inference", ["--cpu-small", "--device", "cuda"], "--cpu-small measures the CPU"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(script, argv, expected, capsys, tmp_path):
+    module = train_step if script == "train" else inference
+    with pytest.raises(SystemExit) as info:
+        module.main(["--device", "cpu", *argv, "--out-dir", str(tmp_path)] if "--device" not in argv else argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_results_files_are_never_replaced(tmp_path):
+    env = common.environment(torch.device("cpu"))
+    columns = [common.Column("model", "model"), common.Column("ms", "ms/iter", "{:.1f}")]
+    first = common.write_results("demo", env, {"a": 1}, columns, [{"model": "iat", "ms": 12.34}], tmp_path)
+    second = common.write_results("demo", env, {"a": 2}, columns, [{"model": "iat", "ms": None}], tmp_path)
+    assert first[0] != second[0] and second[0].stem == first[0].stem + "_2" and second[1].stem == second[0].stem
+    assert json.loads(first[0].read_text())["settings"] == {"a": 1}
+    assert "| iat | 12.3 |" in first[1].read_text() and "| iat | - |" in second[1].read_text()
+    assert first[0].stem == f"demo_cpu_{env['date'][:10]}"
+
+
+def test_timing_and_cpu_peak_memory_helpers():
+    calls = []
+    timing = common.time_function(lambda: calls.append(1), torch.device("cpu"), repeats=3, warmup=2)
+    assert len(calls) == 5 and len(timing.samples_ms) == 3 and timing.min_ms <= timing.median_ms
+    with common.PeakMemory(torch.device("cpu")) as quiet:
+        pass
+    with common.PeakMemory(torch.device("cpu")) as busy:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    if quiet.kind == "process peak RSS":  # the peak could be reset: the 64 MiB block shows up
+        assert busy.mib - quiet.mib > 48
+
+
+def test_inference_script_runs_from_the_command_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_inference.py"), "--device", "cpu", "--models", "rctnet", "--sizes", "64x48",
+         "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-save"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = _table_rows(result.stdout)
+    assert len(table) == 1 and table[0][:3] == ["rctnet", "64x48", "whole"] and float(table[0][4]) > 0
