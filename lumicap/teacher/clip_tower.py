@@ -108,7 +108,9 @@ def _from_openai(visual: dict[str, torch.Tensor], heads: int | None, source: str
         tower = build_resnet(config)
         load_exactly(tower, visual, source)
         return tower.eval()
-    raise WeightsError(f"{source}: 'visual.*' weights are neither a CLIP ViT ('visual.proj') nor a ResNet ('visual.attnpool')")
+    raise WeightsError(
+        f"{source}: 'visual.*' weights are neither a CLIP ViT ('visual.proj') nor a ResNet ('visual.attnpool')"
+    )
 
 
 def _from_hf(state: dict[str, torch.Tensor], config: dict | None, heads: int | None, source: str) -> nn.Module:

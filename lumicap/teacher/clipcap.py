@@ -158,7 +158,9 @@ class ClipCapTeacher(nn.Module):
         return self.decode_prefix(prefix, beam=beam, max_tokens=max_tokens, beam_size=beam_size)
 
     @torch.no_grad()
-    def decode_prefix(self, prefix: torch.Tensor, beam: bool = False, max_tokens: int = 67, beam_size: int = 5) -> list[list[int]]:
+    def decode_prefix(
+        self, prefix: torch.Tensor, beam: bool = False, max_tokens: int = 67, beam_size: int = 5
+    ) -> list[list[int]]:
         stop, vocab = self.tokenizer.stop_token_id, self.tokenizer.vocab_size
         if beam:
             return beam_decode(self.gpt, prefix, stop, vocab, beam_size=beam_size, max_tokens=max_tokens)
@@ -242,7 +244,8 @@ def _build_from_manifest(manifest: dict, base: Path | None, name: str, download:
             )
         gpt_path = _resolve_ref(fallback, "gpt2.weights", base, download, root, source)
         if gpt_path.is_dir():
-            gpt_path = next((gpt_path / f for f in ("model.safetensors", "pytorch_model.bin") if (gpt_path / f).is_file()), gpt_path)
+            files = [gpt_path / f for f in ("model.safetensors", "pytorch_model.bin") if (gpt_path / f).is_file()]
+            gpt_path = files[0] if files else gpt_path
         raw = read_weights_file(gpt_path)
         gpt_state = gpt2_state_from(raw, "gpt." if any(k.startswith("gpt.") for k in raw) else "")
         gpt_from = str(gpt_path)
@@ -250,9 +253,17 @@ def _build_from_manifest(manifest: dict, base: Path | None, name: str, download:
     n_embd = gpt.config.n_embd
     prefix_dim = mapper_state["prefix_const"].shape[1] if "prefix_const" in mapper_state else mapper.gpt_dim
     if prefix_dim != n_embd:
-        raise WeightsError(f"{clipcap_path}: the mapper produces {prefix_dim}-d prefixes but GPT-2 ({gpt_from}) is {n_embd}-d")
+        raise WeightsError(
+            f"{clipcap_path}: the mapper produces {prefix_dim}-d prefixes but GPT-2 ({gpt_from}) is {n_embd}-d"
+        )
 
     tokenizer = load_tokenizer(_resolve_ref(require("tokenizer"), "tokenizer", base, download, root, source))
     return ClipCapTeacher(
-        clip, mapper, gpt, tokenizer, prefix_length=prefix_length, normalize_clip=bool(manifest.get("normalize_clip", False)), name=name
+        clip,
+        mapper,
+        gpt,
+        tokenizer,
+        prefix_length=prefix_length,
+        normalize_clip=bool(manifest.get("normalize_clip", False)),
+        name=name,
     )

@@ -23,6 +23,11 @@ def _cache_argument(gpt) -> str:
     return "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
 
 
+def _cache_of(output):
+    cache = output.get("cache")
+    return cache if cache is not None else output.get("past_key_values")
+
+
 def _restrict(logits: torch.Tensor, vocab_size: int) -> torch.Tensor:
     if logits.shape[-1] > vocab_size:
         logits = logits.clone()
@@ -46,7 +51,7 @@ def greedy_decode(gpt, prefix: torch.Tensor, stop_token_id: int, vocab_size: int
         if bool(done.all()):
             break
         embeds = wte(next_tokens).unsqueeze(1).to(prefix.dtype)
-        out = gpt(inputs_embeds=embeds, use_cache=True, **{cache_name: out[cache_name]})
+        out = gpt(inputs_embeds=embeds, use_cache=True, **{cache_name: _cache_of(out)})
     tokens = torch.stack(steps, dim=1).tolist()
     return [_cut_at_stop(row, stop_token_id) for row in tokens]
 
@@ -60,7 +65,9 @@ def beam_decode(
     gpt, prefix: torch.Tensor, stop_token_id: int, vocab_size: int, beam_size: int = 5, max_tokens: int = 67
 ) -> list[list[int]]:
     """Best beam's token ids for each row of ``prefix`` (B, P, E)."""
-    return [_beam_one(gpt, prefix[i : i + 1], stop_token_id, vocab_size, beam_size, max_tokens) for i in range(prefix.shape[0])]
+    return [
+        _beam_one(gpt, prefix[i : i + 1], stop_token_id, vocab_size, beam_size, max_tokens) for i in range(prefix.shape[0])
+    ]
 
 
 def _beam_one(gpt, prefix, stop_token_id, vocab_size, beam_size, max_tokens) -> list[int]:

@@ -145,7 +145,9 @@ class MultimodalFeatureLoss(nn.Module):
             )
         device = self.teacher.device
         if output.device != device or target.device != device:
-            raise ValueError(f"images are on {output.device}/{target.device} but the teacher is on {device}; call mfr.to(device)")
+            raise ValueError(
+                f"images are on {output.device}/{target.device} but the teacher is on {device}; call mfr.to(device)"
+            )
         w_clip, w_prefix, w_gpt = self.weights
         need_gpt = w_gpt > 0 or self.kl_weight > 0
         need_prefix = w_prefix > 0 or need_gpt

@@ -136,7 +136,8 @@ def mapper_from_state_dict(
         clip_dim = first.shape[1]
         if last.shape[0] % prefix_length:
             raise WeightsError(
-                f"{source}: clip_project.model.2 outputs {last.shape[0]} values, not a multiple of prefix length {prefix_length}"
+                f"{source}: clip_project.model.2 outputs {last.shape[0]} values, "
+                f"not a multiple of prefix length {prefix_length}"
             )
         return MLPMapper(clip_dim, last.shape[0] // prefix_length, prefix_length)
     if kind == "transformer":

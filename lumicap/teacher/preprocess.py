@@ -79,7 +79,9 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
-def clip_preprocess(images: torch.Tensor, size: int, mode: str = "crop", normalized: bool = True) -> tuple[torch.Tensor, int]:
+def clip_preprocess(
+    images: torch.Tensor, size: int, mode: str = "crop", normalized: bool = True
+) -> tuple[torch.Tensor, int]:
     """Turn ``images`` (B, 3, H, W) in [0, 1] into CLIP tower input; returns ``(pixels, tiles_per_image)``.
 
     ``pixels`` has shape ``(B * tiles, 3, size, size)``, image-major (the tiles of image 0 first).

@@ -46,8 +46,14 @@ TINY_VIT = {
 }
 TINY_RESNET = {"layers": (1, 1, 1, 1), "width": 8, "heads": 4, "output_dim": 32, "image_size": 64}
 TINY_GPT2 = {"n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 128}
-TINY_PREFIX = {"mlp": {"prefix_length": 4}, "transformer": {"prefix_length": 4, "clip_length": 3, "num_layers": 2, "num_heads": 2}}
-FULL_PREFIX = {"mlp": {"prefix_length": 10}, "transformer": {"prefix_length": 40, "clip_length": 40, "num_layers": 8, "num_heads": 8}}
+TINY_PREFIX = {
+    "mlp": {"prefix_length": 4},
+    "transformer": {"prefix_length": 4, "clip_length": 3, "num_layers": 2, "num_heads": 2},
+}
+FULL_PREFIX = {
+    "mlp": {"prefix_length": 10},
+    "transformer": {"prefix_length": 40, "clip_length": 40, "num_layers": 8, "num_heads": 8},
+}
 
 
 def save_tiny_teacher(directory: str | Path, variant: str = "mlp", seed: int = 0, clip_format: str = "hf") -> Path:
@@ -98,7 +104,8 @@ def save_random_teacher(
             clipcap.update({f"gpt.{k}": v for k, v in gpt_state.items()})
             for layer in range(gpt_config["n_layer"]):  # buffers that old transformers saved
                 n = gpt_config["n_positions"]
-                clipcap[f"gpt.transformer.h.{layer}.attn.bias"] = torch.tril(torch.ones(n, n, dtype=torch.uint8)).view(1, 1, n, n)
+                causal = torch.tril(torch.ones(n, n, dtype=torch.uint8)).view(1, 1, n, n)
+                clipcap[f"gpt.transformer.h.{layer}.attn.bias"] = causal
                 clipcap[f"gpt.transformer.h.{layer}.attn.masked_bias"] = torch.tensor(-1e4)
         else:
             resnet = dict(RN50X4_CONFIG if full_size else TINY_RESNET)
@@ -144,7 +151,8 @@ def _save_hf_clip(folder: Path, vit: dict) -> None:
     # What save_pretrained writes (config.json + model.safetensors), without its progress bar.
     folder.mkdir(parents=True, exist_ok=True)
     config.to_json_file(str(folder / "config.json"))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def _save_hf_gpt2(folder: Path, config: dict, state: dict[str, torch.Tensor]) -> None:
@@ -232,7 +240,9 @@ def _openai_resnet_state(config: dict) -> dict[str, torch.Tensor]:
     return state
 
 
-def build_random_teacher(variant: str = "mlp", full_size: bool = True, seed: int = 0, tokenizer_dir: str | Path | None = None):
+def build_random_teacher(
+    variant: str = "mlp", full_size: bool = True, seed: int = 0, tokenizer_dir: str | Path | None = None
+):
     """A random ``ClipCapTeacher`` built in memory (no files): for benchmarks, where only sizes matter.
 
     Sizes as ``save_random_teacher``; the tokenizer is the tiny one (trained into ``tokenizer_dir`` or a

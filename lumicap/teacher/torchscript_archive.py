@@ -117,7 +117,8 @@ def read_torchscript_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except (zipfile.BadZipFile, OSError) as exc:
         raise WeightsError(f"{path}: not a readable TorchScript archive ({exc})") from None
     with archive:
-        roots = [name[: -len("/data.pkl")] for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1]
+        names = archive.namelist()
+        roots = [name[: -len("/data.pkl")] for name in names if name.endswith("/data.pkl") and name.count("/") == 1]
         if not roots:
             raise WeightsError(f"{path}: zip file without '<name>/data.pkl'; not a TorchScript archive")
         try:
