@@ -69,9 +69,10 @@ class RunLogger(NullLogger):
         self._write({"kind": "event", "iter": iteration, "time": round(time.time(), 3), **fields})
 
     def progress(self, iteration: int, values: Mapping[str, float]) -> None:
-        self.bar.n = iteration
-        self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-        self.bar.refresh()
+        """Advance the bar; ``values`` (the current losses) replace the shown ones when given."""
+        if values:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        self.bar.update(iteration - self.bar.n)
 
     def message(self, text: str) -> None:
         if self.show_progress:

@@ -118,6 +118,20 @@ def _stop_signal_handler() -> tuple[threading.Event, callable]:
     return requested, restore
 
 
+def load_init_weights(model: nn.Module, path: str) -> None:
+    """Fine-tuning start: copy a state dict (or a checkpoint's ``model``) into ``model``, all keys required."""
+    from lumicap.errors import WeightsError
+    from lumicap.weights import load_state_dict
+
+    state = load_state_dict(Path(path).expanduser())
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[1:2] or [str(exc).strip()[:200]]
+        raise WeightsError(f"{path}: does not fit model.init_weights' architecture ({first[0].strip()})") from None
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True):
         from lumicap.models import build_model
@@ -125,8 +139,13 @@ class Trainer:
         self.cfg, self.run_dir, self.info = cfg, Path(run_dir), info
         self.device = info.device
         self.show_progress = show_progress
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest kernels
         seed_everything(cfg.train.seed)
-        self.model = build_model(cfg.model.name, **cfg.model.overrides).to(self.device)
+        self.model = build_model(cfg.model.name, **cfg.model.overrides)
+        if cfg.model.init_weights:
+            load_init_weights(self.model, cfg.model.init_weights)
+        self.model = self.model.to(self.device)
         if info.rank:
             seed_everything(derived_seed(cfg.train.seed, info.rank))  # own dropout draws per replica
         self.ema = ModelEMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
@@ -447,7 +466,8 @@ class Trainer:
                         self.iteration,
                         {**values, "lr": self.scheduler.get_last_lr()[0], "stage": float(self.stage_index)},
                     )
-                    self.log.progress(self.iteration, {"loss": values["loss"], "lr": self.scheduler.get_last_lr()[0]})
+                    shown = {k: values[k] for k in ("loss", "mfr") if k in values}
+                    self.log.progress(self.iteration, {**shown, "lr": self.scheduler.get_last_lr()[0]})
                 else:
                     step_time += time.perf_counter() - t0
                     self.log.progress(self.iteration, {})
@@ -457,9 +477,12 @@ class Trainer:
                 if self.iteration % cfg.train.ckpt_every == 0 or self.iteration == total:
                     self.save_last()
                     last_ckpt = self.iteration
-                over_time = budget.max_minutes is not None and time.monotonic() - started > budget.max_minutes * 60
-                if dist_utils.any_rank(stop_requested.is_set() or over_time, info):
-                    break
+                # Under DDP the ranks agree on stopping through a collective, which syncs the device:
+                # only at logging steps, which every rank reaches at the same iteration.
+                if not info.enabled or log_now:
+                    over_time = budget.max_minutes is not None and time.monotonic() - started > budget.max_minutes * 60
+                    if dist_utils.any_rank(stop_requested.is_set() or over_time, info):
+                        break
             if self.stage_index < 0:  # nothing left to train (resumed a finished run)
                 self._enter_stage(self.stage_for(max(0, self.iteration - 1)))
             if last_val != self.iteration:
