@@ -46,6 +46,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class ModelConfig:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Start from these weights (fine-tuning): a .safetensors / .pt state dict or a lumicap checkpoint.
+    # Ignored on --resume, where the run's own checkpoint is the state.
+    init_weights: str | None = None
 
 
 @dataclass
@@ -378,6 +381,10 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(message)
 
     need(bool(cfg.model.name), "model.name: must not be empty")
+    need(
+        cfg.model.init_weights is None or Path(cfg.model.init_weights).expanduser().is_file(),
+        f"model.init_weights: no such file {cfg.model.init_weights}",
+    )
     need(0.0 <= cfg.data.val_fraction < 1.0, f"data.val_fraction: must be in [0, 1), got {cfg.data.val_fraction}")
     need(cfg.data.num_workers >= 0, f"data.num_workers: must be >= 0, got {cfg.data.num_workers}")
     need(cfg.data.mixup_alpha > 0, f"data.mixup_alpha: must be > 0, got {cfg.data.mixup_alpha}")
