@@ -175,6 +175,7 @@ def _run_locked(
         dist_utils.barrier(info)
     else:
         run_info = read_run_info(run_dir)
+        recorded_iteration = int(run_info.get("iteration") or 0)
         if run_info.get("status") == "complete" and run_info.get("results"):
             return RunResult(run_dir, "skipped", int(run_info.get("iteration", 0)), run_dir / run_info["results"])
 
@@ -190,6 +191,12 @@ def _run_locked(
             except (RuntimeError, KeyError, TypeError, ValueError) as exc:
                 # A hand-edited or foreign last.pt: say which file and key, not a load_state_dict traceback.
                 raise LumicapError(f"{last}: does not fit this run ({' '.join(str(exc).split())[:300]})") from None
+        elif not is_new and recorded_iteration > 0:
+            # Starting again from iteration 0 would silently replace best.pt and the results of the lost run.
+            raise LumicapError(
+                f"{last} is missing but {run_dir / 'run.json'} records iteration {recorded_iteration}; "
+                "put the checkpoint back, or start a new run"
+            )
         protocol = dataset_protocol(cfg, trainer.splits)
         if info.is_main:
             update_run_info(
