@@ -204,3 +204,16 @@ def test_weights_cache_is_not_replaced_on_mismatch(tmp_path, monkeypatch):
             weights.resolve_weights("lpips-alex-v0.1")
     assert _snapshot(cached.parent) == before
     assert os.path.getsize(cached) == len(b"replaced behind our back")
+
+
+def test_resume_without_last_checkpoint_refuses_to_start_over(stopped_run, tmp_path):
+    """A lost last.pt must not turn --resume into a silent restart that replaces best.pt and the results."""
+    run = copy_run(stopped_run, tmp_path / "run")
+    (run / "checkpoints" / "last.pt").unlink()
+    before = _snapshot(run)
+
+    assert_one_line_error(*run_cli(["train", "--resume", str(run), "--no-progress"]), "last.pt is missing", "iteration 2")
+    after = _snapshot(run)
+    assert after.pop("run.json") and before.pop("run.json")  # run.json records the refusal ...
+    assert after == before  # ... and nothing else changed
+    assert json.loads((run / "run.json").read_text())["iteration"] == 2
