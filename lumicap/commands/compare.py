@@ -9,7 +9,7 @@ from pathlib import Path
 def register(sub) -> None:
     parser = sub.add_parser(
         "compare",
-        help="results table: baseline vs +MFR, mean ± std over seeds, paired bootstrap 95% CI",
+        help="results table: baseline vs +MFR, mean ± std over seeds, paired bootstrap 95%% CI",
         description="Collects the test results of training runs (run folders, group folders or any parent "
         "folder) and prints a markdown table; --out also writes table.md, table.csv and table.tex.",
     )
