@@ -250,3 +250,37 @@ train: {{val_every: 30, ckpt_every: 15, log_every: 10}}
     rows = list(csv.DictReader(open(run / "results" / "test-iter0000030" / "per_image.csv")))
     assert sorted(r["name"] for r in rows) == [Path(n).stem for n in test_names]
     assert all(5 < float(r["psnr"]) < 40 for r in rows)
+
+
+def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, configs):
+    """SIGINT (Ctrl-C, or SIGTERM from a scheduler) finishes the step, checkpoints, measures, exits cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "lumicap", "train", str(configs["baseline"]), "stages.patches.iterations=100000",
+               "stages.patches.scheduler={name: constant}", "train.log_every=1", "--output-dir", str(tmp_path), "--no-progress"]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    log = None
+    while time.monotonic() < deadline and process.poll() is None:
+        logs = list(tmp_path.glob("tiny-baseline/*/seed0/log.jsonl"))
+        if logs and '"kind": "train"' in logs[0].read_text():
+            log = logs[0]
+            break
+        time.sleep(0.2)
+    assert log is not None, process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-2000:]
+    run = log.parent
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "stopped" and 1 <= info["iteration"] < 100_012
+    assert load(run / "checkpoints/last.pt")["iteration"] == info["iteration"]
+    assert (run / info["results"] / "summary.json").is_file()
+    assert f"continue with: lumicap train --resume {run}" in out
+    train("--resume", run, "--max-iters", info["iteration"] + 2)
+    assert load(run / "checkpoints/last.pt")["iteration"] == info["iteration"] + 2
