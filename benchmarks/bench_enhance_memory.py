@@ -133,7 +133,10 @@ def main() -> None:
 
     name, worst, mean = tiling_difference(model, args.compare_tile, args.overlap)
     print(f"\ntiled ({args.compare_tile}px, overlap {args.overlap}) vs whole-image output on {name}:")
-    print(f"  max |difference| {worst:.4f} ({worst * 255:.1f}/255), mean {mean:.5f} ({mean * 255:.2f}/255)")
+    print(f"  max |difference| {worst:.4f} ({worst * 255:.2f}/255), mean {mean:.5f} ({mean * 255:.3f}/255)")
+    if model.startswith("random:"):
+        print("  (random weights: IAT's global branch starts image-independent, its value projection is zero-"
+              "initialised, so tiles cannot differ yet; rerun with trained weights for the real figure)")
 
 
 if __name__ == "__main__":
