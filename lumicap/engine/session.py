@@ -184,7 +184,7 @@ def _run_locked(
         last = run_dir / "checkpoints" / "last.pt"
         if not is_new and last.is_file():
             state = ckpt.load_checkpoint(last, map_location=trainer.device)
-            if state["config"] != to_dict(cfg):
+            if _normalized(state["config"], last) != to_dict(cfg):
                 raise LumicapError(f"{run_dir / CONFIG_FILE} no longer matches the config stored in {last}")
             try:
                 trainer.restore(state)
@@ -232,6 +232,17 @@ def _run_locked(
         raise
     finally:
         trainer.close()
+
+
+def _normalized(stored: dict, source: Path) -> dict:
+    """A checkpoint's config through today's schema: keys added to lumicap since it was written take
+    their defaults, so upgrading lumicap does not make interrupted runs impossible to resume."""
+    from lumicap.config import from_dict
+
+    try:
+        return to_dict(from_dict(stored))
+    except LumicapError as exc:
+        raise LumicapError(f"{source}: its stored config is not valid for this lumicap version ({exc})") from None
 
 
 def _read_summary(results: Path) -> dict:
