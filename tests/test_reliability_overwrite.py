@@ -217,3 +217,30 @@ def test_resume_without_last_checkpoint_refuses_to_start_over(stopped_run, tmp_p
     assert after.pop("run.json") and before.pop("run.json")  # run.json records the refusal ...
     assert after == before  # ... and nothing else changed
     assert json.loads((run / "run.json").read_text())["iteration"] == 2
+
+
+def test_resume_after_an_upgrade_that_added_a_config_key(stopped_run, tmp_path):
+    """A checkpoint written before a config key existed (here: train.allow_missing_perceptual) still resumes."""
+    import torch
+
+    run = copy_run(stopped_run, tmp_path / "run")
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["config"]["train"]["allow_missing_perceptual"]
+    torch.save(state, last)
+
+    rc, out, err, tb = run_cli(["train", "--resume", str(run), "--max-iters", "3", "--no-progress"])
+
+    assert tb is None and rc == 0, err
+    assert json.loads((run / "run.json").read_text())["iteration"] == 3
+
+
+def test_resume_with_an_edited_config_is_refused(stopped_run, tmp_path):
+    run = copy_run(stopped_run, tmp_path / "run")
+    config = run / "config.yaml"
+    text = config.read_text()
+    assert "\n  seed: 0\n" in text
+    config.write_text(text.replace("\n  seed: 0\n", "\n  seed: 5\n"))  # train.seed, not data.val_seed
+    before = _snapshot(run / "checkpoints")
+    assert_one_line_error(*run_cli(["train", "--resume", str(run), "--no-progress"]), "no longer matches")
+    assert _snapshot(run / "checkpoints") == before
