@@ -73,6 +73,27 @@ def test_resume_refuses_bad_last_checkpoint(stopped_run, tmp_path, damage):
     assert last.read_bytes() == before  # the evidence is left as it was, not overwritten
 
 
+@pytest.mark.parametrize("damage", ["code-pickle", "truncated", "wrong-architecture"])
+def test_training_init_weights_refused(stopped_run, tmp_path, damage):
+    """model.init_weights (fine-tuning start) loads through the same safe path."""
+    from _reliability_support import tiny_train_config
+
+    weights, marker = tmp_path / "init.pt", tmp_path / "ran"
+    if damage == "code-pickle":
+        write_code_pickle(weights, marker)
+    else:
+        state = torch.load(stopped_run / "checkpoints" / "best.pt", weights_only=True)["model"]
+        if damage == "wrong-architecture":
+            state.pop(sorted(state)[0])
+        torch.save(state, weights)
+        if damage == "truncated":
+            truncate(weights, 0.5)
+    config = tiny_train_config(tmp_path)
+    argv = ["train", str(config), f"model.init_weights={weights}", "--no-progress"]
+    assert_one_line_error(*run_cli(argv), str(weights))
+    assert not marker.exists()
+
+
 # ----------------------------------------------------------------------------- enhance --model CHECKPOINT
 def _photo_dir(tmp_path: Path) -> Path:
     import numpy as np
