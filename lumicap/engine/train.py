@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lumicap.config import Config, StageConfig, to_dict
+from lumicap.config import Config, to_dict
 from lumicap.engine import checkpoint as ckpt
 from lumicap.engine import distributed as dist_utils
 from lumicap.engine.data import BatchStream, Splits, eval_loader, resolve_splits
