@@ -196,6 +196,8 @@ def _read_yaml(path: Path) -> dict:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, an unreadable or binary file
+        raise ConfigError(f"{path}: cannot read the config file ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if data is None:
