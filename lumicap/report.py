@@ -130,6 +130,8 @@ def build_report(
     if existing and not overwrite:
         raise LumicapError(f"{existing[0]}: a report already exists there; pass --overwrite to replace it")
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LumicapError(f"{out_dir}: exists and is not a folder (--out)")
     thumbs_dir = out_dir / "thumbs"
     thumbs_dir.mkdir(parents=True, exist_ok=True)
     rows = []
