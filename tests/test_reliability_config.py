@@ -82,6 +82,16 @@ def test_missing_config_file(tmp_path):
     assert_one_line_error(*run_cli(["train", str(missing)]), str(missing), "not found")
 
 
+@pytest.mark.parametrize("what", ["folder", "binary"])
+def test_unreadable_config_path(tmp_path, what):
+    path = tmp_path / "config.yaml"
+    if what == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(bytes(range(256)))
+    assert_one_line_error(*run_cli(["train", str(path)]), str(path), "cannot read the config file")
+
+
 def test_invalid_yaml(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model: {name: iat\nstages: [\n")

@@ -171,6 +171,16 @@ def test_report_refuses_an_existing_report_unless_overwrite(tmp_path):
     assert _snapshot(out) != before
 
 
+@pytest.mark.parametrize("command", ["eval", "report"])
+def test_results_folder_that_is_a_file_is_refused(tmp_path, command):
+    pred, gt, out = _photos(tmp_path / "pred"), _photos(tmp_path / "gt", level=90), tmp_path / "results"
+    out.write_bytes(b"someone's file")
+    argv = ["eval", "--pred", str(pred), "--gt", str(gt), "--out", str(out), "--device", "cpu"] if command == "eval" else \
+        ["report", str(pred), "--gt", str(gt), "--out", str(out)]
+    assert_one_line_error(*run_cli(argv), str(out), "not a folder")
+    assert out.read_bytes() == b"someone's file"
+
+
 # ------------------------------------------------------------------------------ exported models, caches
 def test_saving_an_inference_model_refuses_existing_files(tmp_path):
     from lumicap.errors import LumicapError
