@@ -161,7 +161,9 @@ def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir
     if row.reference is not None:
         reference = read_image(row.reference)
         images["reference"] = reference
-        if reference.shape == enhanced.shape:
+        if reference.shape == enhanced.shape and min(enhanced.shape[1:]) < 11:
+            row.note = f"{tuple(enhanced.shape[1:])} is smaller than SSIM's 11x11 window: not measured"
+        elif reference.shape == enhanced.shape:
             row.psnr, row.ssim = measure(enhanced, reference)
         else:
             row.note = f"size differs from reference ({tuple(enhanced.shape[1:])} vs {tuple(reference.shape[1:])})"
