@@ -66,3 +66,29 @@ def test_eval_fuzz(cases, tmp_path):
     assert by_kind["one_by_one_png"].status == "rejected" and "11x11" in by_kind["one_by_one_png"].detail
     assert by_kind["truncated_png"].status == "rejected" and by_kind["truncated_png"].case.filename in by_kind["truncated_png"].detail
     assert by_kind["rgb_png"].status == "processed" and by_kind["png16_rgb"].status == "processed"
+
+
+def test_report_fuzz(cases, tmp_path):
+    """`lumicap report` over every good fuzz file with references: all rows, no traceback; over the whole
+    folder (junk included) at worst a one-line refusal."""
+    import csv
+    import shutil
+
+    from lumicap.testing.fuzzfiles import write_reference
+    from lumicap.testing.fuzzrun import run_cli
+
+    written = write_cases(cases, tmp_path / "all")
+    good = [c for c in written if c.expect == "good" and c.kind != "mismatched_pair"]
+    for case in good:
+        (tmp_path / "pred").mkdir(exist_ok=True)
+        shutil.copy(tmp_path / "all" / case.filename, tmp_path / "pred" / case.filename)
+        write_reference(case, tmp_path / "gt")
+
+    rc, out, err, tb = run_cli(["report", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "r1")])
+    assert tb is None and rc == 0 and "Traceback" not in err, (rc, err, tb)
+    with open(tmp_path / "r1" / "metrics.csv", newline="", encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == len(good)
+
+    rc, out, err, tb = run_cli(["report", str(tmp_path / "all"), "--out", str(tmp_path / "r2")])
+    assert tb is None and "Traceback" not in err
+    assert rc == 0 or (rc == 2 and len([l for l in err.splitlines() if l.startswith("lumicap: error:")]) == 1)
