@@ -25,7 +25,7 @@ from lumicap.testing.soak import SoakSettings, run_soak  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs to deliver (default 20)")
-    parser.add_argument("--iterations", type=int, help="training iterations (default: 3 per kill + 10)")
+    parser.add_argument("--iterations", type=int, help="training iterations (default: 5 per kill + 10, so the kills come before the end)")
     parser.add_argument("--ckpt-every", type=int, default=2)
     parser.add_argument("--val-every", type=int, default=4)
     parser.add_argument("--model", default="iat", help="registry model (default iat, 91k parameters)")
@@ -45,7 +45,7 @@ def main() -> int:
         settings = SoakSettings(
             work_dir=work,
             kills=args.kills,
-            iterations=args.iterations or 3 * args.kills + 10,
+            iterations=args.iterations or 5 * args.kills + 10,
             ckpt_every=args.ckpt_every,
             val_every=args.val_every,
             model=args.model,
