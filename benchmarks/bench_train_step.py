@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--channels-last", action="store_true", help="model weights and inputs in channels-last layout")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--fused-adam", action="store_true", help="fused Adam/AdamW kernels (torch's fused=True)")
-    parser.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls/convolutions and cudnn.benchmark")
+    parser.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls and convolutions (cudnn.benchmark is always on)")
     _common.add_common_arguments(parser)
     return parser
 
@@ -96,14 +96,9 @@ def build_mfr(teacher: str, scratch: Path, device: torch.device):
     from lumicap.teacher import MultimodalFeatureLoss
 
     if teacher == "full":
-        try:
-            from lumicap.teacher import build_random_teacher
-        except ImportError:  # older checkouts: write the random teacher in the real formats and load it
-            from lumicap.teacher import save_random_teacher
+        from lumicap.teacher import build_random_teacher
 
-            loss = MultimodalFeatureLoss.from_pretrained(save_random_teacher(scratch / "teacher", full_size=True))
-        else:
-            loss = MultimodalFeatureLoss(build_random_teacher("mlp", full_size=True))
+        loss = MultimodalFeatureLoss(build_random_teacher("mlp", full_size=True))
     elif teacher == "tiny":
         from lumicap.teacher import save_tiny_teacher
 
@@ -131,8 +126,9 @@ def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Pa
 
     torch.manual_seed(0)
     model = build_model(name).to(device).train()
-    if hasattr(model, "stage_parameters"):
-        trainable = {id(p) for p in model.stage_parameters(stage.name)}
+    # As the trainer: a model-defined stage may train part of the model (RetinexNet relight: Enhance-Net).
+    if stage.objective != "enhance" and hasattr(model, "stage_parameters"):
+        trainable = {id(p) for p in model.stage_parameters(stage.objective)}
         for p in model.parameters():
             p.requires_grad_(id(p) in trainable)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
@@ -184,7 +180,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.allow_tf32 = args.tf32
-        torch.backends.cudnn.benchmark = args.tf32
+        torch.backends.cudnn.benchmark = True  # fixed shapes, as in training: cuDNN picks its fastest kernels
     variants = {"both": [False, True], "off": [False], "only": [True]}[args.mfr]
     env = _common.environment(device)
     print(_common.describe_environment(env), flush=True)
