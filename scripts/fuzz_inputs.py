@@ -7,8 +7,8 @@
 Files: truncated PNG/JPEG, zero bytes, random bytes with image names, wrong extensions, 1x1, declared
 decompression bombs (PNG 100000x100000, JPEG 65000x65000, BMP 60000x60000), 16-bit, grayscale, palette,
 RGBA, CMYK JPEG, EXIF-rotated, mismatched pair sizes (eval), mode 000 files, names with spaces and
-non-ASCII letters (see lumicap/testing/fuzzfiles.py). enhance runs once over the whole folder; eval runs
-once per file against a reference. Prints: files tried, processed, rejected with a one-line reason,
+non-ASCII letters (see lumicap/testing/fuzzfiles.py). enhance runs over the whole folder (whole images,
+then 16-pixel tiles written as JPEG); eval runs once per file against a reference. Prints: files tried, processed, rejected with a one-line reason,
 tracebacks, good files lost. Exits 1 when there was a traceback, a lost good file, an accepted bad file
 or an unaccounted one.
 """
@@ -45,7 +45,10 @@ def main() -> int:
     def run(work: Path) -> int:
         cases = generate_cases(args.count, seed=args.seed)
         model = args.model or str(save_random_model(work / "model"))
-        reports = [fuzz_enhance(cases, work, model), fuzz_eval(cases, work)]
+        reports = [fuzz_enhance(cases, work, model)]
+        tiled = fuzz_enhance(cases, work / "tiled", model, ("--tile", "16", "--tile-overlap", "4", "--format", "jpg"))
+        tiled.command = "enhance --tile 16 --format jpg"
+        reports += [tiled, fuzz_eval(cases, work)]
         if args.lpips:
             alex, heads = save_random_lpips(work / "lpips")
             lpips_args = ("--lpips", "--alex-weights", str(alex), "--lpips-weights", str(heads), "--no-download")

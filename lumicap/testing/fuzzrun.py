@@ -160,8 +160,10 @@ def fuzz_enhance(cases: list[FuzzCase], work: Path, model: str, extra_args: tupl
                 report.tracebacks.append(f"{case.filename}: {_last_line(tb1 or err1)}")
                 per_file_stderr[case.filename] = "TRACEBACK " + _last_line(tb1 or err1)
     errors = _error_lines(stderr)
+    fmt = extra_args[extra_args.index("--format") + 1] if "--format" in extra_args else "png"
+    suffix = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}[fmt]
     for case in cases:
-        target = out / f"{case.stem}.png"
+        target = out / f"{case.stem}{suffix}"
         mine = [line for line in errors if case.filename in line]
         if case.filename in per_file_stderr:
             mine += [line for line in _error_lines(per_file_stderr[case.filename]) if line not in mine]
