@@ -8,9 +8,9 @@ Files: truncated PNG/JPEG, zero bytes, random bytes with image names, wrong exte
 decompression bombs (PNG 100000x100000, JPEG 65000x65000, BMP 60000x60000), 16-bit, grayscale, palette,
 RGBA, CMYK JPEG, EXIF-rotated, mismatched pair sizes (eval), mode 000 files, names with spaces and
 non-ASCII letters (see lumicap/testing/fuzzfiles.py). enhance runs over the whole folder (whole images,
-then 16-pixel tiles written as JPEG); eval runs once per file against a reference. Prints: files tried, processed, rejected with a one-line reason,
-tracebacks, good files lost. Exits 1 when there was a traceback, a lost good file, an accepted bad file
-or an unaccounted one.
+then 16-pixel tiles written as JPEG); eval runs once per file against a reference. Prints: files tried,
+processed, rejected with a one-line reason, tracebacks, good files lost. Exits 1 when there was a
+traceback, a lost good file, an accepted bad file or an unaccounted one.
 """
 
 from __future__ import annotations
