@@ -1,6 +1,7 @@
 """Every path that loads a weight file refuses pickles that would run code, and reports truncated or
-wrong-architecture files in one line: training resume, `lumicap enhance --model`, the teacher's ClipCap,
-OpenAI CLIP and Hugging Face files, LPIPS/AlexNet weights, VGG weights, and the weights cache."""
+wrong-architecture files in one line: training resume, model.init_weights, `lumicap enhance --model`, the
+teacher's ClipCap, OpenAI CLIP and Hugging Face files, LPIPS/AlexNet weights and VGG weights (the weights
+cache: test_reliability_overwrite)."""
 
 from __future__ import annotations
 
@@ -339,28 +340,3 @@ def test_training_with_code_pickle_vgg_weights_stops_in_one_line(tmp_path):
     argv = ["train", str(config), "stages.main.losses={l1: 1.0, vgg19: 0.1}", f"train.perceptual_weights={weights}", "--no-progress"]
     assert_one_line_error(*run_cli(argv), str(weights))
     assert not marker.exists()
-
-
-# ------------------------------------------------------------------------------------------ weights cache
-def test_cache_mismatch_is_refused_and_the_file_kept(tmp_path, monkeypatch):
-    """A cached file whose content no longer matches its recorded sha256 is reported, never replaced or re-downloaded."""
-    from lumicap import weights
-
-    monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))
-    entry = weights.get_known("lpips-alex-v0.1")
-    cached = weights.cached_path(entry)
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"first download")
-    weights.verify_file(entry, cached)  # records the sha256, as a first download does
-    cached.write_bytes(b"changed on disk")
-    record = cached.with_name(cached.name + ".sha256").read_text()
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("a mismatching cache file must not trigger a download")
-
-    monkeypatch.setattr(weights, "_download", no_download)
-    with pytest.raises(WeightsError) as info:
-        weights.resolve_weights("lpips-alex-v0.1")
-    assert str(cached) in str(info.value) and "\n" not in str(info.value)
-    assert cached.read_bytes() == b"changed on disk"
-    assert cached.with_name(cached.name + ".sha256").read_text() == record

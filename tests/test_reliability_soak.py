@@ -26,6 +26,8 @@ def test_killed_and_resumed_training_equals_uninterrupted(tmp_path):
         train_pairs=4,
         test_pairs=1,
         kind_sequence=("mid-write", "startup", "between"),
+        write_chunks=4,
+        write_delay_ms=50.0,  # a 200 ms write: the kill lands inside it even on a busy machine
         process_timeout_s=600,
     )
     report = run_soak(settings, progress=lambda line: None)
