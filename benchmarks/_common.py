@@ -49,6 +49,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--out-dir", default=str(RESULTS_DIR), help="folder of the results files (default: %(default)s)")
     parser.add_argument("--no-save", action="store_true", help="print the table only, write no results file")
+    parser.add_argument("--note", action="append", default=[], help="a line about the conditions, kept with the results (repeatable)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -318,6 +319,7 @@ def report(
     notes: Sequence[str] = (),
 ) -> tuple[Path, Path] | None:
     """Print the final table (markdown, ready for the README) and write the results files unless ``--no-save``."""
+    notes = [*getattr(args, "note", []), *notes]
     print()
     print(describe_environment(env))
     print(markdown_table(columns, rows))

@@ -66,10 +66,11 @@ def _check_environment(record: dict, markdown: str) -> None:
 def test_train_step_times_baseline_and_mfr_per_model(tmp_path, capsys, one_thread):
     paths = train_step.main(
         ["--device", "cpu", "--models", "iat,retinexnet", "--batch", "1", "--patch", "32", "--teacher", "tiny",
-         "--repeats", "2", "--warmup", "0", "--out-dir", str(tmp_path), *one_thread]
+         "--repeats", "2", "--warmup", "0", "--out-dir", str(tmp_path), "--note", "CPU test run", *one_thread]
     )
     record, markdown = _read(paths)
     _check_environment(record, markdown)
+    assert record["notes"][0] == "CPU test run" and "- CPU test run" in markdown.splitlines()
     assert paths[0].name.startswith("train_step_cpu_") and record["benchmark"] == "train_step"
     rows = record["rows"]
     assert [(r["model"], r["stage"], r["mfr"]) for r in rows] == [
