@@ -33,8 +33,12 @@ many. Published figures: 31.76M (the figure quoted for MIRNet in later papers, e
 comparison, which swz30/MIRNet issue #25 points to) and "31.7 Million" (authors, swz30/MIRNet issue #8);
 both within 0.1% of the count. The blur filters are buffers, not parameters.
 
-Padding: two stride-2 blurs need H and W divisible by 4 (the official test crops to that); the input is
-padded to a multiple of 4 and the output cropped back.
+Padding: two stride-2 blurs need H and W divisible by 4 (the official test feeds images unchanged;
+LOL's 400x600 already is); the input is padded to a multiple of 4 and the output cropped back.
+
+Memory: with gradients on images larger than 256x256, activations are recomputed in backward
+(two-level checkpointing: MRB inputs, then each unit inside); a 400x600 forward/backward would
+otherwise hold about 40 GB of activations (measured ~10.7 GB at 200x300).
 """
 
 from __future__ import annotations
