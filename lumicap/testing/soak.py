@@ -413,15 +413,18 @@ def _test_metrics(run_dir: Path) -> dict[str, float]:
 
 
 # -------------------------------------------------------------------------------------------- runs
-def _run_to_end(args: list[str], settings: SoakSettings, log_path: Path) -> tuple[int, float]:
+def _run_to_end(args: list[str], settings: SoakSettings, log_path: Path, output_dir: Path) -> tuple[int, float, float]:
+    """Run to the end; returns (exit code, seconds, seconds until training started: log.jsonl appeared)."""
     start = time.monotonic()
     proc = _spawn(args, settings, log_path)
+    _wait_trigger(proc, lambda: any(output_dir.glob("soak/*/seed*/log.jsonl")), poll_s=0.05)
+    startup = time.monotonic() - start
     try:
         rc = proc.wait(timeout=settings.process_timeout_s)
     except subprocess.TimeoutExpired:
         _kill(proc)
         rc = -9
-    return rc, time.monotonic() - start
+    return rc, time.monotonic() - start, startup
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -449,7 +452,9 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
     # 1. The uninterrupted reference run; also measures start-up and iteration time for the kill draws.
     ref_out = work / "reference"
     progress(f"soak: uninterrupted reference run ({settings.iterations} iterations) ...")
-    rc, seconds = _run_to_end(["train", str(config), "--output-dir", str(ref_out), "--no-progress"], settings, work / "reference.log")
+    rc, seconds, startup = _run_to_end(
+        ["train", str(config), "--output-dir", str(ref_out), "--no-progress"], settings, work / "reference.log", ref_out
+    )
     report.reference_seconds = seconds
     ref_dir = _find_run_dir(ref_out)
     if rc != 0 or ref_dir is None:
@@ -458,7 +463,6 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
     report.reference_dir = str(ref_dir)
     ref_info = json.loads((ref_dir / "run.json").read_text(encoding="utf-8"))
     seconds_per_iter = max(0.005, float(ref_info.get("ms_per_iter") or 100.0) / 1000.0)
-    startup = max(1.0, seconds - settings.iterations * seconds_per_iter)
     progress(f"soak: reference done in {seconds:.0f} s (start-up ~{startup:.1f} s, {1000 * seconds_per_iter:.0f} ms/iter)")
 
     # 2. The soak: kill, check, resume; after the last kill, let it finish.
@@ -539,7 +543,7 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
 
 def _arm_and_wait(kind, proc, out: Path, settings: SoakSettings, rng: random.Random, startup: float, per_iter: float) -> bool:
     """Wait for the moment to kill (True) or for the process to exit on its own (False)."""
-    if kind == "startup":
+    if kind == "startup":  # before training starts: imports, run folder, checkpoint and teacher loading
         return _sleep_while_alive(proc, rng.uniform(0.1, 1.0) * startup)
     if kind == "mid-write":
         # The k-th checkpoint write of this invocation (last.pt or best.pt), killed part-way through it.
