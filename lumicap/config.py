@@ -150,6 +150,14 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     allow_missing_perceptual: bool = False  # drop VGG terms (recorded in the run) when weights are missing
     perceptual_weights: str | None = None  # path to VGG weights; None: lumicap.vgg's resolution
+    # Speed options (benchmarks/bench_train_step.py measures them). channels_last: weights and batches in
+    # NHWC, which tensor-core convolutions prefer; compile: torch.compile the training forward (the first
+    # steps pay for compilation); fused_optimizer: Adam/AdamW in one fused kernel (null: on CUDA only);
+    # tf32: TF32 matmuls and convolutions on CUDA (null: PyTorch's defaults; false: strict fp32).
+    channels_last: bool = False
+    compile: bool = False
+    fused_optimizer: bool | None = None
+    tf32: bool | None = None
 
 
 @dataclass

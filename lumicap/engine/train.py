@@ -132,6 +132,13 @@ def load_init_weights(model: nn.Module, path: str) -> None:
         raise WeightsError(f"{path}: does not fit model.init_weights' architecture ({first[0].strip()})") from None
 
 
+def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
+    """``train.fused_optimizer``: Adam/AdamW update every parameter in one kernel instead of a few per
+    tensor (``None``: on CUDA, where the launches cost most; CPU runs keep the reference implementation)."""
+    use = device.type == "cuda" if setting is None else setting
+    return {"fused": True} if use else {}
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True):
         from lumicap.models import build_model
@@ -141,11 +148,16 @@ class Trainer:
         self.show_progress = show_progress
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest kernels
+            if cfg.train.tf32 is not None:
+                torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32
+                torch.backends.cudnn.allow_tf32 = cfg.train.tf32
         seed_everything(cfg.train.seed)
         self.model = build_model(cfg.model.name, **cfg.model.overrides)
         if cfg.model.init_weights:
             load_init_weights(self.model, cfg.model.init_weights)
         self.model = self.model.to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         if info.rank:
             seed_everything(derived_seed(cfg.train.seed, info.rank))  # own dropout draws per replica
         self.ema = ModelEMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
@@ -216,10 +228,11 @@ class Trainer:
             raise LumicapError(f"stage '{stage.name}': the model has no parameters to train in this stage")
         self.params = params
         o = stage.optimizer
+        fused = fused_optimizer_kwargs(cfg.train.fused_optimizer, self.device)
         if o.name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
         elif o.name == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
         else:
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum or 0.0, weight_decay=o.weight_decay)
         self.scheduler = StageScheduler(self.optimizer, stage.scheduler, stage.iterations)
@@ -236,6 +249,10 @@ class Trainer:
             )
         else:
             self.forward = forward
+        if cfg.train.compile:
+            # Compiled around DDP (the supported order); the model itself stays uncompiled, so its
+            # state-dict keys carry no "_orig_mod." prefix.
+            self.forward = torch.compile(self.forward)
         data_seed = derived_seed(cfg.train.seed, index)
         self.stream = BatchStream(cfg, stage, self.splits.train, self.info.rank, self.info.world_size, data_seed)
         state = self._resume_state
@@ -279,6 +296,9 @@ class Trainer:
         stage = self.stage
         low = batch["low"].to(self.device, non_blocking=True)
         high = batch["high"].to(self.device, non_blocking=True)
+        if self.cfg.train.channels_last:
+            low = low.contiguous(memory_format=torch.channels_last)
+            high = high.contiguous(memory_format=torch.channels_last)
         if stage.mixup:
             low, high = self._mixup(low, high)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
