@@ -3,7 +3,9 @@
 One step is what ``lumicap train`` does per iteration (``Trainer._step``): the stage's training forward
 (``TrainingForward``) under the chosen autocast, the stage's pixel/perceptual/model loss terms
 (``StageLoss``), for +MFR the ``MultimodalFeatureLoss`` on the output (teacher in fp32, as the trainer
-runs it), backward, optimizer step (the recipe's Adam settings), ``zero_grad(set_to_none=True)``.
+runs it), backward, optimizer step (the recipe's Adam settings; fused kernels on CUDA, as the trainer's default),
+``zero_grad(set_to_none=True)``. The switches mirror the trainer's speed options (``train.channels_last``,
+``train.compile``, ``train.fused_optimizer``, ``train.tf32``).
 Not included: data loading and augmentation (the batch is a fixed random pair already on the device),
 the learning-rate schedule, EMA, logging and validation. The stage timed is the first one MFR applies to
 (RetinexNet: ``relight``); whole-image stages (``patch_size: None``) use LOL's 600x400.
@@ -13,8 +15,8 @@ the teacher is a random full-size ClipCap (ViT-B/32 + 10x768 MLP + GPT-2 124M) u
 ``tiny`` (CPU tests) or names a teacher folder/preset. Figures: median of ``--repeats`` timed steps after
 ``--warmup`` steps, CUDA-synchronised (see ``_common``).
 
-    python benchmarks/bench_train_step.py --device cuda                          # every model, fp32 eager
-    python benchmarks/bench_train_step.py --device cuda --models retinexformer --amp none,bf16 --channels-last --fused-adam --tf32
+    python benchmarks/bench_train_step.py --device cuda                          # every model, fp32, trainer defaults
+    python benchmarks/bench_train_step.py --device cuda --models retinexformer --amp none,bf16 --channels-last --tf32 on
     python benchmarks/bench_train_step.py --small --models iat,retinexformer,retinexnet --teacher tiny   # CPU
 """
 
@@ -36,6 +38,7 @@ BENCHMARK = "train_step"
 SMALL = {"batch": 1, "patch": 64}  # --small: fits a shared 2-core CPU in seconds per model
 WHOLE_IMAGE = (400, 600)  # LOL-v1 images, for recipe stages that train on whole images
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16}
+SWITCH = {"auto": None, "on": True, "off": False}  # the trainer's null / true / false
 COLUMNS = [
     Column("model", "model"),
     Column("stage", "stage"),
@@ -62,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--amp", default="none", help="comma list of none, bf16 (autocast of model and pixel losses)")
     parser.add_argument("--channels-last", action="store_true", help="model weights and inputs in channels-last layout")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
-    parser.add_argument("--fused-adam", action="store_true", help="fused Adam/AdamW kernels (torch's fused=True)")
-    parser.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls and convolutions (cudnn.benchmark is always on)")
+    parser.add_argument("--fused-optimizer", default="auto", choices=list(SWITCH),
+                        help="fused Adam/AdamW kernels; auto: on CUDA only, as train.fused_optimizer's default")
+    parser.add_argument("--tf32", default="default", choices=["default", "on", "off"],
+                        help="CUDA TF32 matmuls and convolutions; default: PyTorch's (as train.tf32: null). "
+                        "cudnn.benchmark is always on, as in training")
     _common.add_common_arguments(parser)
     return parser
 
@@ -108,9 +114,11 @@ def build_mfr(teacher: str, scratch: Path, device: torch.device):
     return loss.to(device).eval()
 
 
-def make_optimizer(params, spec: dict[str, Any], fused: bool):
+def make_optimizer(params, spec: dict[str, Any], device: torch.device, fused: bool | None):
+    from lumicap.engine.train import fused_optimizer_kwargs
+
     kwargs = {"lr": spec.get("lr", 2e-4), "weight_decay": spec.get("weight_decay", 0.0)}
-    extra = {"fused": True} if fused else {}
+    extra = fused_optimizer_kwargs(fused, device)
     name = spec.get("name", "adam")
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
@@ -137,7 +145,7 @@ def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Pa
     vgg = [term for term in stage.losses if term in PERCEPTUAL_LOSSES]
     weights = str(random_vgg_weights(scratch, vgg[0])) if vgg else None  # a recipe has at most one VGG term
     losses = StageLoss(stage.losses, allow_model_terms=stage.objective != "enhance", perceptual_weights=weights).to(device)
-    optimizer = make_optimizer(params, stage.optimizer, fused=args.fused_adam)
+    optimizer = make_optimizer(params, stage.optimizer, device, SWITCH[args.fused_optimizer])
     forward = TrainingForward(model)
     if args.compile:
         forward = torch.compile(forward)
@@ -162,9 +170,16 @@ def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Pa
     return step
 
 
-def options_label(args) -> str:
-    names = [flag for flag, on in (("channels-last", args.channels_last), ("compile", args.compile),
-                                   ("fused-adam", args.fused_adam), ("tf32", args.tf32)) if on]
+def options_label(args, device: torch.device) -> str:
+    """The speed options in effect, besides the defaults (eager, contiguous, fused Adam on CUDA only)."""
+    from lumicap.engine.train import fused_optimizer_kwargs
+
+    fused = bool(fused_optimizer_kwargs(SWITCH[args.fused_optimizer], device))
+    names = [flag for flag, on in (("channels-last", args.channels_last), ("compile", args.compile)) if on]
+    if fused:
+        names.append("fused-adam")
+    if args.tf32 != "default":
+        names.append(f"tf32-{args.tf32}")
     return ",".join(names) or "eager"
 
 
@@ -178,8 +193,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     names = _common.parse_list(args.models, [info.name for info in list_models()], "model")
     amps = _common.parse_list(args.amp, list(AMP_DTYPES), "--amp value")
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        torch.backends.cudnn.allow_tf32 = args.tf32
+        if args.tf32 != "default":
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+            torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
         torch.backends.cudnn.benchmark = True  # fixed shapes, as in training: cuDNN picks its fastest kernels
     variants = {"both": [False, True], "off": [False], "only": [True]}[args.mfr]
     env = _common.environment(device)
@@ -196,7 +212,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 for with_mfr in variants:
                     row = {
                         "model": name, "stage": stage.name, "batch": shape[0], "patch": f"{shape[1]}x{shape[2]}",
-                        "amp": amp, "options": options_label(args),
+                        "amp": amp, "options": options_label(args, device),
                         "mfr": args.teacher if with_mfr and stage.mfr else "no",
                         "ms": None, "ms_min": None, "samples_ms": None, "peak_mib": None, "mfr_ratio": None, "error": None,
                     }
@@ -226,7 +242,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                     print(f"  {name:14} {stage.name:12} amp={amp:4} mfr={row['mfr']:5} {row['patch']:>8} x{shape[0]}: {status}", flush=True)
     settings = {
         "models": names, "amp": amps, "mfr": args.mfr, "teacher": args.teacher, "batch": args.batch, "patch": args.patch,
-        "small": args.small, "channels_last": args.channels_last, "compile": args.compile, "fused_adam": args.fused_adam,
+        "small": args.small, "channels_last": args.channels_last, "compile": args.compile, "fused_optimizer": args.fused_optimizer,
         "tf32": args.tf32, "repeats": repeats, "warmup": warmup, "device": str(device),
     }
     return rows, {"env": env, "settings": settings}
