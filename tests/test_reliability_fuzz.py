@@ -92,3 +92,58 @@ def test_report_fuzz(cases, tmp_path):
     rc, out, err, tb = run_cli(["report", str(tmp_path / "all"), "--out", str(tmp_path / "r2")])
     assert tb is None and "Traceback" not in err
     assert rc == 0 or (rc == 2 and len([l for l in err.splitlines() if l.startswith("lumicap: error:")]) == 1)
+
+
+@pytest.fixture
+def denied(monkeypatch):
+    """Make chosen paths unreadable even for root (who ignores mode 000): opening them raises EACCES."""
+    import builtins
+    import errno
+
+    blocked: set[str] = set()
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(os.fspath(file)) in blocked:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    return blocked
+
+
+@pytest.mark.parametrize("command", ["enhance", "eval", "train"])
+def test_unreadable_file_is_one_line(tmp_path, monkeypatch, denied, command):
+    import numpy as np
+    from PIL import Image
+
+    from _reliability_support import tiny_train_config
+    from lumicap.testing.fuzzrun import run_cli
+
+    if command == "train":
+        config = tiny_train_config(tmp_path)
+        victim = tmp_path / "data" / "train" / "low" / "1.png"
+        argv = ["train", str(config), "--no-progress"]
+    else:
+        for side in ("pred", "gt"):
+            (tmp_path / side).mkdir()
+            for name in ("a", "b"):
+                Image.fromarray(np.full((16, 16, 3), 40, np.uint8)).save(tmp_path / side / f"{name}.png")
+        victim = tmp_path / "pred" / "b.png"
+        if command == "enhance":
+            register_tiny(monkeypatch)
+            model = save_tiny_safetensors(tmp_path / "model")
+            argv = ["enhance", str(tmp_path / "pred"), "--out", str(tmp_path / "out"), "--model", str(model), "--no-progress"]
+        else:
+            argv = ["eval", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "res")]
+    denied.add(os.path.abspath(victim))
+
+    rc, out, err, tb = run_cli(argv)
+
+    assert tb is None, tb
+    errors = [line for line in err.splitlines() if line.startswith("lumicap: error:")]
+    assert len(errors) == 1 and str(victim) in errors[0] and "ermission denied" in errors[0], err
+    if command == "enhance":
+        assert rc == 1 and (tmp_path / "out" / "a.png").is_file()  # the readable photo still gets its output
+    else:
+        assert rc == 2
