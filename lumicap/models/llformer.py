@@ -34,8 +34,7 @@ storing it. The column attention reshapes instead of transposing the image, so i
 are the transposes of the official ones (same function class; transpose them when porting weights).
 With gradients on images larger than 256x256, each transformer block's activations are recomputed in
 backward (activation checkpointing): a 400x600 forward/backward otherwise needs over 20 GB (measured
-5.2 GB at 200x304; 1.3 GB with checkpointing). On CPU the network runs channels-last, where oneDNN's
-depthwise and 1x1 convolutions are several times faster.
+5.2 GB at 200x304; 1.3 GB with checkpointing).
 """
 
 from __future__ import annotations
@@ -103,12 +102,11 @@ class AxisAttention(nn.Module):
         q = F.normalize(q, dim=-1) * self.temperature
         k = F.normalize(k, dim=-1)
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
-        # Back to (B, C, H, W), laid out channels-last (B, H, W, C) like the rest of the network on CPU.
         if self.axis == "width":
-            out = out.view(b, heads, h, w, head_dim).permute(0, 2, 3, 1, 4)
+            out = out.view(b, heads, h, w, head_dim).permute(0, 1, 4, 2, 3)
         else:
-            out = out.view(b, heads, w, h, head_dim).permute(0, 3, 2, 1, 4)
-        return self.project_out(out.reshape(b, h, w, c).permute(0, 3, 1, 2))
+            out = out.view(b, heads, w, h, head_dim).permute(0, 1, 4, 3, 2)
+        return self.project_out(out.reshape(b, c, h, w))
 
 
 class AxisBasedMultiHeadSelfAttention(nn.Module):
@@ -286,11 +284,8 @@ class LLFormer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, size = pad_to_multiple(x, self.pad_multiple)
-        if padded.device.type == "cpu":
-            # oneDNN's depthwise and 1x1 convolutions run several times faster on channels-last tensors.
-            padded = padded.contiguous(memory_format=torch.channels_last)
         self._checkpointing = self._should_checkpoint(padded)
-        return crop_to(self._forward_padded(padded), size).contiguous()
+        return crop_to(self._forward_padded(padded), size)
 
     def _should_checkpoint(self, x: torch.Tensor) -> bool:
         if self.activation_checkpointing == "never" or not torch.is_grad_enabled():

@@ -280,13 +280,11 @@ class MIRNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, size = pad_to_multiple(x, self.pad_multiple)
-        if padded.device.type == "cpu":
-            padded = padded.contiguous(memory_format=torch.channels_last)  # faster oneDNN convolutions
         checkpointing = self._should_checkpoint(padded)
         features = self.conv_in(padded)
         for group in self.groups:
             features = group(features, checkpointing)
-        return crop_to(padded + self.conv_out(features), size).contiguous()
+        return crop_to(padded + self.conv_out(features), size)
 
     def _should_checkpoint(self, x: torch.Tensor) -> bool:
         if self.activation_checkpointing == "never" or not torch.is_grad_enabled():
