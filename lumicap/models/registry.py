@@ -3,7 +3,7 @@
 A model file ends with small entrypoints decorated with ``@register_model(...)``; the function name is
 the model name and its body pins the variant's defaults (timm style)::
 
-    @register_model(paper="...", official_params=1_606_480, params_source="...", recipe=Recipe(...))
+    @register_model(paper="...", official_params=1_605_701, params_source="...", recipe=Recipe(...))
     def retinexformer(**overrides) -> nn.Module:
         return Retinexformer(**{"n_feat": 40, **overrides})
 
