@@ -50,6 +50,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=str(RESULTS_DIR), help="folder of the results files (default: %(default)s)")
     parser.add_argument("--no-save", action="store_true", help="print the table only, write no results file")
     parser.add_argument("--note", action="append", default=[], help="a line about the conditions, kept with the results (repeatable)")
+    parser.add_argument("--rows-out", default=None, metavar="FILE.jsonl",
+                        help="also append each row to this JSON-lines file as soon as it is measured "
+                        "(gpu_campaign.py reads it, so a part stopped at its time cap keeps its finished rows)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -167,6 +170,26 @@ def _rss_peak_mib() -> float | None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     except (ImportError, OSError):
         return None
+
+
+def rows_writer(path: str | None) -> Callable[[dict[str, Any]], None] | None:
+    """``--rows-out``: a function that appends one row as a JSON line and flushes it (None without a path)."""
+    if not path:
+        return None
+
+    def write(row: dict[str, Any]) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, default=str) + "\n")
+
+    return write
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as the one short line a results row keeps."""
+    if is_out_of_memory(exc):
+        return "out of memory"
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text[:limit]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     env = _common.environment(device)
     print(_common.describe_environment(env), flush=True)
     rows: list[dict[str, Any]] = []
+    emit = _common.rows_writer(args.rows_out)
     for name in settings["models"]:
         torch.manual_seed(0)
         try:
@@ -163,6 +164,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             if model is None:
                 row["error"] = build_error
                 rows.append(row)
+                if emit:
+                    emit(row)
                 continue
             image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(1))
             try:
@@ -183,6 +186,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             finally:
                 _common.release_memory(device)
             rows.append(row)
+            if emit:
+                emit(row)
             status = f"{row['ms']:.1f} ms, peak {row['peak_mib']:.0f} MiB" if row["ms"] else row["error"]
             print(f"  {name:14} {row['size']:>10} {row['mode']:24}: {status}", flush=True)
         model = None

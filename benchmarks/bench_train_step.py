@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--fused-optimizer", default="auto", choices=list(SWITCH),
                         help="fused Adam/AdamW kernels; auto: on CUDA only, as train.fused_optimizer's default")
+    parser.add_argument("--mfr-amp", default="none", choices=list(AMP_DTYPES),
+                        help="autocast dtype of the MFR teacher's passes (default none: fp32, as the trainer runs it)")
+    parser.add_argument("--mfr-compile", action="store_true", help="torch.compile the MFR loss module (teacher passes)")
     parser.add_argument("--tf32", default="default", choices=["default", "on", "off"],
                         help="CUDA TF32 matmuls and convolutions; default: PyTorch's (as train.tf32: null). "
                         "cudnn.benchmark is always on, as in training")
@@ -157,12 +160,15 @@ def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Pa
     high = high.to(device).contiguous(memory_format=memory_format)
     dtype = AMP_DTYPES[amp]
 
+    mfr_dtype = AMP_DTYPES[args.mfr_amp]
+
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs, model_terms = forward(low, high, stage.name, stage.objective)
             total, _ = losses(outputs, high, model_terms)
         if mfr is not None:
-            total = total + mfr(outputs["output"].float(), high.float())
+            with torch.autocast(device.type, dtype=mfr_dtype, enabled=mfr_dtype is not None):
+                total = total + mfr(outputs["output"].float(), high.float())
         total.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -170,12 +176,36 @@ def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Pa
     return step
 
 
+def mfr_precision_error(mfr, device: torch.device, dtype: torch.dtype) -> dict[str, float]:
+    """Relative error of the MFR loss and of its gradient w.r.t. the output under autocast, against fp32
+    (batch 4 of 128x128 random pairs; the figure that decides whether a low-precision teacher is acceptable)."""
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(4, 3, 128, 128, generator=g).to(device)
+    output = (target + 0.1 * torch.randn(target.shape, generator=g).to(device)).clamp(0, 1)
+
+    def loss_and_grad(autocast: bool):
+        x = output.clone().requires_grad_(True)
+        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
+            loss = mfr(x, target)
+        (grad,) = torch.autograd.grad(loss, x)
+        return loss.detach().float(), grad.float()
+
+    loss32, grad32 = loss_and_grad(False)
+    loss16, grad16 = loss_and_grad(True)
+    return {
+        "loss_rel": float((loss16 - loss32).abs() / loss32.abs().clamp_min(1e-12)),
+        "grad_rel": float((grad16 - grad32).norm() / grad32.norm().clamp_min(1e-12)),
+        "grad_cosine": float(torch.nn.functional.cosine_similarity(grad16.flatten(), grad32.flatten(), dim=0)),
+    }
+
+
 def options_label(args, device: torch.device) -> str:
     """The speed options in effect, besides the defaults (eager, contiguous, fused Adam on CUDA only)."""
     from lumicap.engine.train import fused_optimizer_kwargs
 
     fused = bool(fused_optimizer_kwargs(SWITCH[args.fused_optimizer], device))
-    names = [flag for flag, on in (("channels-last", args.channels_last), ("compile", args.compile)) if on]
+    names = [flag for flag, on in (("channels-last", args.channels_last), ("compile", args.compile),
+                                   (f"mfr-{args.mfr_amp}", args.mfr_amp != "none"), ("mfr-compile", args.mfr_compile)) if on]
     if fused:
         names.append("fused-adam")
     if args.tf32 != "default":
@@ -198,12 +228,19 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
         torch.backends.cudnn.benchmark = True  # fixed shapes, as in training: cuDNN picks its fastest kernels
     variants = {"both": [False, True], "off": [False], "only": [True]}[args.mfr]
+    emit = _common.rows_writer(args.rows_out)
     env = _common.environment(device)
     print(_common.describe_environment(env), flush=True)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lumicap-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         mfr = build_mfr(args.teacher, scratch, device) if True in variants else None
+        mfr_error = None
+        if mfr is not None and args.mfr_amp != "none":
+            mfr_error = mfr_precision_error(mfr, device, AMP_DTYPES[args.mfr_amp])
+            print(f"  MFR under {args.mfr_amp} autocast vs fp32: {mfr_error}", flush=True)
+        if mfr is not None and args.mfr_compile:
+            mfr = torch.compile(mfr)
         for name in names:
             stage = stage_to_time(model_info(name))
             shape = step_shape(stage, args)
@@ -216,9 +253,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                         "mfr": args.teacher if with_mfr and stage.mfr else "no",
                         "ms": None, "ms_min": None, "samples_ms": None, "peak_mib": None, "mfr_ratio": None, "error": None,
                     }
+                    if with_mfr and mfr_error is not None:
+                        row["mfr_precision_error"] = mfr_error
                     if with_mfr and not stage.mfr:
                         row["error"] = "recipe applies no MFR"
                         rows.append(row)
+                        if emit:
+                            emit(row)
                         continue
                     try:
                         step = build_step(name, stage, shape, device, amp, args, mfr if with_mfr else None, scratch)
@@ -238,12 +279,15 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                     elif baseline_ms and row["ms"]:
                         row["mfr_ratio"] = row["ms"] / baseline_ms
                     rows.append(row)
+                    if emit:
+                        emit(row)
                     status = f"{row['ms']:.1f} ms, peak {row['peak_mib']:.0f} MiB" if row["ms"] else row["error"]
                     print(f"  {name:14} {stage.name:12} amp={amp:4} mfr={row['mfr']:5} {row['patch']:>8} x{shape[0]}: {status}", flush=True)
     settings = {
         "models": names, "amp": amps, "mfr": args.mfr, "teacher": args.teacher, "batch": args.batch, "patch": args.patch,
         "small": args.small, "channels_last": args.channels_last, "compile": args.compile, "fused_optimizer": args.fused_optimizer,
-        "tf32": args.tf32, "repeats": repeats, "warmup": warmup, "device": str(device),
+        "tf32": args.tf32, "mfr_amp": args.mfr_amp, "mfr_compile": args.mfr_compile,
+        "repeats": repeats, "warmup": warmup, "device": str(device),
     }
     return rows, {"env": env, "settings": settings}
 

@@ -97,7 +97,14 @@ def _pointwise_mlp(channels: int) -> nn.Sequential:
 
 
 def _polar_to_complex(amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    # fp32 even under bf16/fp16 autocast: complex tensors and cuFFT/pocketfft have no bfloat16.
+    amplitude, phase = amplitude.float(), phase.float()
     return torch.complex(amplitude * torch.cos(phase), amplitude * torch.sin(phase))
+
+
+def _rfft2(x: torch.Tensor) -> torch.Tensor:
+    """``rfft2`` in fp32 (autocast leaves FFTs alone, and they refuse bfloat16 inputs)."""
+    return torch.fft.rfft2(x.float(), norm="backward")
 
 
 class FourierBranch(nn.Module):
@@ -155,7 +162,7 @@ class SpatialFrequencyBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, *guide: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        spectrum = torch.fft.rfft2(x, norm="backward")
+        spectrum = _rfft2(x)
         spatial = x + self.coupling(x)
         frequency = torch.fft.irfft2(self.fourier(spectrum, *guide), s=(h, w), norm="backward")
         return self.fuse(torch.cat([spatial, frequency], dim=1)) + x
@@ -193,7 +200,7 @@ class LowResolutionNet(nn.Module):
         d2 = self.dec2(self.merge2(torch.cat([_resize(b, e2), e2], dim=1)))
         d1 = self.dec1(self.merge1(torch.cat([_resize(d2, e1), e1], dim=1)))
         features = self.to_guide(d1)
-        spectrum = torch.fft.rfft2(features, norm="backward")
+        spectrum = _rfft2(features)
         return self.to_rgb(features), self.guide_amplitude(spectrum.abs()), self.guide_phase(spectrum.angle())
 
 
