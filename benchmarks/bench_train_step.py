@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -262,13 +263,20 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                             emit(row)
                         continue
                     try:
+                        # Where a row's wall time goes (set-up, warm-up incl. autotuning/compilation, timed
+                        # steps): what a time-capped campaign needs to plan its parts.
+                        t0 = time.perf_counter()
                         step = build_step(name, stage, shape, device, amp, args, mfr if with_mfr else None, scratch)
+                        t1 = time.perf_counter()
                         for _ in range(warmup):
                             step()
+                        _common.synchronize(device)
+                        t2 = time.perf_counter()
                         with _common.PeakMemory(device) as peak:
                             timing = _common.time_function(step, device, repeats, warmup=0)
                         row.update(ms=timing.median_ms, ms_min=timing.min_ms, samples_ms=list(timing.samples_ms),
-                                   peak_mib=peak.mib, memory=peak.kind)
+                                   peak_mib=peak.mib, memory=peak.kind,
+                                   wall_s={"setup": t1 - t0, "warmup": t2 - t1, "timed": time.perf_counter() - t2})
                     except Exception as exc:  # one model failing (OOM, a compile error) must not end the run
                         row["error"] = "out of memory" if _common.is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
                     finally:

@@ -1,7 +1,8 @@
 """The GPU campaign: everything worth measuring on a lent GPU, in one command, in a fixed time.
 
     python benchmarks/gpu_campaign.py --pack                  # here, before: data (+ wheels) into .campaign/
-    pip install --no-index --find-links .campaign/wheels -e . && python benchmarks/gpu_campaign.py --data .campaign/data
+    python -m pip install -q --no-index --no-build-isolation --find-links .campaign/wheels -e . \
+        && python benchmarks/gpu_campaign.py --data .campaign/data --out-dir "$OUT"     # on the GPU machine
     python benchmarks/gpu_campaign.py --dry-run               # every part on the CPU, tiny settings, seconds
 
 Parts, in order of value, each a child process with its own time cap (a part that hangs or runs long is
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 remaining = part_end - time.monotonic()
                 if part.key == "d":
                     # leave time for start-up, the test split and the copy after training stops
-                    minutes = max(0.05, (remaining - (20 if args.dry_run else 60)) / 60)
+                    minutes = max(0.05, (remaining - (20 if args.dry_run else 25)) / 60)
                     command = [str(round(minutes, 2)) if c == "MINUTES" else c for c in command]
                     cap = remaining
                 else:
