@@ -114,26 +114,13 @@ def resolve_vgg_weights(arch: str, weights: str | os.PathLike | None = None, *, 
 
     A missing file fails with one line naming the file and how to get it.
     """
-    from lumicap.weights import cached_path, get_known, resolve_weights
+    from lumicap.weights import ensure_weights, known_weights, resolve_weights
 
-    known = DEFAULT_WEIGHTS[_check_arch(arch)]
-    name = weights if weights is not None else known
-    try:
-        return resolve_weights(name, download=download)
-    except WeightsError as exc:
-        entry = get_known(known)
-        if os.fspath(name) != known or cached_path(entry).exists():
-            raise  # a wrong path, or a cached file that failed its checksum: the original message says which
-        reason = "download failed: " + _first_line(exc) if download else "not downloaded"
-        raise WeightsError(
-            f"the {arch} perceptual loss needs {entry.filename} (torchvision ImageNet weights, {entry.source}) at "
-            f"{cached_path(entry)} ({reason}): run 'lumicap weights download {entry.name}' or pass the file's path"
-        ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    default = DEFAULT_WEIGHTS[_check_arch(arch)]
+    name = os.fspath(weights) if weights is not None else default
+    if name in known_weights() and not os.path.exists(name):
+        return ensure_weights([name], download=download, needed_by=f"the {arch} perceptual loss")[name]
+    return resolve_weights(name, download=download)
 
 
 def require_vgg(arch: str, weights: str | os.PathLike | None = None, *, download: bool = False) -> Path:

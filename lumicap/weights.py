@@ -1,25 +1,43 @@
 """Known weight files and how to get them: explicit path -> cache -> download.
 
-Every pretrained file lumicap uses is listed in ``KNOWN_WEIGHTS`` with its source (a Hugging Face
-repo + filename, or a URL), its expected size and, where published, its sha256. A file downloaded for
-the first time has its sha256 recorded next to it in the cache (``<file>.sha256``) and checked on every
-later load, so a silently corrupted or replaced cache file is caught. Nothing here runs at import time
-and no test ever downloads: tests pass explicit paths.
+Every pretrained file lumicap uses is listed in the catalogue (``lumicap.weights_catalog``) with its
+source (a Hugging Face repo + filename, or a URL), its expected size and, where published, its sha256.
+Named sets group the files one thing needs (a teacher preset, LPIPS); ``lumicap weights download|bundle``
+accept both. Nothing here runs at import time and no test ever downloads: tests pass explicit paths or
+``file://`` sources.
 
-Cache directory: ``$LUMICAP_CACHE`` or ``~/.cache/lumicap`` (``cache_dir()``).
+Trust: a file is checked against its published sha256 when there is one. Otherwise lumicap records the
+sha256 of a file it downloaded itself (``<file>.download.json`` beside it, with the source) and checks it
+on every later load. A file put into the cache by hand is used but never blessed: ``lumicap weights
+verify`` calls it unverified. (A record proves only that lumicap wrote it; whoever can write to the cache
+can forge one.)
+
+Offline: ``LUMICAP_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` means no network attempt at all, by any path
+(Hugging Face or plain URL); a missing file is then one error that lists every missing file the caller
+needs, with its source, its exact cache path and the command that fetches them all.
+
+Cache directory: ``$LUMICAP_CACHE`` or ``~/.cache/lumicap`` (``cache_dir()``), one folder per name:
+``<cache>/<name>/<filename>``. A download goes to a temporary folder in the cache and is renamed into
+place only once complete and checked, so a failure leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
+
+OFFLINE_VARIABLES = ("LUMICAP_OFFLINE", "HF_HUB_OFFLINE")
+RECORD_SUFFIX = ".download.json"
+_LEGACY_RECORD_SUFFIX = ".sha256"  # written by lumicap <= 0.x for any file it loaded, downloaded or not
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,7 @@ class KnownWeights:
     repo_id: str | None = None
     url: str | None = None
     sha256: str | None = None  # pinned when the publisher states it; else recorded at first download
-    size: int | None = None  # bytes, approximate is fine for the listing; checked only when sha256 unknown
+    size: int | None = None  # bytes, approximate is fine: shown by 'lumicap weights list', never checked
     sha256_prefix: str | None = None  # torchvision convention: first hex digits of sha256 in the file name
 
     @property
@@ -43,11 +61,28 @@ class KnownWeights:
         return str(self.url)
 
 
+@dataclass(frozen=True)
+class WeightsSet:
+    """The files one thing needs (a teacher preset, LPIPS), fetched and bundled together by name."""
+
+    name: str
+    members: tuple[str, ...]
+    description: str
+
+
 KNOWN_WEIGHTS: dict[str, KnownWeights] = {}
+KNOWN_SETS: dict[str, WeightsSet] = {}
 
 
 def register_weights(entry: KnownWeights) -> KnownWeights:
     KNOWN_WEIGHTS[entry.name] = entry
+    return entry
+
+
+def register_set(name: str, members, description: str) -> WeightsSet:
+    """Group catalogue names under ``name``. A set may share its name with one of its files."""
+    entry = WeightsSet(name, tuple(dict.fromkeys(members)), description)
+    KNOWN_SETS[name] = entry
     return entry
 
 
@@ -61,16 +96,58 @@ def known_weights() -> dict[str, KnownWeights]:
     return dict(KNOWN_WEIGHTS)
 
 
+def known_sets() -> dict[str, WeightsSet]:
+    _populate()
+    return dict(KNOWN_SETS)
+
+
+def _unknown(name: str, extra: str = "") -> WeightsError:
+    names = sorted(set(KNOWN_WEIGHTS) | set(KNOWN_SETS))
+    return WeightsError(f"unknown weights '{name}'; known: {', '.join(names)}{extra}")
+
+
 def get_known(name: str) -> KnownWeights:
     _populate()
     if name not in KNOWN_WEIGHTS:
-        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(sorted(KNOWN_WEIGHTS))}")
+        raise _unknown(name)
     return KNOWN_WEIGHTS[name]
+
+
+def expand_names(names) -> list[KnownWeights]:
+    """Catalogue entries for file and set names, in order, each once. A set wins over a file of its name
+    (the set of a teacher preset holds the file of that name and what else the preset needs)."""
+    _populate()
+    entries: dict[str, KnownWeights] = {}
+    for name in names:
+        if name in KNOWN_SETS:
+            members = KNOWN_SETS[name].members
+        elif name in KNOWN_WEIGHTS:
+            members = (name,)
+        else:
+            raise _unknown(name)
+        for member in members:
+            if member not in KNOWN_WEIGHTS:
+                raise WeightsError(f"weights set '{name}' names '{member}', which is not in the catalogue")
+            entries.setdefault(member, KNOWN_WEIGHTS[member])
+    return list(entries.values())
+
+
+def offline_reason() -> str | None:
+    """``"LUMICAP_OFFLINE=1"`` (or HF_HUB_OFFLINE) when downloads are switched off, else None."""
+    for variable in OFFLINE_VARIABLES:
+        value = os.environ.get(variable, "")
+        if value.strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return f"{variable}={value}"
+    return None
 
 
 def cache_dir() -> Path:
     root = os.environ.get("LUMICAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lumicap")
     return Path(root)
+
+
+def cached_path(entry: KnownWeights, root: Path | None = None) -> Path:
+    return (root or cache_dir()) / entry.name / entry.filename
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -81,40 +158,175 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _record_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
+# ------------------------------------------------------------------------------------------- trust
+def record_path(path: Path) -> Path:
+    return path.with_name(path.name + RECORD_SUFFIX)
 
 
-def verify_file(entry: KnownWeights, path: Path) -> str:
-    """Check ``path`` against the pinned or recorded sha256; record it when neither exists."""
-    actual = sha256_of(path)
-    expected = entry.sha256
-    record = _record_path(path)
-    if expected is None and record.exists():
-        expected = record.read_text().split()[0]
+def read_record(path: Path) -> dict | None:
+    """The download record beside a cached file, or None (absent or unreadable: then it proves nothing)."""
+    try:
+        record = json.loads(record_path(path).read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or not _is_sha256(record.get("sha256")):
+        return None
+    return record
+
+
+def write_record(entry: KnownWeights, path: Path, sha256: str, how: str) -> None:
+    """Record that lumicap obtained ``path`` itself (``how``: downloaded from X / imported from bundle Y)."""
+    record = {
+        "name": entry.name,
+        "filename": entry.filename,
+        "sha256": sha256,
+        "source": entry.source,
+        "how": how,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    target = record_path(path)
+    tmp = target.with_name(f".{target.name}.part")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, target)
+
+
+def _is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What lumicap can say about a local file of a catalogue entry."""
+
+    sha256: str
+    trusted_by: str | None  # "published", "recorded by lumicap, downloaded from ..."; None = unverified
+    problem: str | None  # a mismatch: the file is not what the catalogue or its record says
+
+
+def check_file(entry: KnownWeights, path: Path, digest: str | None = None) -> FileCheck:
+    """Hash ``path`` (or take ``digest``) and compare with the published sha256, the download record and
+    the legacy ``.sha256`` record. Writes nothing."""
+    actual = digest or sha256_of(path)
+    expected, trusted_by = None, None
+    if entry.sha256:
+        expected, trusted_by = entry.sha256, "published"
+    record = read_record(path)
+    if expected is None and record is not None:
+        expected, trusted_by = record["sha256"], f"recorded by lumicap, {record.get('how') or 'downloaded'}"
+    legacy = path.with_name(path.name + _LEGACY_RECORD_SUFFIX)
+    if expected is None and legacy.is_file():
+        # Older lumicap wrote this for any file it loaded: it catches a later change, it proves no download.
+        words = legacy.read_text(errors="replace").split()
+        expected = words[0] if words else None
+    problem = None
     if expected is not None and actual != expected:
-        raise WeightsError(
+        problem = (
             f"{path}: sha256 {actual[:12]}... does not match the expected {expected[:12]}... for "
             f"'{entry.name}' (corrupt or replaced file); delete it and download again"
         )
-    if entry.sha256_prefix and not actual.startswith(entry.sha256_prefix):
-        raise WeightsError(
-            f"{path}: sha256 {actual[:12]}... does not start with {entry.sha256_prefix} as published for '{entry.name}'"
-        )
-    if not record.exists():
-        record.write_text(f"{actual}  {path.name}\n")
-    return actual
+    elif entry.sha256_prefix and not actual.startswith(entry.sha256_prefix):
+        problem = f"{path}: sha256 {actual[:12]}... does not start with {entry.sha256_prefix} as published for '{entry.name}'"
+    return FileCheck(actual, trusted_by, problem)
 
 
-def cached_path(entry: KnownWeights, root: Path | None = None) -> Path:
-    return (root or cache_dir()) / entry.name / entry.filename
+def verify_file(entry: KnownWeights, path: Path) -> str:
+    """Raise on a mismatch with what is published or recorded; return the sha256. Records nothing: a file
+    lumicap did not download is used as it is but stays unverified."""
+    result = check_file(entry, path)
+    if result.problem:
+        raise WeightsError(result.problem)
+    return result.sha256
+
+
+# ------------------------------------------------------------------------------------------- resolution
+class MissingWeightsError(WeightsError):
+    """Files a caller needs that are neither cached nor downloadable now; ``missing`` = [(entry, path)]."""
+
+    def __init__(self, message: str, missing: list[tuple[KnownWeights, Path]]):
+        super().__init__(message)
+        self.missing = missing
+
+
+def missing_message(
+    missing: list[tuple[KnownWeights, Path]],
+    reason: str,
+    needed_by: str | None = None,
+    fetch_names: list[str] | None = None,
+    root: Path | None = None,
+) -> str:
+    """One line: every missing file (name, file, size, source -> cache path) and the commands that fetch them."""
+    count = len(missing)
+    what = f"{count} weight file{'' if count == 1 else 's'}"
+    are = "is" if count == 1 else "are"
+    who = f"{needed_by} needs {what} that {are}" if needed_by else f"{what} {are}"
+    files = "; ".join(
+        f"'{entry.name}' ({entry.filename}{_size_note(entry.size)}) from {entry.source} -> {target}"
+        for entry, target in missing
+    )
+    names = " ".join(fetch_names or [entry.name for entry, _ in missing])
+    cache = f" --cache-dir {root}" if root is not None else ""
+    return (
+        f"{who} not in the cache ({reason}): {files}; "
+        f"fetch {'it' if count == 1 else 'them all'} with 'lumicap weights download {names}{cache}', or without "
+        f"network here: 'lumicap weights bundle {names} --out lumicap-weights.tar' on a connected machine, "
+        f"then 'lumicap weights import lumicap-weights.tar{cache}' here"
+    )
+
+
+def _size_note(size: int | None) -> str:
+    return f", {size / 1e6:.0f} MB" if size and size >= 1_000_000 else ""
+
+
+def ensure_weights(
+    names,
+    *,
+    download: bool = True,
+    root: Path | None = None,
+    needed_by: str | None = None,
+    fetch_names: list[str] | None = None,
+) -> dict[str, Path]:
+    """Local paths of catalogue files ``names`` (files, not sets): cached ones are checked, missing ones
+    downloaded. When any cannot be had (offline, downloads disabled, a failed download) one
+    ``MissingWeightsError`` lists every file still missing; the first failed download stops the others
+    (a dropped network would time out on each)."""
+    _populate()
+    paths: dict[str, Path] = {}
+    missing: list[tuple[KnownWeights, Path]] = []
+    for name in dict.fromkeys(names):
+        entry = get_known(name)
+        target = cached_path(entry, root)
+        if target.is_file():
+            verify_file(entry, target)
+            paths[name] = target
+        else:
+            missing.append((entry, target))
+
+    def fail(reason: str, still_missing) -> MissingWeightsError:
+        message = missing_message(still_missing, reason, needed_by, fetch_names, root)
+        return MissingWeightsError(message, list(still_missing))
+
+    if missing:
+        reason = offline_reason()
+        if reason is None and not download:
+            reason = "downloads disabled"
+        if reason is not None:
+            raise fail(reason if reason == "downloads disabled" else f"offline: {reason}", missing)
+    for index, (entry, target) in enumerate(missing):
+        try:
+            download_to_cache(entry, target)
+        except WeightsError:  # the download arrived but is not the published file
+            raise
+        except Exception as exc:  # network, hub or disk errors: list what is still missing, and why
+            raise fail(f"downloading '{entry.name}' failed: {_first_line(exc)}", missing[index:]) from None
+        paths[entry.name] = target
+    return {name: paths[name] for name in dict.fromkeys(names)}
 
 
 def resolve_weights(name_or_path: str | os.PathLike, *, download: bool = True, root: Path | None = None) -> Path:
     """Return a local file for ``name_or_path``.
 
     An existing path is returned as is (the caller validates its content). A known name is looked up in
-    the cache, verified, and downloaded when absent and ``download`` is true.
+    the cache, verified, and downloaded when absent, ``download`` is true and lumicap is not offline.
     """
     candidate = Path(os.fspath(name_or_path)).expanduser()
     if candidate.exists():
@@ -125,49 +337,58 @@ def resolve_weights(name_or_path: str | os.PathLike, *, download: bool = True, r
         looks_like_path = os.sep in name or name.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")
-        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(sorted(KNOWN_WEIGHTS))}, or give a file path")
-    entry = KNOWN_WEIGHTS[name]
-    target = cached_path(entry, root)
-    if target.exists():
-        verify_file(entry, target)
-        return target
-    if not download:
-        raise WeightsError(_missing_message(entry, target, "downloads disabled"))
+        if name in KNOWN_SETS:
+            raise WeightsError(f"'{name}' names a set of weight files, not one file; give one of: {', '.join(KNOWN_SETS[name].members)}")
+        raise _unknown(name, ", or give a file path")
+    return ensure_weights([name], download=download, root=root)[name]
+
+
+# ------------------------------------------------------------------------------------------- download
+def download_to_cache(entry: KnownWeights, target: Path) -> str:
+    """Fetch ``entry`` to ``target`` (its cache path), check it, record its sha256; returns the sha256.
+
+    The file is fetched into a temporary folder in the cache root and renamed into place only when
+    complete and matching what is published, so a failure leaves no file and no empty folder.
+    """
+    reason = offline_reason()
+    if reason is not None:  # callers check first; this guard keeps every path honest
+        raise MissingWeightsError(missing_message([(entry, target)], f"offline: {reason}"), [(entry, target)])
+    root = target.parent.parent
+    created = [p for p in (root, *root.parents) if not p.exists()]
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".download-{entry.name}-"))
     try:
-        _download(entry, target)
-    except WeightsError:
-        raise
-    except Exception as exc:  # network, hub or disk errors: one line, with what to do instead
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(_missing_message(entry, target, reason)) from None
-    verify_file(entry, target)
-    return target
-
-
-def _missing_message(entry: KnownWeights, target: Path, reason: str) -> str:
-    return (
-        f"weights '{entry.name}' ({entry.filename}) are not in the cache and could not be downloaded "
-        f"from {entry.source} ({reason}); download it there and pass its path, or put it at {target}"
-    )
-
-
-def _download(entry: KnownWeights, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=entry.filename)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if entry.repo_id:
-            from huggingface_hub import hf_hub_download
-
-            fetched = hf_hub_download(entry.repo_id, entry.filename, cache_dir=str(target.parent / ".hf"))
-            shutil.copyfile(fetched, tmp)
-        else:
-            _download_url(str(entry.url), tmp)
-        os.replace(tmp, target)  # atomic: a broken download never looks like a cached file
+        tmp = staging / entry.filename
+        _fetch(entry, tmp, staging)
+        result = check_file(entry, tmp)
+        if result.problem:
+            raise WeightsError(
+                f"the file downloaded for '{entry.name}' from {entry.source} is not the published one "
+                f"(sha256 {result.sha256[:12]}...); nothing was installed"
+            )
+        target.parent.mkdir(exist_ok=True)
+        # Record first: a crash between the two leaves a record without a file, which downloads again.
+        write_record(entry, target, result.sha256, f"downloaded from {entry.source}")
+        os.replace(tmp, target)
+        return result.sha256
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # the innermost first: only folders this call made, and only if empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _fetch(entry: KnownWeights, dest: Path, staging: Path) -> None:
+    if entry.repo_id:
+        from huggingface_hub import hf_hub_download
+
+        fetched = hf_hub_download(entry.repo_id, entry.filename, cache_dir=str(staging / "hub"))
+        # The hub's snapshot entry is a link to a blob in its cache; move the blob itself.
+        os.replace(Path(fetched).resolve(), dest)
+    else:
+        _download_url(str(entry.url), dest)
 
 
 def _download_url(url: str, dest: Path) -> None:

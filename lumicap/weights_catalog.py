@@ -1,10 +1,14 @@
-"""The catalogue of known weight files (see ``lumicap.weights``). One entry per file.
+"""The catalogue of known weight files (see ``lumicap.weights``). One entry per file, and named sets
+of the files one thing needs (``lumicap weights download|bundle`` accept both).
 
 Owners: LPIPS/AlexNet (metrics), VGG (perceptual losses), CLIP/GPT-2/ClipCap (teacher), the default
-enhancement model ships inside the package and needs no entry.
+enhancement model ships inside the package and needs no entry. A new entry needs nothing else to be
+listed, downloaded, bundled, imported and named when missing; its sha256 is pinned when published,
+else recorded at first download.
 """
 
-from lumicap.weights import KnownWeights, register_weights
+from lumicap.teacher.presets import PRESETS, weight_names
+from lumicap.weights import KnownWeights, register_set, register_weights
 
 # --- metrics: LPIPS (AlexNet backbone, v0.1 linear heads) ---------------------------------------------
 register_weights(KnownWeights(
@@ -111,3 +115,15 @@ register_weights(KnownWeights(
     size=1_355_256,
     description="GPT-2 byte-level BPE tokenizer (tokenizer.json)",
 ))
+
+
+# --- sets -------------------------------------------------------------------------------------------------
+# Each teacher preset's set shares the preset's name, so 'lumicap weights bundle clipcap-coco' gathers
+# everything MultimodalFeatureLoss.from_pretrained("clipcap-coco") reads.
+for _name, _manifest in PRESETS.items():
+    register_set(_name, weight_names(_manifest), f"teacher preset: {_manifest['description']}")
+register_set(
+    "lpips",
+    ["alexnet-torchvision", "lpips-alex-v0.1"],
+    "LPIPS: AlexNet backbone + v0.1 linear heads (lumicap eval's LPIPS column)",
+)

@@ -3,6 +3,7 @@ reports, exported models and cached weights. Each test records the files' bytes 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -200,14 +201,14 @@ def test_weights_cache_is_not_replaced_on_mismatch(tmp_path, monkeypatch):
     from lumicap.errors import WeightsError
 
     monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))
-    entry = weights.get_known("lpips-alex-v0.1")
-    cached = weights.cached_path(entry)
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"downloaded once")
-    weights.verify_file(entry, cached)
+    source = tmp_path / "alex.pth"
+    source.write_bytes(b"downloaded once")
+    entry = dataclasses.replace(weights.get_known("lpips-alex-v0.1"), url=source.as_uri())
+    monkeypatch.setitem(weights.KNOWN_WEIGHTS, entry.name, entry)
+    cached = weights.resolve_weights("lpips-alex-v0.1")  # downloaded by lumicap: its sha256 is recorded
     cached.write_bytes(b"replaced behind our back")
     before = _snapshot(cached.parent)
-    monkeypatch.setattr(weights, "_download", lambda *a, **k: pytest.fail("downloaded over a mismatching cache file"))
+    monkeypatch.setattr(weights, "download_to_cache", lambda *a, **k: pytest.fail("downloaded over a mismatching cache file"))
 
     for _ in range(2):  # asking again changes nothing either
         with pytest.raises(WeightsError, match="does not match"):

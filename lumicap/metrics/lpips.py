@@ -157,8 +157,13 @@ def load_lpips(
     download: bool = True,
 ) -> LPIPS:
     """Build LPIPS from the two weight files (paths, or known names resolved via cache / download)."""
-    from lumicap.weights import load_state_dict, resolve_weights
+    from lumicap.weights import ensure_weights, known_weights, load_state_dict, resolve_weights
 
+    # Known names missing from the cache are fetched, or named in one error, together.
+    known = [os.fspath(w) for w in (alex_weights, lin_weights) if os.fspath(w) in known_weights() and not os.path.exists(w)]
+    if known:
+        fetch = ["lpips"] if known == [DEFAULT_ALEX_WEIGHTS, DEFAULT_LIN_WEIGHTS] else None
+        ensure_weights(known, download=download, needed_by="LPIPS", fetch_names=fetch)
     model = LPIPS()
     alex_path = resolve_weights(alex_weights, download=download)
     model.load_alexnet(load_state_dict(alex_path), str(alex_path))

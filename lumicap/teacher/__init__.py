@@ -1,25 +1,23 @@
 """The frozen ClipCap teacher and the multimodal feature regularization (MFR) loss built on it."""
 
-from lumicap.teacher.clip_tower import load_clip_image_encoder
-from lumicap.teacher.clipcap import ClipCapTeacher
-from lumicap.teacher.presets import PRESETS
-from lumicap.teacher.tiny import build_random_teacher, save_random_teacher, save_tiny_teacher
+import importlib
 
-__all__ = [
-    "ClipCapTeacher",
-    "MultimodalFeatureLoss",
-    "PRESETS",
-    "build_random_teacher",
-    "load_clip_image_encoder",
-    "save_random_teacher",
-    "save_tiny_teacher",
-]
+# Resolved on first use: importing the package (e.g. for ``lumicap.teacher.presets``, which the weights
+# catalogue reads) must not pull in torch and transformers.
+_EXPORTS = {
+    "ClipCapTeacher": "lumicap.teacher.clipcap",
+    "MultimodalFeatureLoss": "lumicap.teacher.loss",
+    "PRESETS": "lumicap.teacher.presets",
+    "build_random_teacher": "lumicap.teacher.tiny",
+    "load_clip_image_encoder": "lumicap.teacher.clip_tower",
+    "save_random_teacher": "lumicap.teacher.tiny",
+    "save_tiny_teacher": "lumicap.teacher.tiny",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
-    # The loss module imports the teacher; resolved lazily to keep import order simple.
-    if name == "MultimodalFeatureLoss":
-        from lumicap.teacher.loss import MultimodalFeatureLoss
-
-        return MultimodalFeatureLoss
-    raise AttributeError(name)
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lumicap.teacher' has no attribute '{name}'")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -40,9 +40,9 @@ from lumicap.teacher.generation import beam_decode, greedy_decode
 from lumicap.teacher.gpt2 import build_gpt2, gpt2_state_from
 from lumicap.teacher.mapping import mapper_from_state_dict
 from lumicap.teacher.preprocess import clip_preprocess
-from lumicap.teacher.presets import PRESETS, preset
+from lumicap.teacher.presets import PRESETS, preset, weight_names
 from lumicap.teacher.tokenizer import CaptionTokenizer, load_tokenizer
-from lumicap.weights import KNOWN_WEIGHTS, _populate, resolve_weights
+from lumicap.weights import KNOWN_WEIGHTS, _populate, ensure_weights, resolve_weights
 
 MANIFEST_NAME = "teacher.json"
 MANIFEST_FORMAT = "lumicap-teacher"
@@ -194,7 +194,19 @@ def _resolve_ref(ref, key: str, base: Path | None, download: bool, root: Path | 
     raise WeightsError(f"{source}: manifest key '{key}': no file '{text}'{where} and no known weights of that name")
 
 
+def _fetch_known_files(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
+    """Fetch (or name as missing, all in one error) every catalogue file the manifest needs, before any is read."""
+    _populate()
+    known = [ref for ref in weight_names(manifest) if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())]
+    if known:
+        # A preset's weight set has the preset's name: one word fetches all of it.
+        fetch = [source] if source in PRESETS else None
+        ensure_weights(known, download=download, root=root, needed_by=f"teacher '{name}'", fetch_names=fetch)
+
+
 def _build_from_manifest(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
+    _fetch_known_files(manifest, base, name, download, root, source)
+
     def require(key: str):
         if key not in manifest:
             raise WeightsError(f"{source}: manifest lacks the key '{key}'")

@@ -53,3 +53,22 @@ PRESETS: dict[str, dict] = {
 
 def preset(name: str) -> dict:
     return copy.deepcopy(PRESETS[name])
+
+
+def weight_names(manifest: dict, optional: bool = False) -> list[str]:
+    """The file references of a manifest (known weight names in a preset), in loading order.
+
+    ``optional``: add ``gpt2.fallback``, read only when the ClipCap file holds no GPT-2 (the official
+    files all do, so presets' weight sets leave it out).
+    """
+    # Wrong types are left for the loader to report (with the key); here they just name no file.
+    clip = manifest.get("clip")
+    clip = {"weights": clip} if isinstance(clip, str) else clip if isinstance(clip, dict) else {}
+    gpt = manifest.get("gpt2") if isinstance(manifest.get("gpt2"), dict) else {}
+    refs = [clip.get("weights"), clip.get("config"), manifest.get("clipcap")]
+    if gpt.get("weights", "from-clipcap") != "from-clipcap":
+        refs.append(gpt["weights"])
+    elif optional:
+        refs.append(gpt.get("fallback"))
+    refs.append(manifest.get("tokenizer"))
+    return [ref for ref in dict.fromkeys(refs) if isinstance(ref, str) and ref]
