@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import torch
 
 from lumicap.cli import main
 from lumicap.weights import KNOWN_WEIGHTS, KnownWeights, known_weights
@@ -87,7 +88,7 @@ def test_offline_download_is_one_line_that_says_what_where_and_where_to(capsys, 
     assert "tokenizer.json" in err
     assert "https://huggingface.co/openai-community/gpt2/resolve/main/tokenizer.json" in err
     assert str(cache / "gpt2-tokenizer" / "tokenizer.json") in err
-    assert not (cache / "gpt2-tokenizer" / "tokenizer.json").exists()
+    assert not cache.exists()  # no file, no empty folder, no hub cache left behind
 
 
 def test_a_web_page_instead_of_the_file_is_refused(capsys, tmp_path, monkeypatch):
@@ -98,9 +99,52 @@ def test_a_web_page_instead_of_the_file_is_refused(capsys, tmp_path, monkeypatch
     monkeypatch.setitem(KNOWN_WEIGHTS, entry.name, entry)
     code, _, err = run_cli(capsys, "download", "test-page", "--cache-dir", tmp_path / "cache")
     assert code == 2 and "web page" in err and err.count("\n") == 1
-    assert not (tmp_path / "cache" / "test-page" / "weights.pt").exists()
+    assert not (tmp_path / "cache").exists()  # no file, no empty folder, no temporary left behind
 
 
 def test_unknown_name_lists_the_known_ones(capsys):
     code, _, err = run_cli(capsys, "path", "clip-vit-h14")
     assert code == 2 and "unknown weights 'clip-vit-h14'" in err and "clipcap-coco" in err
+
+
+def test_verify_does_not_vouch_for_a_planted_file(capsys, tmp_path):
+    """A pickle placed in the cache as 'clipcap-coco' (no published sha256) was reported "ok (recorded at
+    download)" and got a .sha256 that blessed it; it is unverified, now and after it has been loaded."""
+    from lumicap.weights import resolve_weights
+
+    cache = tmp_path / "cache"
+    planted = cache / "clipcap-coco" / "coco_weights.pt"
+    planted.parent.mkdir(parents=True)
+    torch.save({"clip_project.model.0.weight": torch.zeros(2, 2)}, planted)
+    assert resolve_weights("clipcap-coco", root=cache) == planted  # usable: a file placed by hand works ...
+    for _ in range(2):
+        code, out, _ = run_cli(capsys, "--cache-dir", cache, "verify", "clipcap-coco")
+        line = next(line for line in out.splitlines() if line.startswith("clipcap-coco:"))
+        assert code == 1 and "unverified: not downloaded by lumicap" in line and " ok " not in line
+    assert sorted(p.name for p in planted.parent.iterdir()) == ["coco_weights.pt"]  # ... but nothing blesses it
+
+    # A record written by an older lumicap on first load proves no download either.
+    alex = cache / "lpips-alex-v0.1" / "alex.pth"
+    alex.parent.mkdir(parents=True)
+    alex.write_bytes(b"planted")
+    alex.with_name("alex.pth.sha256").write_text(hashlib.sha256(b"planted").hexdigest() + "  alex.pth\n")
+    code, out, _ = run_cli(capsys, "--cache-dir", cache, "verify", "lpips-alex-v0.1")
+    assert code == 1 and out.startswith("lpips-alex-v0.1: unverified: not downloaded by lumicap")
+
+
+def test_verify_vouches_for_what_lumicap_downloaded_without_a_published_hash(capsys, tmp_path):
+    source = tmp_path / "w.bin"
+    source.write_bytes(b"weights " * 100)
+    known_weights()
+    entry = KnownWeights("test-unpinned", "w.bin", "test", url=source.as_uri())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(KNOWN_WEIGHTS, entry.name, entry)
+        cache = tmp_path / "cache"
+        assert run_cli(capsys, "--cache-dir", cache, "download", "test-unpinned")[0] == 0
+        code, out, _ = run_cli(capsys, "--cache-dir", cache, "verify", "test-unpinned")
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        assert code == 0 and f"ok  sha256 {digest} (recorded by lumicap, downloaded from {source.as_uri()})" in out
+
+        (cache / "test-unpinned" / "w.bin").write_bytes(b"replaced")
+        code, _, err = run_cli(capsys, "--cache-dir", cache, "verify", "test-unpinned")
+        assert code == 2 and "does not match" in err and err.count("\n") == 1

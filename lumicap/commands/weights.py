@@ -1,4 +1,4 @@
-"""`lumicap weights list|download|path|verify`: the pretrained files lumicap knows and their cache."""
+"""`lumicap weights list|download|path|verify|bundle|import`: the pretrained files lumicap knows and their cache."""
 
 from __future__ import annotations
 
@@ -9,66 +9,143 @@ import sys
 def register(sub):
     parser = sub.add_parser(
         "weights",
-        help="list, download, locate and verify pretrained weight files",
+        help="list, download, locate, verify, bundle and import pretrained weight files",
         description=(
-            "Known weight files (teacher CLIP/GPT-2/ClipCap, LPIPS, VGG) and the cache "
-            "($LUMICAP_CACHE or ~/.cache/lumicap, or --cache-dir). Without network access, download "
-            "a file by hand from its source and put it at the path 'lumicap weights path NAME' prints."
+            "Known weight files (teacher CLIP/GPT-2/ClipCap, LPIPS, VGG) and named sets of them (a teacher "
+            "preset's name gives every file it needs), and the cache ($LUMICAP_CACHE or ~/.cache/lumicap, or "
+            "--cache-dir). For a machine without network: 'bundle' on a connected machine, carry the bundle "
+            "over, 'import' it there. LUMICAP_OFFLINE=1 or HF_HUB_OFFLINE=1: no download is ever attempted."
         ),
     )
     parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $LUMICAP_CACHE or ~/.cache/lumicap)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.add_parser("list", help="name, size, whether cached, source")
+    actions.add_parser("list", help="every known file (name, size, cached or not, source) and set")
     for name, text in (
-        ("download", "download NAME into the cache (with progress) and check its sha256"),
-        ("path", "print where NAME lives in the cache (exit 1 when it is not there yet)"),
-        ("verify", "check the cached NAME against its published or recorded sha256"),
+        ("download", "download NAME... (files or sets) into the cache, with progress, and check them"),
+        ("path", "print where the files of NAME... live in the cache (exit 1 when one is not there yet)"),
+        ("verify", "check the cached files of NAME... against their published or recorded sha256 "
+                   "(exit 1 when one is missing or unverified: not downloaded by lumicap)"),
+        ("bundle", "gather every file NAME... needs (from the cache, downloading what is missing) into a "
+                   "bundle with a manifest, for a machine without network"),
     ):
-        action = actions.add_parser(name, help=text)
-        action.add_argument("name", metavar="NAME")
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("names", nargs="+", metavar="NAME")
+        if name == "bundle":
+            action.add_argument("--out", required=True, metavar="DIR|FILE.tar", help="a new folder or .tar file")
         # Accepted after the action too; SUPPRESS keeps a --cache-dir given before it.
         action.add_argument("--cache-dir", metavar="DIR", default=argparse.SUPPRESS, help="cache folder")
+    text = ("check every file of a bundle against its manifest and the catalogue and install them all into "
+            "the cache, or refuse and install none; a cached file is never overwritten")
+    action = actions.add_parser("import", help=text, description=text)
+    action.add_argument("bundle", metavar="BUNDLE", help="a folder or .tar written by 'lumicap weights bundle'")
+    action.add_argument("--cache-dir", metavar="DIR", default=argparse.SUPPRESS, help="cache folder")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from lumicap.errors import LumicapError
-    from lumicap.weights import cached_path, get_known, known_weights, resolve_weights, verify_file
-
     root = Path(args.cache_dir).expanduser() if getattr(args, "cache_dir", None) else None
     action = getattr(args, "action", None) or "list"
-    if action == "list":
-        rows = [("NAME", "SIZE", "CACHED", "SOURCE")]
-        for name, entry in sorted(known_weights().items()):
-            cached = "yes" if cached_path(entry, root).is_file() else "no"
-            rows.append((name, _human_size(entry.size), cached, entry.source))
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-        return 0
-    entry = get_known(args.name)
-    target = cached_path(entry, root)
-    if action == "path":
+    handler = {"list": _list, "download": _download, "path": _path, "verify": _verify, "bundle": _bundle, "import": _import}
+    return handler[action](args, root)
+
+
+def _list(args, root) -> int:
+    from lumicap.weights import cached_path, known_sets, known_weights
+
+    rows = [("NAME", "SIZE", "CACHED", "SOURCE")]
+    for name, entry in sorted(known_weights().items()):
+        cached = "yes" if cached_path(entry, root).is_file() else "no"
+        rows.append((name, _human_size(entry.size), cached, entry.source))
+    _table(rows)
+    print()
+    _table([("SET", "FILES")] + [(name, " ".join(s.members)) for name, s in sorted(known_sets().items())])
+    return 0
+
+
+def _download(args, root) -> int:
+    from lumicap.weights import cached_path, ensure_weights, expand_names
+
+    entries = expand_names(args.names)
+    already = {e.name for e in entries if cached_path(e, root).is_file()}
+    paths = ensure_weights([e.name for e in entries], download=True, root=root, fetch_names=args.names)
+    for entry in entries:
+        print(f"{entry.name}: {'already cached' if entry.name in already else 'downloaded'}  {paths[entry.name]}")
+    return 0
+
+
+def _path(args, root) -> int:
+    from lumicap.weights import cached_path, expand_names
+
+    code = 0
+    for entry in expand_names(args.names):
+        target = cached_path(entry, root)
         print(target)
         if not target.is_file():
             print(f"lumicap: '{entry.name}' is not downloaded yet (source: {entry.source})", file=sys.stderr)
-            return 1
-        return 0
-    if action == "verify":
+            code = 1
+    return code
+
+
+def _verify(args, root) -> int:
+    from lumicap.errors import WeightsError
+    from lumicap.weights import cached_path, check_file, expand_names
+
+    code, problems, unverified = 0, [], []
+    for entry in expand_names(args.names):
+        target = cached_path(entry, root)
         if not target.is_file():
-            raise LumicapError(f"'{entry.name}' is not in the cache ({target}); run 'lumicap weights download {entry.name}'")
-        digest = verify_file(entry, target)
-        pinned = "published" if entry.sha256 else "recorded at download"
-        print(f"{entry.name}: ok  sha256 {digest} ({pinned})  {target}")
-        return 0
-    if action == "download":
-        already = target.is_file()
-        path = resolve_weights(entry.name, download=True, root=root)
-        print(f"{entry.name}: {'already cached' if already else 'downloaded'}  {path}")
-        return 0
-    raise LumicapError(f"unknown action '{action}'")
+            print(f"{entry.name}: missing  {target}  (run 'lumicap weights download {entry.name}')")
+            code = 1
+            continue
+        result = check_file(entry, target)
+        if result.problem:
+            problems.append(result.problem)
+        elif result.trusted_by is None:
+            # Nothing vouches for a file placed by hand (or by anything else): say so, never bless it.
+            print(f"{entry.name}: unverified: not downloaded by lumicap  sha256 {result.sha256}  {target}")
+            unverified.append(entry.name)
+            code = 1
+        else:
+            print(f"{entry.name}: ok  sha256 {result.sha256} ({result.trusted_by})  {target}")
+    if problems:
+        raise WeightsError("; ".join(problems))
+    if unverified:
+        print(
+            "lumicap: unverified files are used as they are; to have one checked, delete it and run "
+            f"'lumicap weights download {' '.join(unverified)}' (or compare its sha256 with one you trust)",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _bundle(args, root) -> int:
+    from lumicap.weights_bundle import make_bundle
+
+    files = make_bundle(args.names, args.out, root=root)
+    for item in files:
+        print(f"{item.entry.name}: bundled  {_human_size(item.size)}  sha256 {item.sha256}")
+    total = sum(item.size for item in files)
+    print(f"wrote {args.out}: {len(files)} files, {_human_size(total)}; on the machine without network: "
+          f"lumicap weights import {args.out}")
+    return 0
+
+
+def _import(args, root) -> int:
+    from lumicap.weights import cached_path
+
+    from lumicap.weights_bundle import import_bundle
+
+    for item in import_bundle(args.bundle, root=root):
+        print(f"{item.entry.name}: {item.status}  {cached_path(item.entry, root)}")
+    return 0
+
+
+def _table(rows) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
 
 
 def _human_size(size: int | None) -> str:

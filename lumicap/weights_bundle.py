@@ -1,0 +1,317 @@
+"""Carry weights to a machine without network: ``lumicap weights bundle`` and ``lumicap weights import``.
+
+A bundle is a folder or an uncompressed ``.tar`` (weights do not compress) laid out like the cache::
+
+    lumicap-weights.json        manifest: {"format": "lumicap-weights-bundle", "version": 1, "names": [...],
+                                "files": [{"name", "filename", "path", "size", "sha256", "source", "trusted_by"}]}
+    <name>/<filename>           one per catalogue file
+
+``make_bundle`` takes each file from the cache (downloading what is missing) and bundles only files
+lumicap can vouch for: a published sha256, or one it recorded when it downloaded the file itself.
+``import_bundle`` reads nothing but the manifest's files, checks each against the manifest and the
+catalogue (known name, its file name, its published sha256), and installs all of them or none: anything
+unknown, mismatched or in conflict with a different cached file refuses the whole bundle. A cached file
+is never overwritten. Files without a published sha256 are as trustworthy as the bundle's manifest:
+carry it the way you would carry the weights themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lumicap.errors import WeightsError
+from lumicap.weights import (
+    KnownWeights,
+    cache_dir,
+    cached_path,
+    check_file,
+    ensure_weights,
+    expand_names,
+    known_weights,
+    sha256_of,
+    write_record,
+)
+
+MANIFEST_NAME = "lumicap-weights.json"
+BUNDLE_FORMAT = "lumicap-weights-bundle"
+_COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".gz")
+
+
+@dataclass(frozen=True)
+class BundledFile:
+    entry: KnownWeights
+    sha256: str
+    size: int
+    status: str  # make_bundle: "bundled"; import_bundle: "installed", "already cached[, now verified]"
+
+
+# ------------------------------------------------------------------------------------------------ bundle
+def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True) -> list[BundledFile]:
+    """Write every file ``names`` (files or sets) need to ``out`` (a new folder, or a new ``.tar``)."""
+    out = Path(out).expanduser()
+    if out.name.lower().endswith(_COMPRESSED):
+        raise WeightsError(f"{out}: a bundle is a folder or an uncompressed .tar (weights do not compress)")
+    as_tar = out.suffix.lower() == ".tar"
+    if out.exists() and (as_tar or not out.is_dir() or any(out.iterdir())):
+        raise WeightsError(f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)")
+    entries = expand_names(names)
+    # Cached files first: refuse the ones nothing vouches for before downloading anything.
+    checks, unverified = {}, []
+    for entry in entries:
+        target = cached_path(entry, root)
+        if target.is_file():
+            checks[entry.name] = result = check_file(entry, target)
+            if result.problem:
+                raise WeightsError(result.problem)
+            if result.trusted_by is None:
+                unverified.append(f"'{entry.name}' ({target})")
+    if unverified:
+        one = len(unverified) == 1
+        raise WeightsError(
+            f"not bundled: {', '.join(unverified)} {'was' if one else 'were'} not downloaded by lumicap and "
+            f"{'has' if one else 'have'} no published sha256 (unverified); delete {'it' if one else 'them'} "
+            f"and run the bundle again to download a checked copy"
+        )
+    paths = {e.name: cached_path(e, root) for e in entries if e.name in checks}
+    paths.update(ensure_weights([e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)))
+    files = []
+    for entry in entries:
+        # A fresh download was checked and recorded on its way in; hash it once more for the manifest.
+        result = checks.get(entry.name) or check_file(entry, paths[entry.name])
+        files.append((entry, paths[entry.name], result))
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "names": list(names),
+        "files": [
+            {
+                "name": entry.name,
+                "filename": entry.filename,
+                "path": f"{entry.name}/{entry.filename}",
+                "size": path.stat().st_size,
+                "sha256": result.sha256,
+                "source": entry.source,
+                "trusted_by": result.trusted_by,
+            }
+            for entry, path, result in files
+        ],
+    }
+    payload = (json.dumps(manifest, indent=1) + "\n").encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if as_tar:
+        _write_tar(out, payload, [(path, item["path"]) for (_, path, _), item in zip(files, manifest["files"])])
+    else:
+        _write_folder(out, payload, [(path, item["path"]) for (_, path, _), item in zip(files, manifest["files"])])
+    return [BundledFile(e, r.sha256, p.stat().st_size, "bundled") for e, p, r in files]
+
+
+def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
+    import io
+
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        with tarfile.open(tmp_name, "w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(MANIFEST_NAME)
+            info.size, info.mtime, info.mode = len(manifest), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(manifest))
+            for path, arcname in files:
+                # Plain file members only (a symlinked cache file is stored as its content).
+                info = tarfile.TarInfo(arcname)
+                info.size, info.mtime, info.mode = path.stat().st_size, int(path.stat().st_mtime), 0o644
+                with open(path, "rb") as fh:
+                    tar.addfile(info, fh)
+        os.replace(tmp_name, out)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
+    try:
+        for path, relative in files:
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, staging / relative)
+        (staging / MANIFEST_NAME).write_bytes(manifest)
+        if out.exists():
+            out.rmdir()  # checked empty above
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ import
+def import_bundle(bundle: str | os.PathLike, root: Path | None = None) -> list[BundledFile]:
+    """Check every file of ``bundle`` and install them all into the cache, or refuse and install none."""
+    bundle = Path(bundle).expanduser()
+    if bundle.is_dir():
+        reader = _FolderReader(bundle)
+    elif bundle.is_file():
+        try:
+            reader = _TarReader(bundle)
+        except (tarfile.TarError, OSError) as exc:
+            raise WeightsError(f"{bundle}: not a bundle folder nor a readable .tar ({exc})") from None
+    else:
+        raise WeightsError(f"{bundle}: no such bundle (a folder or .tar written by 'lumicap weights bundle')")
+    with reader:
+        items = _read_manifest(bundle, reader.read_manifest())
+        root = root or cache_dir()
+        problems = [f"unknown file '{name}' (not in the manifest)" for name in sorted(reader.members() - {i["path"] for i in items} - {MANIFEST_NAME})]
+        catalogue = known_weights()
+        for item in items:
+            problems += _catalogue_problems(item, catalogue)
+        if problems:
+            raise WeightsError(f"{bundle}: refused, nothing installed: {'; '.join(problems)}")
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".import-"))
+        try:
+            staged = []
+            for item in items:
+                entry = catalogue[item["name"]]
+                tmp = staging / f"{len(staged)}-{entry.filename}"
+                problem = reader.copy(item["path"], tmp)
+                digest = sha256_of(tmp) if problem is None else None
+                if problem is None and digest != item["sha256"]:
+                    problem = f"sha256 {digest[:12]}... does not match the manifest's {item['sha256'][:12]}..."
+                if problem is None:
+                    problem = check_file(entry, tmp, digest).problem
+                if problem is None:
+                    problem, status = _compare_with_cache(entry, cached_path(entry, root), digest)
+                if problem is not None:
+                    problems.append(f"'{item['path']}': {problem}")
+                staged.append((entry, tmp, digest, None if problem else status))
+            if problems:
+                raise WeightsError(f"{bundle}: refused, nothing installed: {'; '.join(problems)}")
+            results = []
+            for entry, tmp, digest, status in staged:
+                target = cached_path(entry, root)
+                how = f"imported from bundle {bundle.resolve()}"
+                if status == "installed":
+                    target.parent.mkdir(exist_ok=True)
+                    write_record(entry, target, digest, how)
+                    os.replace(tmp, target)
+                elif status == "already cached, now verified":
+                    # Same bytes as a file the bundler vouched for: the cached copy is vouched for now too.
+                    write_record(entry, target, digest, f"identical to the file {how}")
+                results.append(BundledFile(entry, digest, target.stat().st_size, status))
+            return results
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _read_manifest(bundle: Path, raw: bytes | None) -> list[dict]:
+    if raw is None:
+        raise WeightsError(f"{bundle}: no {MANIFEST_NAME}; not a bundle written by 'lumicap weights bundle'")
+    try:
+        manifest = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise WeightsError(f"{bundle}: {MANIFEST_NAME} is not readable JSON ({str(exc)[:120]})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise WeightsError(f"{bundle}: {MANIFEST_NAME} is not a lumicap weights bundle manifest")
+    if manifest.get("version") != 1:
+        raise WeightsError(f"{bundle}: bundle version {manifest.get('version')!r} is not supported (1 is)")
+    files = manifest.get("files")
+    fields = ("name", "filename", "path", "sha256")
+    if not isinstance(files, list) or not all(isinstance(f, dict) and all(isinstance(f.get(k), str) for k in fields) for f in files):
+        raise WeightsError(f"{bundle}: {MANIFEST_NAME}: 'files' must be a list of entries with {', '.join(fields)}")
+    names = [f["name"] for f in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise WeightsError(f"{bundle}: {MANIFEST_NAME} lists {', '.join(duplicates)} more than once")
+    return files
+
+
+def _catalogue_problems(item: dict, catalogue: dict[str, KnownWeights]) -> list[str]:
+    entry = catalogue.get(item["name"])
+    if entry is None:
+        return [f"'{item['name']}' is not in this lumicap's weights catalogue"]
+    problems = []
+    if item["filename"] != entry.filename or item["path"] != f"{entry.name}/{entry.filename}":
+        problems.append(f"'{item['path']}' is not where '{entry.name}' belongs ({entry.name}/{entry.filename})")
+    sha = item["sha256"]
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        problems.append(f"'{item['name']}': sha256 {sha[:70]!r} is not a sha256")
+    elif entry.sha256 and sha != entry.sha256:
+        problems.append(f"'{item['name']}': sha256 {sha[:12]}... is not the published {entry.sha256[:12]}...")
+    return problems
+
+
+def _compare_with_cache(entry: KnownWeights, target: Path, digest: str) -> tuple[str | None, str]:
+    if not target.exists():
+        return None, "installed"
+    if not target.is_file():
+        return f"{target} exists and is not a file", ""
+    cached = check_file(entry, target)
+    if cached.sha256 == digest:
+        return None, "already cached" if cached.trusted_by else "already cached, now verified"
+    return (
+        f"the cache already holds a different {entry.filename} ({target}, sha256 {cached.sha256[:12]}...); "
+        "it is never replaced: delete it to import this one"
+    ), ""
+
+
+class _FolderReader:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read_manifest(self) -> bytes | None:
+        path = self.folder / MANIFEST_NAME
+        return path.read_bytes() if path.is_file() else None
+
+    def members(self) -> set[str]:
+        return {p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if not p.is_dir()}
+
+    def copy(self, relative: str, dest: Path) -> str | None:
+        source = self.folder / relative
+        if ".." in Path(relative).parts or source.is_symlink() or not source.is_file():
+            return "missing from the bundle, or not a plain file"
+        shutil.copyfile(source, dest)
+        return None
+
+
+class _TarReader:
+    def __init__(self, path: Path):
+        self.tar = tarfile.open(path, "r:*")
+        self.by_name = {}
+        for member in self.tar.getmembers():
+            self.by_name.setdefault(member.name.removeprefix("./"), []).append(member)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tar.close()
+        return False
+
+    def read_manifest(self) -> bytes | None:
+        members = self.by_name.get(MANIFEST_NAME, [])
+        if len(members) != 1 or not members[0].isreg():
+            return None
+        return self.tar.extractfile(members[0]).read()
+
+    def members(self) -> set[str]:
+        return {name for name, members in self.by_name.items() if not all(m.isdir() for m in members)}
+
+    def copy(self, relative: str, dest: Path) -> str | None:
+        members = self.by_name.get(relative, [])
+        if len(members) != 1 or not members[0].isreg():
+            # Links, devices and duplicate names are never followed: only one plain file per path.
+            return "missing from the bundle, or not one plain file"
+        with self.tar.extractfile(members[0]) as source, open(dest, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        return None
