@@ -63,6 +63,22 @@ def test_zero_for_identical_positive_otherwise_gradient_only_into_output(teacher
     assert all(p.grad is None and not p.requires_grad for p in mfr.parameters())
 
 
+@pytest.mark.parametrize("preprocess,seen", [("crop", False), ("tile", True), ("resize", True)])
+def test_a_change_outside_the_centre_crop_counts_only_where_the_mode_sees_it(teacher_dirs, preprocess, seen):
+    """The docstring's promise: with "crop" the left/right bands of a wide image contribute exactly 0."""
+    mfr = MultimodalFeatureLoss.from_pretrained(teacher_dirs["mlp"], preprocess=preprocess)
+    _, target = images(batch=1, height=36, width=70)  # CLIP size 32: crop keeps columns ~17..52
+    output = target.clone()
+    output[..., :5] = 1.0 - output[..., :5]  # change only the five leftmost columns
+    output.requires_grad_(True)
+    loss = mfr(output, target)
+    loss.backward()
+    if seen:
+        assert loss.item() > 0 and output.grad[..., :5].abs().sum() > 0
+    else:
+        assert loss.item() == 0.0 and output.grad.abs().sum() == 0
+
+
 def test_teacher_does_not_change_when_the_output_is_optimised(teacher_dirs):
     mfr = MultimodalFeatureLoss.from_pretrained(teacher_dirs["mlp"], caption_conditioned=True, max_caption_tokens=4)
     before = {k: v.clone() for k, v in mfr.state_dict().items()}
