@@ -296,7 +296,7 @@ def ensure_weights(
         entry = get_known(name)
         target = cached_path(entry, root)
         if target.is_file():
-            verify_file(entry, target)
+            _verify_once(entry, target)
             paths[name] = target
         else:
             missing.append((entry, target))
@@ -320,6 +320,19 @@ def ensure_weights(
             raise fail(f"downloading '{entry.name}' failed: {_first_line(exc)}", missing[index:]) from None
         paths[entry.name] = target
     return {name: paths[name] for name in dict.fromkeys(names)}
+
+
+_VERIFIED: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def _verify_once(entry: KnownWeights, path: Path) -> None:
+    """``verify_file``, skipped when this process already checked the file and its size and mtime are
+    unchanged (a teacher's files are asked for twice per load; a 636 MB file takes seconds to hash)."""
+    stat = path.stat()
+    key, seen = (entry.name, str(path.resolve())), (stat.st_size, stat.st_mtime_ns)
+    if _VERIFIED.get(key) != seen:
+        verify_file(entry, path)
+        _VERIFIED[key] = seen
 
 
 def resolve_weights(name_or_path: str | os.PathLike, *, download: bool = True, root: Path | None = None) -> Path:
@@ -354,8 +367,7 @@ def download_to_cache(entry: KnownWeights, target: Path) -> str:
     if reason is not None:  # callers check first; this guard keeps every path honest
         raise MissingWeightsError(missing_message([(entry, target)], f"offline: {reason}"), [(entry, target)])
     root = target.parent.parent
-    created = [p for p in (root, *root.parents) if not p.exists()]
-    root.mkdir(parents=True, exist_ok=True)
+    created = make_folder(root)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".download-{entry.name}-"))
     try:
         tmp = staging / entry.filename
@@ -373,11 +385,23 @@ def download_to_cache(entry: KnownWeights, target: Path) -> str:
         return result.sha256
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:  # the innermost first: only folders this call made, and only if empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_if_empty(created)
+
+
+def make_folder(folder: Path) -> list[Path]:
+    """``mkdir -p``; returns the folders it created, innermost first (for ``remove_if_empty``)."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_if_empty(created: list[Path]) -> None:
+    """Undo ``make_folder`` as far as the folders are still empty, so a failure leaves no empty folder."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _fetch(entry: KnownWeights, dest: Path, staging: Path) -> None:

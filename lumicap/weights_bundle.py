@@ -35,6 +35,8 @@ from lumicap.weights import (
     ensure_weights,
     expand_names,
     known_weights,
+    make_folder,
+    remove_if_empty,
     sha256_of,
     write_record,
 )
@@ -164,48 +166,64 @@ def import_bundle(bundle: str | os.PathLike, root: Path | None = None) -> list[B
         raise WeightsError(f"{bundle}: no such bundle (a folder or .tar written by 'lumicap weights bundle')")
     with reader:
         items = _read_manifest(bundle, reader.read_manifest())
-        root = root or cache_dir()
-        problems = [f"unknown file '{name}' (not in the manifest)" for name in sorted(reader.members() - {i["path"] for i in items} - {MANIFEST_NAME})]
         catalogue = known_weights()
-        for item in items:
-            problems += _catalogue_problems(item, catalogue)
+        listed = {item["path"] for item in items} | {MANIFEST_NAME}
+        problems = [f"unknown file '{name}' (not in the manifest)" for name in sorted(reader.members() - listed)]
+        problems += [problem for item in items for problem in _catalogue_problems(item, catalogue)]
         if problems:
             raise WeightsError(f"{bundle}: refused, nothing installed: {'; '.join(problems)}")
-        root.mkdir(parents=True, exist_ok=True)
+        root = root or cache_dir()
+        created = make_folder(root)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".import-"))
         try:
-            staged = []
-            for item in items:
-                entry = catalogue[item["name"]]
-                tmp = staging / f"{len(staged)}-{entry.filename}"
-                problem = reader.copy(item["path"], tmp)
-                digest = sha256_of(tmp) if problem is None else None
-                if problem is None and digest != item["sha256"]:
-                    problem = f"sha256 {digest[:12]}... does not match the manifest's {item['sha256'][:12]}..."
-                if problem is None:
-                    problem = check_file(entry, tmp, digest).problem
-                if problem is None:
-                    problem, status = _compare_with_cache(entry, cached_path(entry, root), digest)
-                if problem is not None:
-                    problems.append(f"'{item['path']}': {problem}")
-                staged.append((entry, tmp, digest, None if problem else status))
+            staged = [
+                _stage(reader, item, catalogue[item["name"]], staging / f"{index}-{item['filename']}", root)
+                for index, item in enumerate(items)
+            ]
+            problems = [f"'{item['path']}': {one.problem}" for item, one in zip(items, staged) if one.problem]
             if problems:
                 raise WeightsError(f"{bundle}: refused, nothing installed: {'; '.join(problems)}")
-            results = []
-            for entry, tmp, digest, status in staged:
-                target = cached_path(entry, root)
-                how = f"imported from bundle {bundle.resolve()}"
-                if status == "installed":
-                    target.parent.mkdir(exist_ok=True)
-                    write_record(entry, target, digest, how)
-                    os.replace(tmp, target)
-                elif status == "already cached, now verified":
-                    # Same bytes as a file the bundler vouched for: the cached copy is vouched for now too.
-                    write_record(entry, target, digest, f"identical to the file {how}")
-                results.append(BundledFile(entry, digest, target.stat().st_size, status))
-            return results
+            return [_install(one, root, f"imported from bundle {bundle.resolve()}") for one in staged]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            remove_if_empty(created)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    entry: KnownWeights
+    tmp: Path
+    sha256: str | None
+    problem: str | None
+    status: str | None  # "installed", "already cached", "already cached, now verified"
+
+
+def _stage(reader, item: dict, entry: KnownWeights, tmp: Path, root: Path) -> _Staged:
+    """Copy one bundle file out and check it against the manifest, the catalogue and the cache."""
+    problem = reader.copy(item["path"], tmp)
+    if problem is not None:
+        return _Staged(entry, tmp, None, problem, None)
+    digest = sha256_of(tmp)
+    if digest != item["sha256"]:
+        problem = f"sha256 {digest[:12]}... does not match the manifest's {item['sha256'][:12]}..."
+        return _Staged(entry, tmp, digest, problem, None)
+    problem = check_file(entry, tmp, digest).problem
+    if problem is not None:
+        return _Staged(entry, tmp, digest, problem, None)
+    problem, status = _compare_with_cache(entry, cached_path(entry, root), digest)
+    return _Staged(entry, tmp, digest, problem, status)
+
+
+def _install(staged: _Staged, root: Path, how: str) -> BundledFile:
+    target = cached_path(staged.entry, root)
+    if staged.status == "installed":
+        target.parent.mkdir(exist_ok=True)
+        write_record(staged.entry, target, staged.sha256, how)
+        os.replace(staged.tmp, target)
+    elif staged.status == "already cached, now verified":
+        # Same bytes as a file the bundler vouched for: the cached copy is vouched for now too.
+        write_record(staged.entry, target, staged.sha256, f"identical to the file {how}")
+    return BundledFile(staged.entry, staged.sha256, target.stat().st_size, staged.status)
 
 
 def _read_manifest(bundle: Path, raw: bytes | None) -> list[dict]:

@@ -262,7 +262,7 @@ def test_a_tampered_file_refuses_the_whole_bundle(capsys, tmp_path, bundle_folde
     tokenizer.write_text(tokenizer.read_text().replace('"merges"', '"merges" ', 1))
     cache = tmp_path / "cache"
     refused(capsys, bundle_folder, cache, "'test-tokenizer/tokenizer.json'", "does not match the manifest")
-    assert [p for p in tree(cache) if not p.startswith(".")] == []  # the two good files were not installed either
+    assert not cache.exists()  # the two good files were not installed either, and no folder was left
 
 
 def test_a_tampered_tar_is_refused(capsys, tmp_path, bundle_folder):
@@ -323,6 +323,18 @@ def test_import_never_overwrites_a_different_cached_file(capsys, tmp_path, bundl
     before = tree(cache)
     refused(capsys, bundle_folder, cache, "already holds a different clipcap.pt", "never replaced")
     assert tree(cache) == before
+
+
+def test_import_vouches_for_an_identical_file_placed_by_hand(capsys, tmp_path, bundle_folder):
+    cache = tmp_path / "cache"
+    by_hand = cache / "test-tokenizer" / "tokenizer.json"
+    by_hand.parent.mkdir(parents=True)
+    shutil.copyfile(bundle_folder / "test-tokenizer" / "tokenizer.json", by_hand)
+    assert run_cli(capsys, "verify", "test-tokenizer", "--cache-dir", cache)[0] == 1  # unverified so far
+    code, out, _ = run_cli(capsys, "import", bundle_folder, "--cache-dir", cache)
+    assert code == 0 and "test-tokenizer: already cached, now verified" in out and out.count(" installed ") == 2
+    code, out, _ = run_cli(capsys, "verify", "test-teacher", "--cache-dir", cache)
+    assert code == 0 and out.count(": ok ") == 3
 
 
 def test_bundle_refuses_existing_outputs_and_unverified_cache_files(capsys, tmp_path, connections, teacher_source):

@@ -42,7 +42,7 @@ from lumicap.teacher.mapping import mapper_from_state_dict
 from lumicap.teacher.preprocess import clip_preprocess
 from lumicap.teacher.presets import PRESETS, preset, weight_names
 from lumicap.teacher.tokenizer import CaptionTokenizer, load_tokenizer
-from lumicap.weights import KNOWN_WEIGHTS, _populate, ensure_weights, resolve_weights
+from lumicap.weights import KNOWN_SETS, KNOWN_WEIGHTS, _populate, ensure_weights, resolve_weights
 
 MANIFEST_NAME = "teacher.json"
 MANIFEST_FORMAT = "lumicap-teacher"
@@ -200,7 +200,7 @@ def _fetch_known_files(manifest: dict, base: Path | None, name: str, download: b
     known = [ref for ref in weight_names(manifest) if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())]
     if known:
         # A preset's weight set has the preset's name: one word fetches all of it.
-        fetch = [source] if source in PRESETS else None
+        fetch = [source] if source in PRESETS and source in KNOWN_SETS else None
         ensure_weights(known, download=download, root=root, needed_by=f"teacher '{name}'", fetch_names=fetch)
 
 
