@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "report",
     "models",
     "weights",
+    "export",
 ]
 
 

@@ -35,6 +35,12 @@ def register(sub):
         help="tile images larger than X megapixels (default 2 on CPU, 4 on CUDA)",
     )
     parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
+    parser.add_argument(
+        "--network-megapixels", type=float, metavar="X",
+        help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
+        "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
+        "default model; 0: off)",
+    )
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
     parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
@@ -65,7 +71,7 @@ def run(args) -> int:
     if not args.demo and not args.inputs:
         raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
     # The model first: a missing or broken model file is reported before anything is written.
-    model = load_inference_model(args.model, args.device, weights=args.weights)
+    model = load_inference_model(args.model, args.device, weights=args.weights, network_megapixels=args.network_megapixels)
     print(f"model: {model.describe()}")
     if args.demo:
         from lumicap.demo import write_demo_inputs

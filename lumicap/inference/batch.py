@@ -141,7 +141,10 @@ def enhance_image(
     still do not fit raise a one-line ``LumicapError`` suggesting a smaller ``--tile``.
     """
     height, width = image.shape[-2:]
-    tile = tiles.tile_for(height, width, device)
+    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
+        tile = None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
+    else:
+        tile = tiles.tile_for(height, width, device)
     if tile is None:
         try:
             return run_whole(model, image, device)

@@ -61,8 +61,17 @@ class InferenceModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
 
+    @property
+    def handles_large_images(self) -> bool:
+        """True when the module bounds its own work on big photos (``FullResolutionTransform``): no tiles."""
+        return bool(getattr(self.module, "handles_large_images", False))
+
     def describe(self) -> str:
-        return f"{self.name} from {self.source} on {self.device}"
+        text = f"{self.name} from {self.source} on {self.device}"
+        limit = getattr(self.module, "network_megapixels", None)
+        if limit is not None:
+            text += f" (network at most {limit:g} MP; its transform applied at full resolution)"
+        return text
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -82,10 +91,18 @@ def load_inference_model(
     spec: str | os.PathLike | None = None,
     device: str | torch.device | None = "cpu",
     weights: str | os.PathLike | None = None,
+    network_megapixels: float | None = None,
 ) -> InferenceModel:
-    """Build and load the network named or stored by ``spec``; see the module docstring for the forms."""
-    target = resolve_device(device)
+    """Build and load the network named or stored by ``spec``; see the module docstring for the forms.
+
+    ``network_megapixels``: for networks that predict a transform (IAT), run the network on at most this many
+    megapixels and apply its transform at full resolution (``lumicap.inference.fullres``); 0 turns it off.
+    None: what the model's sidecar says (``"inference": {"network_megapixels": X}``), else off.
+    """
     text = None if spec is None else os.fspath(spec)
+    if text is not None and text.lower().endswith(".onnx"):
+        return _from_onnx(Path(text).expanduser(), device, weights)
+    target = resolve_device(device)
     if text is None or text == "default":
         if weights is not None:
             raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
@@ -108,8 +125,41 @@ def load_inference_model(
             )
     module = _build(name, overrides, source)
     _load_weights(module, state, name, source)
+    module = _with_full_resolution_transform(module, network_megapixels, metadata, source)
     module.to(target).eval()
     return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata)
+
+
+def _with_full_resolution_transform(module: nn.Module, megapixels: float | None, metadata: dict, source: str) -> nn.Module:
+    from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
+
+    if megapixels is None:
+        settings = metadata.get("inference") if isinstance(metadata, dict) else None
+        megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
+        if megapixels is not None and (isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0):
+            raise WeightsError(f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}")
+    if not megapixels:
+        return module
+    if megapixels < 0:
+        raise LumicapError(f"--network-megapixels must be >= 0 (0: off), got {megapixels}")
+    if not supports_full_resolution_transform(module):
+        raise LumicapError(
+            f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} paints pixels"
+        )
+    return FullResolutionTransform(module, float(megapixels))
+
+
+def _from_onnx(path: Path, device, weights) -> InferenceModel:
+    from lumicap.inference.onnx_model import OnnxEnhancer
+
+    if weights is not None:
+        raise LumicapError(f"{path}: an ONNX file holds its weights; drop --weights")
+    if device is not None and str(device) not in ("auto", "cpu"):
+        raise LumicapError(f"{path}: ONNX models run on the CPU through ONNX Runtime; drop --device {device}")
+    enhancer = OnnxEnhancer(path)
+    name = enhancer.metadata.get("lumicap_model", "onnx")
+    return InferenceModel(module=enhancer, name=name, source=str(path), device=torch.device("cpu"),
+                          metadata=dict(enhancer.metadata))
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -154,7 +204,7 @@ def _from_name_and_weights(name: str, weights: str | os.PathLike):
             if ck_name is not None and _registry_key(ck_name) != _registry_key(name):
                 raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
             state, which = _checkpoint_weights(raw, path)
-            return name, overrides, state, {"model": name, "weights": which}, str(path)
+            return name, overrides, state, {"model": name, "overrides": overrides, "weights": which}, str(path)
     return name, {}, load_state_dict(path), {"model": name}, str(path)
 
 

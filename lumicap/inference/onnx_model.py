@@ -1,0 +1,104 @@
+"""ONNX: export any loadable lumicap network with dynamic batch, height and width, and run ``.onnx`` files.
+
+``export_onnx(model, path)`` writes the network (not the full-resolution wrapper) with opset 17 through
+PyTorch's TorchScript-based exporter (it needs neither ``onnxscript`` nor a download); the file's metadata
+records the registry name and where the weights came from. ``OnnxEnhancer(path)`` runs a file with ONNX
+Runtime on the CPU and is called like the network, so ``lumicap enhance --model F.onnx`` tiles, writes and
+reports exactly as for a PyTorch model. Both need the optional extra: ``pip install "lumicap[onnx]"``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumicap.errors import LumicapError, WeightsError
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "image", "enhanced"
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise LumicapError(f"{module} is not installed; ONNX support is an optional extra: pip install \"lumicap[onnx]\"") from None
+
+
+def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
+                check_size: tuple[int, int] = (37, 53)) -> float | None:
+    """Write ``network`` to ``path`` (.onnx) with dynamic batch/height/width; returns the largest absolute
+    difference between ONNX Runtime's and PyTorch's output on a random ``check_size`` image (None when
+    onnxruntime is not installed). The file is written beside ``path`` and renamed into place."""
+    _require("onnx")
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise LumicapError(f"{path}: ONNX files end in .onnx")
+    network = network.eval().cpu()
+    example = torch.rand(1, 3, *check_size, generator=torch.Generator().manual_seed(0))
+    tmp = path.with_name(f".{path.name}.part")
+    axes = {0: "batch", 2: "height", 3: "width"}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
+            torch.onnx.export(
+                network, (example,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, opset_version=OPSET, dynamo=False,
+            )
+        if metadata:
+            import onnx
+
+            model = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                entry = model.metadata_props.add()
+                entry.key, entry.value = str(key), str(value)
+            onnx.save(model, str(tmp))
+        difference = None
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            with torch.no_grad():
+                expected = network(example)
+            got = OnnxEnhancer(tmp)(example)
+            difference = float((got - expected).abs().max())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return difference
+
+
+class OnnxEnhancer:
+    """An ``.onnx`` enhancement network run by ONNX Runtime (CPU); ``enhancer(x)`` maps (B,3,H,W) -> (B,3,H,W)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        ort = _require("onnxruntime")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise WeightsError(f"{self.path}: no such file")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for broken files
+            text = " ".join(str(exc).split())[:200]
+            raise WeightsError(f"{self.path}: not a readable ONNX model ({text})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1 or len(inputs[0].shape) != 4:
+            raise WeightsError(f"{self.path}: expected one (batch, 3, height, width) input, got "
+                               f"{[(i.name, i.shape) for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.metadata: dict[str, Any] = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        (out, *_) = self.session.run(None, {self.input_name: array})
+        return torch.from_numpy(out)
