@@ -355,3 +355,29 @@ def test_split_by_scene_reads_the_references(tmp_path):
     shared_scene = {"0", "1", "2"}
     names_val = {p.name for p in val}
     assert names_val >= shared_scene or not names_val & shared_scene
+
+
+def test_exposure_augmentation_scales_only_the_low_image(tmp_path):
+    pairs = _complement_pairs(tmp_path)
+    plain = PairedImageDataset(pairs, patch_size=6, augment=True, seed=5)
+    scaled = PairedImageDataset(pairs, patch_size=6, augment=True, seed=5, exposure_range=(0.5, 3.0))
+    factors = []
+    for epoch in range(6):
+        plain.set_epoch(epoch)
+        scaled.set_epoch(epoch)
+        for index in range(len(pairs)):
+            a, b = plain[index], scaled[index]
+            assert torch.equal(a["high"], b["high"])  # same crop and flips; the reference is untouched
+            unclipped = (b["low"] < 1.0) & (a["low"] > 0.02)
+            ratio = b["low"][unclipped] / a["low"][unclipped]
+            assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-5)  # one factor per sample
+            factors.append(float(ratio[0]))
+            assert torch.equal(b["low"], (a["low"] * ratio[0]).clamp(0, 1)) or torch.allclose(
+                b["low"], (a["low"] * ratio[0]).clamp(0, 1), atol=1e-6)
+    assert 0.5 <= min(factors) and max(factors) <= 3.0 and max(factors) / min(factors) > 2  # spread over the range
+    again = PairedImageDataset(pairs, patch_size=6, augment=True, seed=5, exposure_range=(0.5, 3.0), cache=False)
+    again.set_epoch(5)
+    scaled.set_epoch(5)
+    assert all(torch.equal(again[i]["low"], scaled[i]["low"]) for i in range(len(pairs)))  # reproducible
+    with pytest.raises(DatasetError, match="exposure_range"):
+        PairedImageDataset(pairs, exposure_range=(2.0, 1.0))

@@ -57,6 +57,10 @@ class PairedImageDataset(Dataset):
     horizontal flip, vertical flip and 90-degree rotation (0/90/180/270; only 0/180 for non-square
     outputs, so that batch shapes stay equal) follow. All draws come from ``(seed, epoch, index)``.
     ``cache=False`` reads the files at every access (for sets too large for memory).
+    ``exposure_range=(lo, hi)``: the low image is multiplied by a factor drawn log-uniformly from [lo, hi]
+    (then clamped to [0, 1]) while the reference stays: the network learns that a brighter dark photo needs
+    less gain, instead of one fixed brightening for LOL's very dark inputs (which clips the highlights of
+    photos that are only moderately dark). Drawn after the crop and flips, so it changes no other draw.
     """
 
     def __init__(
@@ -66,12 +70,19 @@ class PairedImageDataset(Dataset):
         augment: bool = False,
         cache: bool = True,
         seed: int = 0,
+        exposure_range: tuple[float, float] | None = None,
     ):
         if not pairs:
             raise DatasetError("PairedImageDataset: no image pairs")
         if patch_size is not None and patch_size <= 0:
             raise DatasetError(f"patch_size must be positive, got {patch_size}")
         self.pairs = list(pairs)
+        if exposure_range is not None:
+            lo, hi = (float(v) for v in exposure_range)
+            if not 0 < lo <= hi:
+                raise DatasetError(f"exposure_range must be two factors 0 < low <= high, got {list(exposure_range)}")
+            exposure_range = (lo, hi)
+        self.exposure_range = exposure_range
         self.patch_size = patch_size
         self.augment = augment
         self.seed = seed
@@ -109,14 +120,21 @@ class PairedImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         low, high, bit_depth = self._images[index] if self._images is not None else self._load(index)
-        if self.patch_size is not None or self.augment:
+        factor = None
+        if self.patch_size is not None or self.augment or self.exposure_range is not None:
             generator = sample_generator(self.seed, self.epoch, index)
             if self.patch_size is not None:
                 low, high = self._random_crop(low, high, generator, index)
             if self.augment:
                 low, high = _random_flip_rotate(low, high, generator)
+            if self.exposure_range is not None:
+                lo, hi = np.log(self.exposure_range)
+                factor = float(np.exp(lo + (hi - lo) * float(torch.rand(1, generator=generator))))
+        low = _to_float(low, bit_depth)
+        if factor is not None:
+            low = low.mul_(factor).clamp_(0.0, 1.0)
         return {
-            "low": _to_float(low, bit_depth),
+            "low": low,
             "high": _to_float(high, bit_depth),
             "name": self.pairs[index].name,
         }

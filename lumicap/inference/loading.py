@@ -41,6 +41,9 @@ from lumicap.errors import LumicapError, WeightsError
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
+# Models in the package itself (loaded offline by name): the default, and the previous default for those who
+# prefer Retinexformer's quality over the default's speed (README model card).
+SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS.name, "retinexformer-lumicap": "retinexformer_lumicap.safetensors"}
 DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
 SIDECAR_FORMAT = "lumicap-inference-model"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -103,10 +106,10 @@ def load_inference_model(
     if text is not None and text.lower().endswith(".onnx"):
         return _from_onnx(Path(text).expanduser(), device, weights)
     target = resolve_device(device)
-    if text is None or text == "default":
+    if text is None or text in SHIPPED_MODELS:
         if weights is not None:
             raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
-        name, overrides, state, metadata, source = _from_default()
+        name, overrides, state, metadata, source = _from_shipped(text or "default")
     elif weights is not None:
         name, overrides, state, metadata, source = _from_name_and_weights(text, weights)
     else:
@@ -165,14 +168,16 @@ def _from_onnx(path: Path, device, weights) -> InferenceModel:
 # ----------------------------------------------------------------------------------------------- sources
 
 
-def _from_default():
-    if not DEFAULT_WEIGHTS.is_file() or not DEFAULT_METADATA.is_file():
-        missing = DEFAULT_WEIGHTS if not DEFAULT_WEIGHTS.is_file() else DEFAULT_METADATA
+def _from_shipped(key: str):
+    weights = ASSETS_DIR / SHIPPED_MODELS[key]
+    sidecar = weights.with_suffix(".json")
+    if not weights.is_file() or not sidecar.is_file():
+        missing = weights if not weights.is_file() else sidecar
         raise WeightsError(
-            f"the default model is not installed in this copy of lumicap ({missing} is missing); "
+            f"the shipped model '{key}' is not installed in this copy of lumicap ({missing} is missing); "
             f"pass --model FILE.safetensors (with its .json), a training checkpoint, or --model NAME --weights FILE"
         )
-    return _from_safetensors(DEFAULT_WEIGHTS, source="default model")
+    return _from_safetensors(weights, source="default model" if key == "default" else f"shipped model '{key}'")
 
 
 def _from_safetensors(path: Path, source: str | None = None):
