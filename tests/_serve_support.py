@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from _enhance_support import TinyConv, register_tiny, save_tiny_safetensors  # noqa: F401  (re-exported)
 from lumicap.models import registry

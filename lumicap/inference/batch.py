@@ -270,15 +270,14 @@ def enhance_file(
     height, width = image.shape[-2:]
     tile = tiles.tile_for(height, width, device)
     total = plan_tiles(height, width, tile, tiles.overlap).count if tile is not None else 0
-    count_tile = None
-    if on_tile is not None:
-        done = [0]
+    done = [0]
 
-        def count_tile():
-            done[0] += 1
-            on_tile(done[0], total)
+    def count_tile():
+        done[0] += 1
+        on_tile(done[0], total)
 
-    enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input, on_tile=count_tile)
+    enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input,
+                             on_tile=count_tile if on_tile is not None else None)
     written = write_image(target, enhanced, bit_depth=bits, quality=quality)
     return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
 

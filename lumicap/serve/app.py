@@ -32,7 +32,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-_CHUNK_LIMIT_NOTE = "lumicap serve --max-upload-mb"
 
 
 def create_app(jobs: JobQueue, teacher: str | None = None) -> Starlette:
@@ -109,15 +108,19 @@ async def _receive(request: Request, jobs: JobQueue, name: str):
     size = 0
     # Reading the rest of an over-size body (and throwing it away) lets the client see the answer;
     # closing the connection mid-upload would show up as a network error instead of the message.
-    with open(received, "wb") as fh:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= limit:
-                fh.write(chunk)
+    try:
+        with open(received, "wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size <= limit:
+                    fh.write(chunk)
+    except BaseException:  # the browser went away mid-upload (or the server is stopping): keep nothing
+        received.unlink(missing_ok=True)
+        raise
     if size > limit:
         received.unlink(missing_ok=True)
         raise UploadRejected(
-            f"{name}: {size / 1e6:.1f} MB is above this server's upload limit of {limit / 1e6:g} MB ({_CHUNK_LIMIT_NOTE})", 413
+            f"{name}: {size / 1e6:.1f} MB is above this server's upload limit of {limit / 1e6:g} MB (lumicap serve --max-upload-mb)", 413
         )
     if size == 0:
         received.unlink(missing_ok=True)
