@@ -37,6 +37,8 @@ def register(sub):
     tiling.add_argument("--max-megapixels", type=float, metavar="X",
                         help="tile photos larger than X megapixels (default 2 on CPU, 4 on CUDA, as lumicap enhance)")
     parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
+    parser.add_argument("--network-megapixels", type=float, metavar="X",
+                        help="for the --model networks that predict a transform (IAT): as lumicap enhance")
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"refuse uploads above this size (default {DEFAULT_MAX_UPLOAD_MB:g})")
     parser.add_argument("--max-upload-megapixels", type=float, default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
@@ -69,7 +71,7 @@ def run(args) -> int:
     if args.weights is not None and len(specs) != 1:
         raise LumicapError("--weights goes with exactly one --model NAME")
     # Models and teacher first: a bad file is reported before anything listens.
-    menu = ModelMenu.build(specs, args.weights, args.device)
+    menu = ModelMenu.build(specs, args.weights, args.device, network_megapixels=args.network_megapixels)
     captioner = _load_captioner(args.teacher, menu.device) if args.teacher else None
     sock = _listen(args.host, args.port)
     port = sock.getsockname()[1]

@@ -128,6 +128,13 @@ def output_path(item: InputImage, out_dir: Path, fmt: str) -> Path:
 # ----------------------------------------------------------------------------------------------- running
 
 
+def planned_tile(model, tiles: TileSettings, height: int, width: int, device: torch.device) -> int | None:
+    """The tile size ``enhance_image`` will use for this photo and model, or None for one whole pass."""
+    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
+        return None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
+    return tiles.tile_for(height, width, device)
+
+
 def enhance_image(
     model: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
@@ -142,10 +149,7 @@ def enhance_image(
     still do not fit raise a one-line ``LumicapError`` suggesting a smaller ``--tile``.
     """
     height, width = image.shape[-2:]
-    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
-        tile = None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
-    else:
-        tile = tiles.tile_for(height, width, device)
+    tile = planned_tile(model, tiles, height, width, device)
     if tile is None:
         try:
             return run_whole(model, image, device)
@@ -268,7 +272,7 @@ def enhance_file(
     image, in_bits = read_float_image(Path(source))
     bits = 16 if fmt == "png" and in_bits == 16 else 8
     height, width = image.shape[-2:]
-    tile = tiles.tile_for(height, width, device)
+    tile = planned_tile(model, tiles, height, width, device)
     total = plan_tiles(height, width, tile, tiles.overlap).count if tile is not None else 0
     done = [0]
 

@@ -76,6 +76,7 @@ class MenuEntry:
     label: str
     spec: str  # for load_inference_model
     weights: str | None = None
+    network_megapixels: float | None = None
 
 
 class ModelMenu:
@@ -90,25 +91,30 @@ class ModelMenu:
         self._loaded: OrderedDict[str, Any] = OrderedDict()
 
     @classmethod
-    def build(cls, specs: list[str], weights: str | None, device: str | torch.device) -> "ModelMenu":
-        """Load each ``--model`` once now, so a bad file fails the command before the server starts."""
+    def build(
+        cls, specs: list[str], weights: str | None, device: str | torch.device, network_megapixels: float | None = None
+    ) -> "ModelMenu":
+        """Load each ``--model`` once now, so a bad file fails the command before the server starts.
+        ``weights`` and ``network_megapixels`` apply to the ``--model`` entries, as in ``lumicap enhance``."""
         from lumicap.inference import DEFAULT_METADATA, DEFAULT_WEIGHTS, load_inference_model, resolve_device
 
         target = resolve_device(device)
         entries: list[MenuEntry] = []
         loaded = {}
+        default_given = "default" in specs and weights is None
         if DEFAULT_WEIGHTS.is_file() and DEFAULT_METADATA.is_file():
-            entries.append(MenuEntry("default", f"default: {_default_model_name()}", "default"))
+            entries.append(MenuEntry("default", f"default: {_default_model_name()}", "default",
+                                     network_megapixels=network_megapixels if default_given else None))
         selected = None
         for index, spec in enumerate(specs):
             if spec == "default" and weights is None:
-                loaded["default"] = load_inference_model("default", target)
+                loaded["default"] = load_inference_model("default", target, network_megapixels=network_megapixels)
                 selected = selected or "default"
                 continue
-            model = load_inference_model(spec, target, weights=weights)
+            model = load_inference_model(spec, target, weights=weights, network_megapixels=network_megapixels)
             key = f"model-{index + 1}"
             shown = spec if weights is None else f"{spec} + {weights}"
-            entries.append(MenuEntry(key, f"{model.name}: {shown}", spec, weights))
+            entries.append(MenuEntry(key, f"{model.name}: {shown}", spec, weights, network_megapixels))
             loaded[key] = model
             selected = selected or key
         entries.extend(_cached_catalog_entries())
@@ -136,7 +142,8 @@ class ModelMenu:
         entry = self.entry(key)
         while len(self._loaded) >= self.keep:
             self._loaded.popitem(last=False)  # drop the least recently used before loading another
-        model = load_inference_model(entry.spec, self.device, weights=entry.weights)
+        model = load_inference_model(entry.spec, self.device, weights=entry.weights,
+                                     network_megapixels=entry.network_megapixels)
         self._loaded[key] = model
         return model
 
