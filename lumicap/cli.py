@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "models",
     "weights",
     "export",
+    "serve",
 ]
 
 

@@ -124,6 +124,27 @@ def test_recursive_folders_keep_relative_paths_and_format(tmp_path, tiny_model):
     assert Image.open(out / "trip" / "day1" / "night.jpg").format == "JPEG"
 
 
+def test_jpeg_quality_is_the_one_asked_for(tmp_path, tiny_model, capsys):
+    import io
+
+    photo = _save_png(tmp_path / "in" / "p.png", _photo(48, 64, seed=5))
+    sizes = {}
+    for quality in (30, 95):
+        out = tmp_path / f"q{quality}"
+        assert _enhance(photo, "--out", out, "--model", tiny_model, "--format", "jpg", "--quality", quality) == 0
+        sizes[quality] = (out / "p.jpg").stat().st_size
+        # Pillow at the same quality from the same 8-bit levels gives the same bytes.
+        levels = np.round(np.clip(_expected(_photo(48, 64, seed=5)), 0, 1) * 255).astype(np.uint8)
+        again = io.BytesIO()
+        Image.fromarray(levels).save(again, format="JPEG", quality=quality)
+        decoded = np.asarray(Image.open(out / "p.jpg")).astype(int)
+        assert np.abs(decoded - np.asarray(Image.open(again)).astype(int)).max() <= 1
+    assert sizes[30] < sizes[95]
+    assert _enhance(photo, "--out", tmp_path / "bad", "--model", tiny_model, "--format", "jpg", "--quality", 0) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--quality 0" in err
+
+
 def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, tiny_model, capsys):
     src = tmp_path / "photos"
     _save_png(src / "a.png", _photo())

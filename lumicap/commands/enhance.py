@@ -27,6 +27,7 @@ def register(sub):
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
                         help="output format (png keeps 16 bits for 16-bit inputs)")
+    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     tiling = parser.add_mutually_exclusive_group()
     tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
@@ -63,6 +64,8 @@ def run(args) -> int:
         raise LumicapError(f"--tile {args.tile} is too small (at least 16)")
     if args.tile_overlap < 0:
         raise LumicapError("--tile-overlap must not be negative")
+    if not 1 <= args.quality <= 100:
+        raise LumicapError(f"--quality {args.quality} is outside 1-100")
     if args.max_megapixels is not None and args.max_megapixels <= 0:
         raise LumicapError("--max-megapixels must be positive")
     out = Path(args.out)
@@ -94,7 +97,7 @@ def run(args) -> int:
     tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
-        progress=not args.no_progress, on_result=captioner.add if captioner else None,
+        progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,
     )
     if captioner is not None:
         captioner.save()

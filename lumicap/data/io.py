@@ -263,10 +263,16 @@ def _first_line(exc: BaseException) -> str:
 _PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def write_image(path: str | os.PathLike, image: torch.Tensor, bit_depth: int = 8) -> Path:
+DEFAULT_JPEG_QUALITY = 95
+
+
+def write_image(
+    path: str | os.PathLike, image: torch.Tensor, bit_depth: int = 8, quality: int = DEFAULT_JPEG_QUALITY
+) -> Path:
     """Write a (3, H, W) tensor in [0, 1] (values outside are clamped) to ``path``; format from the suffix.
 
-    Samples are rounded to the nearest 8- or 16-bit level; 16 bits are written only as PNG. The file is
+    Samples are rounded to the nearest 8- or 16-bit level; 16 bits are written only as PNG. ``quality``
+    (1-100) applies to JPEG only. The file is
     written to a temporary name in the same folder and renamed over ``path``, so a crash never leaves a
     half-written image and readers never see one. Replaces an existing file: callers decide about that.
     """
@@ -278,6 +284,8 @@ def write_image(path: str | os.PathLike, image: torch.Tensor, bit_depth: int = 8
         raise LumicapError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
     if bit_depth == 16 and suffix != ".png":
         raise LumicapError(f"{path}: 16-bit output is written only as PNG")
+    if not (isinstance(quality, int) and 1 <= quality <= 100):
+        raise LumicapError(f"{path}: JPEG quality must be an integer from 1 to 100, got {quality!r}")
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
         raise ValueError(f"write_image expects a (3, H, W) tensor, got {shape}")
@@ -299,7 +307,7 @@ def write_image(path: str | os.PathLike, image: torch.Tensor, bit_depth: int = 8
             else:
                 from PIL import Image
 
-                options = {"quality": 95} if _PILLOW_FORMATS[suffix] == "JPEG" else {}
+                options = {"quality": quality} if _PILLOW_FORMATS[suffix] == "JPEG" else {}
                 Image.fromarray(array).save(fh, format=_PILLOW_FORMATS[suffix], **options)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; an output image is an ordinary file
         os.replace(tmp, path)

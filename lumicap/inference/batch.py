@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError
 from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
 
@@ -127,6 +128,13 @@ def output_path(item: InputImage, out_dir: Path, fmt: str) -> Path:
 # ----------------------------------------------------------------------------------------------- running
 
 
+def planned_tile(model, tiles: TileSettings, height: int, width: int, device: torch.device) -> int | None:
+    """The tile size ``enhance_image`` will use for this photo and model, or None for one whole pass."""
+    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
+        return None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
+    return tiles.tile_for(height, width, device)
+
+
 def enhance_image(
     model: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
@@ -141,10 +149,7 @@ def enhance_image(
     still do not fit raise a one-line ``LumicapError`` suggesting a smaller ``--tile``.
     """
     height, width = image.shape[-2:]
-    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
-        tile = None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
-    else:
-        tile = tiles.tile_for(height, width, device)
+    tile = planned_tile(model, tiles, height, width, device)
     if tile is None:
         try:
             return run_whole(model, image, device)
@@ -176,15 +181,14 @@ def enhance_files(
     progress: bool = True,
     on_result: Callable[[InputImage, Path, torch.Tensor, torch.Tensor | None], None] | None = None,
     report: Callable[[str], None] | None = None,
+    quality: int = DEFAULT_JPEG_QUALITY,
 ) -> EnhanceSummary:
     """Enhance each input into ``out_dir``; failures are reported via ``report`` (one line each) and skipped.
 
     ``on_result(item, output_path, enhanced, low)`` is called after each written image (captions use
-    it); ``low`` is None when the input was overwritten in place to save memory.
+    it); ``low`` is None when the input was overwritten in place to save memory. ``quality``: JPEG only.
     """
     from tqdm import tqdm
-
-    from lumicap.data.io import write_image
 
     if fmt not in OUTPUT_SUFFIXES:
         raise LumicapError(f"unknown output format '{fmt}'; choose one of {', '.join(OUTPUT_SUFFIXES)}")
@@ -210,23 +214,14 @@ def enhance_files(
         if target.exists() and not overwrite:
             summary.skipped.append(item.path)
             continue
+        if progress:
+            def on_tile(done, total, name=item.path.name):
+                bar.set_postfix_str(f"{name}: tile {done}/{total}")
+        else:
+            on_tile = None
         try:
-            image, in_bits = read_float_image(item.path)
-            bits = 16 if fmt == "png" and in_bits == 16 else 8
-            height, width = image.shape[-2:]
-            tile = tiles.tile_for(height, width, device)
-            if tile is not None and progress:
-                count = plan_tiles(height, width, tile, tiles.overlap).count
-                done = [0]
-
-                def on_tile(done=done, count=count, name=item.path.name):
-                    done[0] += 1
-                    bar.set_postfix_str(f"{name}: tile {done[0]}/{count}")
-            else:
-                on_tile = None
-            keep_low = on_result is not None
-            enhanced = enhance_image(model, image, device, tiles, inplace=not keep_low, on_tile=on_tile)
-            write_image(target, enhanced, bit_depth=bits)
+            result = enhance_file(item.path, target, model, device, fmt, tiles, quality=quality,
+                                  keep_input=on_result is not None, on_tile=on_tile)
         except (LumicapError, OSError) as exc:
             message = _one_line(exc)
             summary.failed.append((item.path, message))
@@ -235,11 +230,60 @@ def enhance_files(
             continue
         summary.enhanced.append(target)
         if on_result is not None:
-            on_result(item, target, enhanced, image if keep_low else None)
-        del image, enhanced
+            on_result(item, target, result.enhanced, result.low)
+        del result
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@dataclass
+class EnhancedFile:
+    """What ``enhance_file`` wrote and computed for one photo."""
+
+    path: Path
+    enhanced: torch.Tensor  # (3,H,W) in [0,1], before quantisation to the file's levels
+    low: torch.Tensor | None  # the input as read, when ``keep_input``
+    bit_depth: int  # of the written file
+    tiles: int  # tiles planned (0: one whole-image pass)
+
+
+def enhance_file(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    fmt: str = "png",
+    tiles: TileSettings = TileSettings(),
+    *,
+    quality: int = DEFAULT_JPEG_QUALITY,
+    keep_input: bool = False,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> EnhancedFile:
+    """Read one photo, enhance it whole or in tiles, write ``target``: the single-file step of
+    ``lumicap enhance``, shared with ``lumicap serve`` so that both write the same bytes.
+
+    16-bit inputs give 16-bit PNGs; ``on_tile(done, total)`` follows a tiled pass. ``target`` is written
+    as given (the caller decides about existing files). Unreadable input: ``LumicapError``; unwritable
+    output: ``OSError``.
+    """
+    from lumicap.data.io import write_image
+
+    image, in_bits = read_float_image(Path(source))
+    bits = 16 if fmt == "png" and in_bits == 16 else 8
+    height, width = image.shape[-2:]
+    tile = planned_tile(model, tiles, height, width, device)
+    total = plan_tiles(height, width, tile, tiles.overlap).count if tile is not None else 0
+    done = [0]
+
+    def count_tile():
+        done[0] += 1
+        on_tile(done[0], total)
+
+    enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input,
+                             on_tile=count_tile if on_tile is not None else None)
+    written = write_image(target, enhanced, bit_depth=bits, quality=quality)
+    return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
 
 
 def read_float_image(path: Path) -> tuple[torch.Tensor, int]:

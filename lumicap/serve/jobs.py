@@ -1,0 +1,461 @@
+"""The work behind ``lumicap serve``: the model menu, the queue of uploaded photos, and their files.
+
+One worker thread runs jobs in arrival order, so concurrent uploads wait in line instead of competing
+for memory. Each photo goes through ``lumicap.inference.enhance_file``, the step ``lumicap enhance`` runs
+per file, so the PNG a job writes is byte for byte the file the command line writes.
+
+Nothing the browser sends becomes a path: jobs are looked up by a random id, model choices by a menu key,
+and an uploaded file's name is cut down to a plain base name (``safe_name``) used only inside the job's
+own folder under the server's temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lumicap.errors import LumicapError
+
+PREVIEW_SIDE = 1280  # previews on the page; downloads are full resolution
+PREVIEW_QUALITY = 90
+MAX_NAME_CHARS = 120
+MAX_WAITING = 64  # jobs queued beyond this are refused ("try again later") rather than piling up on disk
+_FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
+
+
+class UploadRejected(LumicapError):
+    """An upload the server will not process; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_megapixels: float
+    max_waiting: int = MAX_WAITING
+
+
+def safe_name(raw: str) -> str:
+    """The uploaded file's base name, harmless inside a job folder.
+
+    Folders (either slash), drive letters, control and reserved characters go; leading dots go (no
+    hidden files, no ``..``); long names keep their suffix. An empty result becomes ``photo``.
+    """
+    base = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in _FORBIDDEN_NAME_CHARS)
+    base = base.strip().lstrip(".").strip()
+    if len(base) > MAX_NAME_CHARS:
+        stem, suffix = os.path.splitext(base)
+        suffix = suffix[:10]
+        base = stem[: MAX_NAME_CHARS - len(suffix)] + suffix
+    return base or "photo"
+
+
+# --------------------------------------------------------------------------------------------- model menu
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    key: str  # what the page sends back; never a path
+    label: str
+    spec: str  # for load_inference_model
+    weights: str | None = None
+    network_megapixels: float | None = None
+
+
+class ModelMenu:
+    """The models the page offers: the shipped default, the ``--model`` arguments, and registry models
+    whose weights sit in the cache. Loaded on first use; the ``keep`` most recent stay in memory."""
+
+    def __init__(self, entries: list[MenuEntry], selected: str, device: torch.device, keep: int = 2):
+        self.entries = {entry.key: entry for entry in entries}
+        self.selected = selected
+        self.device = device
+        self.keep = keep
+        self._loaded: OrderedDict[str, Any] = OrderedDict()
+
+    @classmethod
+    def build(
+        cls, specs: list[str], weights: str | None, device: str | torch.device, network_megapixels: float | None = None
+    ) -> "ModelMenu":
+        """Load each ``--model`` once now, so a bad file fails the command before the server starts.
+        ``weights`` and ``network_megapixels`` apply to the ``--model`` entries, as in ``lumicap enhance``."""
+        from lumicap.inference import DEFAULT_METADATA, DEFAULT_WEIGHTS, load_inference_model, resolve_device
+
+        target = resolve_device(device)
+        entries: list[MenuEntry] = []
+        loaded = {}
+        default_given = "default" in specs and weights is None
+        if DEFAULT_WEIGHTS.is_file() and DEFAULT_METADATA.is_file():
+            entries.append(MenuEntry("default", f"default: {_default_model_name()}", "default",
+                                     network_megapixels=network_megapixels if default_given else None))
+        selected = None
+        for index, spec in enumerate(specs):
+            if spec == "default" and weights is None:
+                loaded["default"] = load_inference_model("default", target, network_megapixels=network_megapixels)
+                selected = selected or "default"
+                continue
+            model = load_inference_model(spec, target, weights=weights, network_megapixels=network_megapixels)
+            key = f"model-{index + 1}"
+            shown = spec if weights is None else f"{spec} + {weights}"
+            entries.append(MenuEntry(key, f"{model.name}: {shown}", spec, weights, network_megapixels))
+            loaded[key] = model
+            selected = selected or key
+        entries.extend(_cached_catalog_entries())
+        if not entries:
+            raise LumicapError("no model to serve: the default model is not installed; pass --model FILE|RUN_DIR")
+        menu = cls(entries, selected or entries[0].key, target)
+        for key in list(loaded)[: menu.keep]:
+            menu._loaded[key] = loaded[key]
+        return menu
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [{"key": e.key, "label": e.label, "selected": e.key == self.selected} for e in self.entries.values()]
+
+    def entry(self, key: str) -> MenuEntry:
+        if key not in self.entries:
+            raise UploadRejected(f"unknown model '{key[:40]}'; choose one from the menu")
+        return self.entries[key]
+
+    def load(self, key: str):
+        from lumicap.inference import load_inference_model
+
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        entry = self.entry(key)
+        while len(self._loaded) >= self.keep:
+            self._loaded.popitem(last=False)  # drop the least recently used before loading another
+        model = load_inference_model(entry.spec, self.device, weights=entry.weights,
+                                     network_megapixels=entry.network_megapixels)
+        self._loaded[key] = model
+        return model
+
+
+def _default_model_name() -> str:
+    from lumicap.inference import DEFAULT_METADATA
+
+    try:
+        return str(json.loads(DEFAULT_METADATA.read_text())["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "shipped model"
+
+
+def _cached_catalog_entries() -> list[MenuEntry]:
+    """Known weight files named after a registry network (``<model>-...``) that are already cached."""
+    from lumicap.models import list_models
+    from lumicap.weights import cached_path, known_weights
+
+    names = sorted((info.name for info in list_models()), key=len, reverse=True)
+    entries = []
+    for weight_name, known in sorted(known_weights().items()):
+        key = weight_name.lower().replace("-", "_")
+        model = next((n for n in names if key.startswith(n + "_")), None)
+        if model is not None and cached_path(known).is_file():
+            entries.append(MenuEntry(f"weights:{weight_name}", f"{model}: {weight_name} (cached)", model, weight_name))
+    return entries
+
+
+# -------------------------------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class Job:
+    id: str
+    name: str  # safe base name of the upload
+    folder: Path
+    model_key: str
+    height: int
+    width: int
+    state: str = "queued"  # queued | running | done | failed
+    message: str = ""
+    tiles_done: int = 0
+    tiles_total: int = 0
+    model_label: str = ""
+    seconds: float | None = None
+    bit_depth: int = 8
+    captions: dict[str, str] | None = None
+    reference: dict[str, Any] | None = None
+    started: float | None = None  # wall-clock times, for the page and for checking the queue's order
+    finished: float | None = None
+
+    @property
+    def input_path(self) -> Path:
+        return self.folder / "input" / self.name
+
+    @property
+    def output_name(self) -> str:
+        """The file name ``lumicap enhance`` gives this photo's PNG."""
+        from lumicap.inference import InputImage, output_path
+
+        return output_path(InputImage(self.input_path, Path(self.name)), Path(), "png").name
+
+    @property
+    def output_path(self) -> Path:
+        return self.folder / "output" / self.output_name
+
+
+@dataclass(eq=False)
+class _Task:
+    job: Job
+    run: Callable[[], None] = field(repr=False)
+    reference: dict[str, Any] | None = None  # set for a measurement against a reference photo
+
+
+class JobQueue:
+    """Uploaded photos and reference photos, processed one at a time by one worker thread."""
+
+    def __init__(self, workdir: Path, menu: ModelMenu, tiles, limits: Limits, captioner=None):
+        self.workdir = Path(workdir)
+        self.menu = menu
+        self.tiles = tiles
+        self.limits = limits
+        self.captioner = captioner
+        self._jobs: dict[str, Job] = {}
+        self._waiting: list[_Task] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Task | None] = queue.Queue()
+        self._stopping = threading.Event()
+        (self.workdir / "incoming").mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._work, name="lumicap-serve-worker", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ called by the web handlers
+
+    def incoming_file(self) -> Path:
+        """A fresh file to stream an upload into before it is checked."""
+        return self.workdir / "incoming" / secrets.token_hex(8)
+
+    def submit(self, raw_name: str, model_key: str, received: Path) -> Job:
+        """Check an upload streamed into ``received`` and queue it; ``UploadRejected`` leaves nothing behind."""
+        name = safe_name(raw_name)
+        try:
+            self.menu.entry(model_key)
+            height, width = self._check_image(received, name)
+            with self._lock:
+                if len(self._waiting) >= self.limits.max_waiting:
+                    raise UploadRejected(f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503)
+                job_id = secrets.token_hex(8)
+                job = Job(job_id, name, self.workdir / "jobs" / job_id, model_key, height, width)
+                job.input_path.parent.mkdir(parents=True)
+                os.replace(received, job.input_path)
+                self._jobs[job.id] = job
+                self._enqueue(_Task(job, lambda: self._enhance(job)))
+        finally:
+            received.unlink(missing_ok=True)
+        return job
+
+    def submit_reference(self, job_id: str, raw_name: str, received: Path) -> Job:
+        """Queue PSNR/SSIM of a finished job's result against an uploaded reference photo."""
+        name = safe_name(raw_name)
+        try:
+            job = self.get(job_id)
+            if job.state != "done":
+                raise UploadRejected(f"{_not_done(job)}; add the reference when its result is shown", 409)
+            height, width = self._check_image(received, name)
+            if (height, width) != (job.height, job.width):
+                raise UploadRejected(
+                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have the same size"
+                )
+            with self._lock:
+                target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(received, target)
+                reference = {"name": name, "state": "queued", "path": target}
+                job.reference = reference
+                self._enqueue(_Task(job, lambda: self._measure(job, reference), reference))
+        finally:
+            received.unlink(missing_ok=True)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise UploadRejected("no such job (the server was restarted, or the link is wrong)", 404)
+        return job
+
+    def public(self, job: Job) -> dict[str, Any]:
+        """What the page sees of a job (no server paths)."""
+        with self._lock:
+            ahead = next((i for i, task in enumerate(self._waiting) if task.job is job), None)
+        reference = None
+        if job.reference is not None:
+            reference = {k: v for k, v in job.reference.items() if k != "path"}
+        return {
+            "id": job.id,
+            "name": job.name,
+            "state": job.state,
+            "message": job.message,
+            "ahead": ahead,
+            "tiles_done": job.tiles_done,
+            "tiles_total": job.tiles_total,
+            "width": job.width,
+            "height": job.height,
+            "model": job.model_label or self.menu.entries[job.model_key].label,
+            "seconds": job.seconds,
+            "bit_depth": job.bit_depth,
+            "output_name": job.output_name,
+            "captions": job.captions,
+            "reference": reference,
+        }
+
+    def preview(self, job_id: str, which: str) -> Path:
+        job = self.get(job_id)
+        if which not in ("input", "output") or job.state != "done":
+            raise UploadRejected("no such preview", 404)
+        return job.folder / f"preview-{which}.jpg"
+
+    def download(self, job_id: str, fmt: str, quality: int) -> tuple[Path, str]:
+        """(file, name to save as): the PNG ``lumicap enhance`` writes, or a JPEG at ``quality``.
+
+        The JPEG is encoded from the PNG's levels, which for 8-bit photos are exactly the levels
+        ``lumicap enhance --format jpg --quality Q`` encodes, so it is the same file too.
+        """
+        from lumicap.data.io import read_image, write_image
+
+        job = self.get(job_id)
+        if job.state != "done":
+            raise UploadRejected(_not_done(job), 409)
+        if fmt == "png":
+            return job.output_path, job.output_name
+        if fmt != "jpg":
+            raise UploadRejected(f"unknown format '{fmt[:10]}'; png or jpg")
+        if not 1 <= quality <= 100:
+            raise UploadRejected(f"JPEG quality {quality} is outside 1-100")
+        stem = Path(job.output_name).stem
+        jpeg = job.folder / "jpeg" / f"q{quality}" / f"{stem}.jpg"
+        if not jpeg.is_file():
+            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality)
+        return jpeg, jpeg.name
+
+    def close(self, wait: float = 0.0) -> bool:
+        """Stop taking work (a tiled job in progress stops at its next tile); True if the worker is still
+        busy after ``wait`` seconds (a whole-image pass cannot be interrupted)."""
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join(timeout=wait)
+        return self._thread.is_alive()
+
+    # ------------------------------------------------------------------ inside
+
+    def _check_image(self, path: Path, name: str) -> tuple[int, int]:
+        from lumicap.data.io import image_size
+
+        try:
+            height, width = image_size(path)
+        except LumicapError as exc:
+            raise UploadRejected(_without_path(str(exc), path, name)) from None
+        megapixels = height * width / 1e6
+        if megapixels > self.limits.max_megapixels:
+            raise UploadRejected(
+                f"{name}: {width}x{height} is {megapixels:.1f} megapixels, above this server's limit of "
+                f"{self.limits.max_megapixels:g} (lumicap serve --max-upload-megapixels)",
+                413,
+            )
+        return height, width
+
+    def _enqueue(self, task: _Task) -> None:
+        self._waiting.append(task)
+        self._queue.put(task)
+
+    def _work(self) -> None:
+        while True:
+            task = self._queue.get()
+            if task is None or self._stopping.is_set():
+                return
+            with self._lock:
+                self._waiting.remove(task)
+            try:
+                task.run()
+            except _Stopped:
+                return
+            except Exception as exc:  # a bug must not stall the queue: report it and go on
+                traceback.print_exc(file=sys.stderr)
+                self._fail(task, f"internal error ({type(exc).__name__}); see the server's console")
+
+    def _fail(self, task: _Task, message: str) -> None:
+        if task.reference is not None:
+            task.reference.update(state="failed", message=message)
+        else:
+            task.job.state, task.job.message, task.job.finished = "failed", message, time.time()
+
+    def _enhance(self, job: Job) -> None:
+        from lumicap.inference import enhance_file
+
+        job.state, job.started = "running", time.time()
+        try:
+            model = self.menu.load(job.model_key)
+            job.model_label = self.menu.entries[job.model_key].label
+
+            def on_tile(done: int, total: int) -> None:
+                if self._stopping.is_set():
+                    raise _Stopped
+                job.tiles_done, job.tiles_total = done, total
+
+            start = time.perf_counter()
+            result = enhance_file(job.input_path, job.output_path, model, model.device, "png", self.tiles,
+                                  keep_input=True, on_tile=on_tile)
+            job.seconds = time.perf_counter() - start
+        except (LumicapError, OSError) as exc:
+            job.state, job.message, job.finished = "failed", _without_path(str(exc), job.input_path, job.name), time.time()
+            shutil.rmtree(job.folder, ignore_errors=True)  # nothing to show or download: keep nothing
+            return
+        job.bit_depth = result.bit_depth
+        _write_preview(result.low, job.folder / "preview-input.jpg")
+        _write_preview(result.enhanced, job.folder / "preview-output.jpg")
+        if self.captioner is not None:
+            try:
+                job.captions = {"input": self.captioner.caption(result.low), "enhanced": self.captioner.caption(result.enhanced)}
+            except LumicapError as exc:
+                job.captions = {"error": str(exc)}
+        job.state, job.finished = "done", time.time()
+
+    def _measure(self, job: Job, reference: dict[str, Any]) -> None:
+        """PSNR and SSIM by ``lumicap eval``'s evaluator, on the PNG result as written."""
+        from lumicap.engine.evaluate import evaluate_pairs
+
+        reference["state"] = "running"
+        try:
+            rows, _ = evaluate_pairs([job.output_path], [reference["path"]], names=[job.name])
+        except LumicapError as exc:
+            reference.update(state="failed", message=_without_path(str(exc), reference["path"], reference["name"]))
+            return
+        reference.update(state="done", psnr=rows[0]["psnr"], ssim=rows[0]["ssim"])
+
+
+class _Stopped(Exception):
+    """The server is shutting down: abandon the job in progress."""
+
+
+def _not_done(job: Job) -> str:
+    return f"{job.name} is not enhanced yet" if job.state in ("queued", "running") else f"{job.name} was not enhanced ({job.message})"
+
+
+def _without_path(message: str, path: Path, name: str) -> str:
+    """Error messages name the file; the page should see the upload's name, not the server's folders."""
+    return message.replace(str(path), name)
+
+
+def _write_preview(image: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    levels = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    picture = Image.fromarray(levels)
+    picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    picture.save(path, format="JPEG", quality=PREVIEW_QUALITY)
