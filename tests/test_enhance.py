@@ -246,12 +246,14 @@ def test_bad_model_files_are_one_line_errors(tmp_path, monkeypatch, capsys, prob
 def test_missing_default_model_says_so(tmp_path, monkeypatch, capsys):
     import lumicap.inference.loading as loading
 
-    monkeypatch.setattr(loading, "DEFAULT_WEIGHTS", tmp_path / "assets" / "default_model.safetensors")
-    monkeypatch.setattr(loading, "DEFAULT_METADATA", tmp_path / "assets" / "default_model.json")
+    monkeypatch.setattr(loading, "ASSETS_DIR", tmp_path / "assets")  # a copy of lumicap without its assets
     image = _save_png(tmp_path / "a.png", _photo())
     assert _enhance(image, "--out", tmp_path / "out") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "default model is not installed" in err[0]
+    assert _enhance(image, "--out", tmp_path / "out", "--model", "retinexformer-lumicap") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shipped model 'retinexformer-lumicap' is not installed" in err[0]
 
 
 def test_name_without_weights_and_unknown_name(tmp_path, monkeypatch, capsys):

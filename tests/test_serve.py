@@ -336,8 +336,8 @@ def test_menu_offers_default_given_models_and_cached_registry_weights(tmp_path, 
 
     menu = ModelMenu.build([str(tiny_model)], None, "cpu")
     keys = [item["key"] for item in menu.listing()]
-    assert keys == ["default", "model-1", "weights:tiny_conv_test-lol-example"]
-    assert menu.selected == "model-1" and menu.listing()[1]["selected"]
+    assert keys == ["default", "retinexformer-lumicap", "model-1", "weights:tiny_conv_test-lol-example"]
+    assert menu.selected == "model-1" and menu.listing()[2]["selected"]
     default_name = load_inference_model("default", "cpu").name  # whatever the package ships
     assert menu.entries["default"].label == f"default: {default_name}"
     cached = menu.load("weights:tiny_conv_test-lol-example")

@@ -174,7 +174,8 @@ def _from_shipped(key: str):
     if not weights.is_file() or not sidecar.is_file():
         missing = weights if not weights.is_file() else sidecar
         raise WeightsError(
-            f"the shipped model '{key}' is not installed in this copy of lumicap ({missing} is missing); "
+            f"the {'default model' if key == 'default' else f'shipped model {key!r}'} is not installed in this copy "
+            f"of lumicap ({missing} is missing); "
             f"pass --model FILE.safetensors (with its .json), a training checkpoint, or --model NAME --weights FILE"
         )
     return _from_safetensors(weights, source="default model" if key == "default" else f"shipped model '{key}'")

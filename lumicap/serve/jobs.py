@@ -105,6 +105,11 @@ class ModelMenu:
         if DEFAULT_WEIGHTS.is_file() and DEFAULT_METADATA.is_file():
             entries.append(MenuEntry("default", f"default: {_default_model_name()}", "default",
                                      network_megapixels=network_megapixels if default_given else None))
+        from lumicap.inference.loading import ASSETS_DIR, SHIPPED_MODELS
+
+        for name, filename in SHIPPED_MODELS.items():  # the other models in the package (offline, by name)
+            if name != "default" and name not in specs and (ASSETS_DIR / filename).is_file():
+                entries.append(MenuEntry(name, f"{name}: shipped", name))
         selected = None
         for index, spec in enumerate(specs):
             if spec == "default" and weights is None:
