@@ -76,7 +76,11 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     from lumicap.inference import DEFAULT_OVERLAP, TileSettings
     from lumicap.models import list_models
 
-    known = [info.name for info in list_models()]
+    from lumicap.inference.loading import SHIPPED_MODELS
+
+    # Registry names get random weights; shipped names ("default") load the package's model as enhance does
+    # (with its inference setting, e.g. the default's full-resolution transform).
+    known = [info.name for info in list_models()] + [name.replace("-", "_") for name in SHIPPED_MODELS]
     models_arg, sizes_arg, device_arg = args.models, args.sizes, args.device
     if args.cpu_small:
         if device_arg == "cuda":
@@ -102,11 +106,13 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def tiling_for(settings: dict[str, Any], height: int, width: int, device: torch.device) -> int | None:
-    """Tile size the project would use for this image (None: whole image)."""
+def tiling_for(settings: dict[str, Any], height: int, width: int, device: torch.device, model=None) -> int | None:
+    """Tile size the project would use for this image (None: whole image, or a model that bounds its work)."""
+    from lumicap.inference.batch import planned_tile
+
     if settings["whole_only"]:
         return None
-    return settings["tiles"].tile_for(height, width, device)
+    return planned_tile(model, settings["tiles"], height, width, device)
 
 
 def mode_label(tile: int | None, height: int, width: int, overlap: int) -> str:
@@ -138,7 +144,8 @@ def measure(model, image, tile, overlap, device, amp, repeats, warmup) -> tuple[
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from lumicap.inference import DEFAULT_TILE
+    from lumicap.inference import DEFAULT_TILE, load_inference_model
+    from lumicap.inference.loading import SHIPPED_MODELS
     from lumicap.models import build_model
 
     if args.threads:
@@ -154,12 +161,20 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     for name in settings["models"]:
         torch.manual_seed(0)
         try:
-            model = build_model(name).eval().to(device)
+            shipped = {key.replace("-", "_"): key for key in SHIPPED_MODELS}
+            if name in shipped:
+                model = load_inference_model(shipped[name], device)
+            else:
+                model = build_model(name).eval().to(device)
         except Exception as exc:
             model, build_error = None, f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
         for height, width in settings["sizes"]:
-            tile = tiling_for(settings, height, width, device)
-            row = {"model": name, "size": f"{width}x{height}", "mode": mode_label(tile, height, width, overlap),
+            tile = tiling_for(settings, height, width, device, model)
+            mode = mode_label(tile, height, width, overlap)
+            limit = getattr(getattr(model, "module", None), "network_megapixels", None)
+            if tile is None and limit and height * width > limit * 1e6:
+                mode = f"{limit:g} MP + full-res transform"
+            row = {"model": name, "size": f"{width}x{height}", "mode": mode,
                    "amp": args.amp, "ms": None, "ms_min": None, "samples_ms": None, "peak_mib": None, "error": None}
             if model is None:
                 row["error"] = build_error
@@ -212,7 +227,8 @@ def main(argv: list[str] | None = None):
     s = meta["settings"]
     notes = [
         "one call = a decoded (3,H,W) CPU image through the network (whole or tiled) and back to the CPU",
-        f"median of {s['repeats']} timed calls after {s['warmup']} warm-up calls; random weights",
+        f"median of {s['repeats']} timed calls after {s['warmup']} warm-up calls; random weights (shipped names such as "
+        "'default': the package's model, loaded as enhance loads it)",
         f"tiles of 512 px (overlap {s['overlap']}) above {s['max_megapixels']:g} MP unless --tile says otherwise",
         f"peak memory: {rows[0].get('memory', 'see JSON') if rows else '-'}",
     ]

@@ -5,6 +5,12 @@
         && python benchmarks/gpu_campaign.py --data .campaign/data --out-dir "$OUT"     # on the GPU machine
     python benchmarks/gpu_campaign.py --dry-run               # every part on the CPU, tiny settings, seconds
 
+A lent GPU has 15 minutes of device time and one command at most 10: the whole campaign fits one call
+(default ``--minutes 9.3``, about 9.7 with the install), or, for more rows, two back-to-back calls on the
+warm machine: ``--parts ab --minutes 6`` then ``--parts cd --minutes 5``. First run (NVIDIA H200,
+2026-11-27, results in ``benchmarks/results/gpu-2026-11-27/``): part a's rows cost about 12 s each
+(set-up, cuDNN autotuning, compilation; the rows now record ``wall_s``), so one call reached 9 of its 32 rows.
+
 Parts, in order of value, each a child process with its own time cap (a part that hangs or runs long is
 stopped at its cap; the rows it finished are kept, because the benchmarks append every row to a JSON-lines
 file as soon as it is measured):
@@ -193,7 +199,7 @@ def plan(args, data_root: Path, scratch: Path, out_dir: Path) -> list[Part]:
     if args.dry_run and args.models == "all":
         models = ",".join(DRY_RUN_MODELS)
     device = ["--device", "cpu" if args.dry_run else "cuda"]
-    timing = ["--repeats", "1", "--warmup", "0"] if args.dry_run else ["--repeats", str(args.repeats), "--warmup", "3"]
+    timing = ["--repeats", "1", "--warmup", "0"] if args.dry_run else ["--repeats", str(args.repeats), "--warmup", "2"]
     small = ["--small", "--teacher", "tiny"] if args.dry_run else ["--teacher", "full"]
     if args.compile_models is None:  # compiling on a CPU takes minutes: the dry run leaves it out unless asked
         args.compile_models = "" if args.dry_run else "retinexformer"
@@ -216,7 +222,8 @@ def plan(args, data_root: Path, scratch: Path, out_dir: Path) -> list[Part]:
     b = Part("b", "inference")
     sizes = "48x40,37x29" if args.dry_run else "600x400,3840x2160"
     b_timing = ["--repeats", "1", "--warmup", "0"] if args.dry_run else ["--repeats", "5", "--warmup", "2"]
-    b_models = "iat,rctnet" if args.dry_run else models.replace("retinexformer,iat", "iat,retinexformer")
+    # The shipped default first (as enhance loads it: its full-resolution transform on 4K photos), then the zoo.
+    b_models = "default,iat" if args.dry_run else "default," + models.replace("retinexformer,iat", "iat,retinexformer")
     for i, amp in enumerate(("none", "bf16")):
         b.commands.append([*py, str(bench / "bench_inference.py"), *device, *b_timing, "--models", b_models,
                            "--sizes", sizes, "--tile", "none", "--amp", amp, "--no-save",
@@ -301,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", default="all", help="comma list for parts a and b (default: all 8)")
     parser.add_argument("--compile-models", default=None,
                         help="models also timed compiled in part a (default: retinexformer; none in --dry-run)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed steps per figure in part a (default 10)")
+    parser.add_argument("--repeats", type=int, default=6, help="timed steps per figure in part a (default 6)")
     parser.add_argument("--points", default="0.25,0.5,1", help="training minutes measured in part c")
     parser.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="the recipe of parts c and d")
     parser.add_argument("--out-dir", default=str(_common.RESULTS_DIR), help="results folder (default: benchmarks/results)")
@@ -353,9 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         for index, part in enumerate(parts):
             now = time.monotonic()
             left = deadline - now
-            later = sum(SHARES[p.key] for p in parts[index + 1:]) * args.minutes * 60
-            part.cap = max(0.0, min(SHARES[part.key] * args.minutes * 60, left - later) if part.key != "d" else left)
-            if part.key == "d":
+            # Shares are renormalised over the parts asked for (--parts ab gets all its minutes for a and b);
+            # the last part (d when present) takes whatever is left.
+            total_share = sum(SHARES[p.key] for p in parts)
+            later = sum(SHARES[p.key] for p in parts[index + 1:]) / total_share * args.minutes * 60
+            part.cap = max(0.0, min(SHARES[part.key] / total_share * args.minutes * 60, left - later))
+            if index == len(parts) - 1:
                 part.cap = max(0.0, left)
             part_end = now + part.cap
             print(f"part {part.key} ({part.name}): cap {part.cap:.0f} s", flush=True)

@@ -61,7 +61,8 @@ def test_dry_run_runs_every_part_and_writes_one_results_file(tmp_path):
     assert all(0 <= r["mfr_precision_error"]["grad_rel"] < 1 for r in fastest)
 
     b_rows = parts["b"]["rows"]
-    assert {(r["amp"], r["size"]) for r in b_rows if r["ms"]} == {(amp, size) for amp in ("none", "bf16") for size in ("48x40", "37x29")}
+    assert {(r["model"], r["amp"], r["size"]) for r in b_rows if r["ms"]} == {
+        (m, amp, size) for m in ("default", "iat") for amp in ("none", "bf16") for size in ("48x40", "37x29")}
 
     c_rows = parts["c"]["rows"]
     assert {r["variant"] for r in c_rows if not r.get("error")} == {"baseline", "mfr"}
