@@ -209,3 +209,24 @@ def test_inference_script_runs_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = _table_rows(result.stdout)
     assert len(table) == 1 and table[0][:3] == ["rctnet", "64x48", "whole"] and float(table[0][4]) > 0
+
+
+def test_loader_benchmark_times_every_stage_and_worker_count(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    loader = _load("bench_loader")
+    rng = np.random.default_rng(0)
+    for name in range(1, 13):
+        high = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+        for side, image in (("high", high), ("low", high // 8)):
+            (tmp_path / "lol" / "train" / side).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(tmp_path / "lol" / "train" / side / f"{name}.png")
+    paths = loader.main(["--data-root", str(tmp_path / "lol"), "--split", "train", "--workers", "0,1", "--batches", "3",
+                         "--warmup", "1", "--out-dir", str(tmp_path / "results")])
+    record, markdown = _read(paths)
+    rows = record["rows"]
+    # the default recipe's two stages, each with both worker counts, all measured
+    assert [(r["stage"], r["workers"]) for r in rows] == [(s, w) for s in ("patches", "large_patches") for w in (0, 1)]
+    assert all(r["error"] is None and r["batches_per_s"] > 0 and math.isfinite(r["ms_per_batch"]) for r in rows)
+    assert record["settings"]["pairs"] == 12 and "batches/s" in markdown
