@@ -20,6 +20,10 @@ import time
 import torch
 
 MODES = {
+    # Which terms cost what: time "clip-only" (CLIP embedding term), "clip+prefix" (adds the mapper) and
+    # "default" (adds GPT-2 over the prefix); the differences are each term's share of the step.
+    "clip-only": {"weights": (1.0, 0.0, 0.0)},
+    "clip+prefix": {"weights": (1.0, 1.0, 0.0)},
     "default": {},  # L1, last GPT-2 layer, crop
     "all-layers": {"gpt_layers": "all"},
     "caption": {"caption_conditioned": True, "max_caption_tokens": 20},
@@ -68,7 +72,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="default: 1 on CPU, 5 on CUDA")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--amp", action="store_true", help="also time bf16 autocast")
+    parser.add_argument("--tiny", action="store_true", help="tiny random teacher (a CPU smoke run), not full size")
+    parser.add_argument("--rows-out", default=None, metavar="FILE.jsonl", help="append each row as a JSON line")
     args = parser.parse_args()
+    import json
 
     from lumicap.teacher import MultimodalFeatureLoss, build_random_teacher
 
@@ -88,7 +95,7 @@ def main() -> None:
         repeats = args.repeats or (20 if device.type == "cuda" else 3)
         warmup = args.warmup if args.warmup is not None else (5 if device.type == "cuda" else 1)
         for teacher_name in args.teachers.split(","):
-            teacher = build_random_teacher(variants[teacher_name], full_size=True).to(device)
+            teacher = build_random_teacher(variants[teacher_name], full_size=not args.tiny).to(device)
             g = torch.Generator().manual_seed(0)
             target = torch.rand(args.batch, 3, args.size, args.size, generator=g).to(device)
             output = (target + 0.05 * torch.randn(target.shape, generator=g).to(device)).clamp(0, 1)
@@ -97,6 +104,12 @@ def main() -> None:
                     for amp in ([False, True] if args.amp else [False]):
                         mfr = MultimodalFeatureLoss(teacher, fuse_passes=fuse, **MODES[mode])
                         iteration, reference = measure(mfr, output, target, device, repeats, warmup, amp)
+                        if args.rows_out:
+                            with open(args.rows_out, "a") as handle:
+                                handle.write(json.dumps({
+                                    "device": device_name, "teacher": teacher_name, "mode": mode, "fused": fuse,
+                                    "amp": "bf16" if amp else "none", "batch": args.batch, "size": args.size,
+                                    "iter_ms": iteration, "reference_ms": reference}) + "\n")
                         print(f"{device_name:6} {teacher_name:12} {mode:11} {str(fuse):5} {'bf16' if amp else 'no':4} "
                               f"{args.batch:5d} {args.size:5d} {iteration:9.1f} {reference:10.1f}", flush=True)
             del teacher

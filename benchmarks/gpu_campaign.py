@@ -212,6 +212,12 @@ def plan(args, data_root: Path, scratch: Path, out_dir: Path) -> list[Part]:
     # 1: the trainer's defaults; 2: the speed goal's model compiled (its compile time is paid in warm-up);
     # 3: every model with the fastest eager switches.
     a.commands.append([*common_a, "--rows-out", str(scratch / "a1.jsonl")])
+    # Which MFR terms cost what (CLIP alone, + mapper, + GPT-2), fused passes, fp32 and bf16.
+    mfr_size = (["--batch", "2", "--size", "32", "--repeats", "1", "--warmup", "0", "--tiny"] if args.dry_run
+                else ["--batch", "8", "--size", "128"])
+    a.commands.append([*py, str(bench / "bench_mfr.py"), "--device", "cpu" if args.dry_run else "cuda", *mfr_size,
+                       "--modes", "clip-only,clip+prefix,default", "--fuse", "on", "--amp",
+                       "--rows-out", str(scratch / "a_mfr.jsonl")])
     if compile_models:
         compiled = [*py, str(bench / "bench_train_step.py"), *device, *small, "--models", compile_models, "--no-save",
                     "--repeats", "1" if args.dry_run else str(args.repeats), "--warmup", "2" if args.dry_run else "4"]
@@ -277,6 +283,8 @@ def finish_default_model(scratch: Path, out_dir: Path, stamp: str) -> list[dict[
 def summarize(part: Part) -> str:
     ok = [r for r in part.rows if not r.get("error")]
     if part.key == "a":
+        terms = {(r["mode"], r["amp"]): r["iter_ms"] for r in ok if "iter_ms" in r}
+        ok = [r for r in ok if "model" in r]
         def key(r):
             return (r["model"], r["options"])
 
@@ -287,6 +295,9 @@ def summarize(part: Part) -> str:
                 text.append(f"{r['model']} {r['options']}: {r['ms']:.1f} ms")
             elif base.get(key(r)):
                 text.append(f"+MFR {r['ms'] / base[key(r)]:.2f}x")
+        if terms:
+            text.append("MFR terms (fused, fp32): " + ", ".join(
+                f"{mode} {ms:.1f} ms" for (mode, amp), ms in terms.items() if amp == "none"))
         return "; ".join(text)[:900] or "no rows"
     if part.key == "b":
         return "; ".join(f"{r['model']} {r['size']} {r['amp']} {r['ms']:.1f} ms {r['peak_mib']:.0f} MiB" for r in ok)[:900] or "no rows"
@@ -414,10 +425,16 @@ def detail_tables(parts: list[Part]) -> str:
     import bench_train_step
 
     columns = {"a": bench_train_step.COLUMNS, "b": bench_inference.COLUMNS, "c": bench_time_to_quality.COLUMNS}
+    mfr_columns = [Column("mode", "MFR terms"), Column("amp", "amp"), Column("fused", "fused"), Column("batch", "batch"),
+                   Column("size", "size"), Column("iter_ms", "fwd+bwd ms", "{:.1f}"), Column("reference_ms", "reference fwd ms", "{:.1f}")]
     text = []
     for part in parts:
         if part.key in columns and part.rows:
-            text += [f"## {part.key}. {part.name}", "", _common.markdown_table(columns[part.key], part.rows), ""]
+            rows = [r for r in part.rows if "iter_ms" not in r]
+            text += [f"## {part.key}. {part.name}", "", _common.markdown_table(columns[part.key], rows), ""]
+            terms = [r for r in part.rows if "iter_ms" in r]
+            if terms:
+                text += ["### MFR cost by term (bench_mfr.py)", "", _common.markdown_table(mfr_columns, terms), ""]
         elif part.key == "d" and part.rows:
             text += [f"## d. {part.name}", "", "```", json.dumps(part.rows, indent=1, default=str), "```", ""]
     return "\n".join(text)

@@ -51,7 +51,10 @@ def test_dry_run_runs_every_part_and_writes_one_results_file(tmp_path):
     parts = {row["part"][0]: row for row in record["rows"]}
     assert set(parts) == {"a", "b", "c", "d"}
 
-    a_rows = [r for r in parts["a"]["rows"] if not r.get("error")]
+    terms = [r for r in parts["a"]["rows"] if "iter_ms" in r]
+    assert {(r["mode"], r["amp"]) for r in terms} == {(m, a) for m in ("clip-only", "clip+prefix", "default") for a in ("none", "bf16")}
+    assert all(r["iter_ms"] > 0 for r in terms)
+    a_rows = [r for r in parts["a"]["rows"] if not r.get("error") and "iter_ms" not in r]
     # both modes (trainer default, fastest switches) for every dry-run model, baseline and +MFR
     seen = {(r["model"], r["options"] != "eager", r["mfr"] != "no") for r in a_rows}
     assert seen == {(m, fast, mfr) for m in campaign.DRY_RUN_MODELS for fast in (False, True) for mfr in (False, True)}
@@ -83,7 +86,7 @@ def test_dry_run_runs_every_part_and_writes_one_results_file(tmp_path):
     assert load_inference_model(str(best)).name == "iat"
 
     md = next(out.glob("gpu_campaign_dry_run_cpu_*.md")).read_text()
-    for heading in ("## a. train_step", "## b. inference", "## c. time_to_quality", "## d. default_model"):
+    for heading in ("## a. train_step", "### MFR cost by term", "## b. inference", "## c. time_to_quality", "## d. default_model"):
         assert heading in md
     assert (out / record["notes"][-1].removeprefix("log: ")).is_file()  # the console log is kept
 
