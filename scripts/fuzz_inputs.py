@@ -7,7 +7,7 @@
 Files: truncated PNG/JPEG, zero bytes, random bytes with image names, wrong extensions, 1x1, declared
 decompression bombs (PNG 100000x100000, JPEG 65000x65000, BMP 60000x60000), 16-bit, grayscale, palette,
 RGBA, CMYK JPEG, EXIF-rotated, mismatched pair sizes (eval), mode 000 files, names with spaces and
-non-ASCII letters (see lumicap/testing/fuzzfiles.py). enhance runs over the whole folder (whole images,
+non-ASCII letters (see scripts/reliability/fuzzfiles.py). enhance runs over the whole folder (whole images,
 then 16-pixel tiles written as JPEG); eval runs once per file against a reference. Prints: files tried,
 processed, rejected with a one-line reason, tracebacks, good files lost. Exits 1 when there was a
 traceback, a lost good file, an accepted bad file or an unaccounted one.
@@ -22,9 +22,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harnesses in scripts/reliability/
 
-from lumicap.testing.fuzzfiles import generate_cases  # noqa: E402
-from lumicap.testing.fuzzrun import fuzz_enhance, fuzz_eval, save_random_lpips, save_random_model  # noqa: E402
+from reliability.fuzzfiles import generate_cases  # noqa: E402
+from reliability.fuzzrun import fuzz_enhance, fuzz_eval, save_random_lpips, save_random_model  # noqa: E402
 
 
 def main() -> int:

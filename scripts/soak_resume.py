@@ -6,7 +6,7 @@ time with `lumicap train --resume`, and compare the final weights with an uninte
     python scripts/soak_resume.py --kills 3 --iterations 8 --no-mfr   # a quick look
 
 Prints kills, resumes, corrupt checkpoints found and the max weight difference; exits 1 when a
-checkpoint was corrupt, an invocation failed, or the weights differ. See lumicap/testing/soak.py.
+checkpoint was corrupt, an invocation failed, or the weights differ. See scripts/reliability/soak.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harnesses in scripts/reliability/
 
-from lumicap.testing.soak import SoakSettings, run_soak  # noqa: E402
+from reliability.soak import SoakSettings, run_soak  # noqa: E402
 
 
 def main() -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from lumicap.testing.fuzzrun import run_cli
-from lumicap.testing.soak import make_dataset
+from reliability.fuzzrun import run_cli
+from reliability.soak import make_dataset
 
 
 class RunsCodeOnLoad:

@@ -3,12 +3,15 @@ it); tests that need them skip with a clear reason when the folder is absent (a 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The reliability harnesses (soak, fuzz files) live in scripts/reliability/, outside the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from _reliability_support import assert_one_line_error, tiny_train_config
-from lumicap.testing.fuzzrun import run_cli
+from reliability.fuzzrun import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from _enhance_support import register_tiny, save_tiny_safetensors
-from lumicap.testing.fuzzfiles import KINDS, generate_cases, write_cases
-from lumicap.testing.fuzzrun import fuzz_enhance, fuzz_eval
+from reliability.fuzzfiles import KINDS, generate_cases, write_cases
+from reliability.fuzzrun import fuzz_enhance, fuzz_eval
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_report_fuzz(cases, tmp_path):
     import csv
     import shutil
 
-    from lumicap.testing.fuzzfiles import write_reference
-    from lumicap.testing.fuzzrun import run_cli
+    from reliability.fuzzfiles import write_reference
+    from reliability.fuzzrun import run_cli
 
     written = write_cases(cases, tmp_path / "all")
     good = [c for c in written if c.expect == "good" and c.kind != "mismatched_pair"]
@@ -118,7 +118,7 @@ def test_unreadable_file_is_one_line(tmp_path, monkeypatch, denied, command):
     from PIL import Image
 
     from _reliability_support import tiny_train_config
-    from lumicap.testing.fuzzrun import run_cli
+    from reliability.fuzzrun import run_cli
 
     if command == "train":
         config = tiny_train_config(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from _reliability_support import assert_one_line_error, copy_run, shared_stopped_run, tiny_train_config
-from lumicap.testing.fuzzrun import run_cli
+from reliability.fuzzrun import run_cli
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -101,7 +101,7 @@ def test_resume_of_a_complete_run_changes_nothing(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- enhance
 def test_enhance_skips_existing_outputs_unless_overwrite(tmp_path):
-    from lumicap.testing.fuzzrun import save_random_model
+    from reliability.fuzzrun import save_random_model
 
     model = save_random_model(tmp_path / "model")
     photos, out = _photos(tmp_path / "in"), tmp_path / "out"
@@ -126,7 +126,7 @@ def test_enhance_skips_existing_outputs_unless_overwrite(tmp_path):
 
 
 def test_enhance_never_writes_over_its_input(tmp_path):
-    from lumicap.testing.fuzzrun import save_random_model
+    from reliability.fuzzrun import save_random_model
 
     model = save_random_model(tmp_path / "model")
     photos = _photos(tmp_path / "in")

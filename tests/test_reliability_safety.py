@@ -20,7 +20,7 @@ from _reliability_support import (
     write_code_torchscript,
 )
 from lumicap.errors import WeightsError
-from lumicap.testing.fuzzrun import run_cli
+from reliability.fuzzrun import run_cli
 
 
 def test_the_crafted_files_do_run_code_when_loaded_unsafely(tmp_path):
@@ -264,7 +264,7 @@ def test_training_with_a_code_pickle_teacher_stops_in_one_line(teachers, tmp_pat
 @pytest.mark.parametrize("damage", ["code-pickle", "truncated", "wrong-architecture"])
 def test_lpips_weights_refused(tmp_path, which, damage):
     from lumicap.metrics.lpips import load_lpips
-    from lumicap.testing.fuzzrun import save_random_lpips
+    from reliability.fuzzrun import save_random_lpips
 
     alex, heads = save_random_lpips(tmp_path / "lpips")
     target, marker = (alex if which == "alex" else heads), tmp_path / "ran"
@@ -291,7 +291,7 @@ def test_eval_with_code_pickle_lpips_weights_reports_unavailable(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from lumicap.testing.fuzzrun import save_random_lpips
+    from reliability.fuzzrun import save_random_lpips
 
     alex, heads = save_random_lpips(tmp_path / "lpips")
     marker = tmp_path / "ran"

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from lumicap.testing.soak import SoakSettings, run_soak
+from reliability.soak import SoakSettings, run_soak
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 

@@ -1,4 +1,4 @@
-"""Run ``lumicap enhance`` and ``lumicap eval`` on fuzz files (``lumicap.testing.fuzzfiles``) and count outcomes.
+"""Run ``lumicap enhance`` and ``lumicap eval`` on fuzz files (``reliability.fuzzfiles``) and count outcomes.
 
 Both commands run through ``lumicap.cli.main`` in this process with stdout/stderr captured, exactly as
 the ``lumicap`` entry point runs them; an exception that escapes ``main`` is what a user would see as a
@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lumicap.testing.fuzzfiles import FuzzCase, write_cases, write_reference
+from reliability.fuzzfiles import FuzzCase, write_cases, write_reference
 
 
 @dataclass

@@ -20,7 +20,7 @@ What it does:
 5. at the end compares the final ``last.pt`` (model, EMA, optimizer state, iteration, best) and the
    test results with the reference.
 
-Every process runs through ``python -m lumicap.testing.soak_child`` (one CPU thread each).
+Every process runs through ``python -m reliability.soak_child`` (one CPU thread each).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lumicap.testing.soak_child import CHUNKS_ENV, DELAY_ENV
+from reliability.soak_child import CHUNKS_ENV, DELAY_ENV
 
 KILL_KINDS = ("startup", "mid-write", "between")
 
@@ -218,9 +218,10 @@ def _child_env(settings: SoakSettings) -> dict[str, str]:
         CHUNKS_ENV: str(settings.write_chunks),
         DELAY_ENV: str(settings.write_delay_ms),
     })
-    # The child must import this checkout of lumicap even when it is not installed.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # The child must import this checkout of lumicap (even when it is not installed) and this harness.
+    scripts_dir = Path(__file__).resolve().parents[1]
+    paths = [str(scripts_dir.parent), str(scripts_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 
@@ -229,7 +230,7 @@ def _spawn(args: list[str], settings: SoakSettings, log_path: Path) -> subproces
     try:
         # A session of its own: the kill reaches the whole process group (as a pre-empted node would).
         return subprocess.Popen(
-            [sys.executable, "-m", "lumicap.testing.soak_child", *args],
+            [sys.executable, "-m", "reliability.soak_child", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=_child_env(settings),

@@ -1,4 +1,4 @@
-"""``python -m lumicap.testing.soak_child ARGS...``: ``lumicap ARGS...`` as the soak harness runs it.
+"""``python -m reliability.soak_child ARGS...``: ``lumicap ARGS...`` as the soak harness runs it.
 
 Two harness-only changes, neither of which alters what is computed:
 
