@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from lumicap import __version__
-from lumicap.errors import LumicapError
+from lumicap.errors import LumicapError, one_line
 
 # Order is the order shown by ``lumicap --help``.
 COMMAND_MODULES = [
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except LumicapError as exc:
-        print(f"lumicap: error: {exc}", file=sys.stderr)
+        print(f"lumicap: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lumicap: interrupted", file=sys.stderr)

@@ -23,3 +23,22 @@ class WeightsError(LumicapError):
 
 class ConfigError(LumicapError):
     """A config key, type or value that is not allowed."""
+
+
+def one_line(text: str) -> str:
+    """``text`` as a single printable line: newlines and other control characters are escaped.
+
+    A file may be named ``"a.png\\nlumicap: error: ..."``; printed raw, its name would start a new line
+    that looks like a message of its own (and a first-line-only message would lose the reason after it).
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
+def shown(path) -> str:
+    """A path for a message: as it is, or quoted with escapes when it holds a control character."""
+    import os
+
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)

@@ -35,7 +35,8 @@ def register(sub):
         "--max-megapixels", type=float, metavar="X",
         help="tile images larger than X megapixels (default 2 on CPU, 4 on CUDA)",
     )
-    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
+    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N",
+                        help="tile overlap in pixels (default 64); automatic tiles are 512 px, or twice the overlap if larger")
     parser.add_argument(
         "--network-megapixels", type=float, metavar="X",
         help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
@@ -56,7 +57,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
-    from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model
+    from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model, plan_outputs
 
     if args.tile is not None and args.tile_overlap > args.tile // 2:
         raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
@@ -87,7 +88,9 @@ def run(args) -> int:
         inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out)
         enhanced_dir = out
     if not inputs:
-        raise LumicapError(f"no image files in {', '.join(args.inputs)} (use -r for sub-folders)")
+        _no_inputs(args.inputs, out)
+    # Every output path is known (and checked against every input) before anything is written.
+    plan_outputs(inputs, enhanced_dir, args.format)
 
     captioner = None
     if args.caption:
@@ -98,6 +101,7 @@ def run(args) -> int:
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
         progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,
+        on_skipped=captioner.add_existing if captioner else None,
     )
     if captioner is not None:
         captioner.save()
@@ -105,6 +109,24 @@ def run(args) -> int:
     if args.demo:
         _demo_report(out, enhanced_dir, demo, args.overwrite)
     return 1 if summary.failed else 0
+
+
+def _no_inputs(inputs: list[str], out) -> None:
+    """No image to enhance: say why when the output folder swallowed the input folder."""
+    from pathlib import Path
+
+    from lumicap.errors import LumicapError, shown
+
+    out = out.expanduser().resolve()
+    for item in inputs:
+        folder = Path(item).expanduser()
+        if folder.is_dir() and folder.resolve().is_relative_to(out):
+            raise LumicapError(
+                f"--out {shown(out)} is (or contains) the input folder {shown(item)}; images inside the output folder "
+                "are never read as inputs (outputs must not replace them), so nothing is left to enhance: "
+                "choose an --out outside the input folder"
+            )
+    raise LumicapError(f"no image files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
 
 
 def _demo_report(out, enhanced_dir, demo, overwrite: bool) -> None:

@@ -13,6 +13,7 @@ is the picture as a viewer shows it.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import tempfile
 import warnings
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lumicap.errors import ImageReadError, LumicapError
+from lumicap.errors import ImageReadError, LumicapError, shown
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -97,18 +98,18 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
+        raise ImageReadError(f"{shown(path)}: no such file")
     if not path.is_file():
-        raise ImageReadError(f"{path}: not a file")
+        raise ImageReadError(f"{shown(path)}: not a file")
     if path.stat().st_size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
+        raise ImageReadError(f"{shown(path)}: empty file (0 bytes)")
 
 
 def _check_pixel_count(path: Path, size: tuple[int, int]) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise ImageReadError(
-            f"{path}: {width}x{height} pixels exceeds the limit of {MAX_PIXELS:,} "
+            f"{shown(path)}: {width}x{height} pixels exceeds the limit of {MAX_PIXELS:,} "
             f"(possible decompression bomb; lumicap.data.io.MAX_PIXELS raises it)"
         )
 
@@ -120,7 +121,7 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     if not head.startswith(_PNG_SIGNATURE):
         return None
     if len(head) < 26 or head[12:16] != b"IHDR":
-        raise ImageReadError(f"{path}: corrupt PNG (no IHDR header)")
+        raise ImageReadError(f"{shown(path)}: corrupt PNG (no IHDR header)")
     bit_depth, colour_type = struct.unpack(">BB", head[24:26])
     return bit_depth, colour_type
 
@@ -144,12 +145,12 @@ class _open_pillow:
                 self.image = Image.open(self.path)
             except Image.DecompressionBombError:
                 raise ImageReadError(
-                    f"{self.path}: image is too large (possible decompression bomb; limit {MAX_PIXELS:,} pixels)"
+                    f"{shown(self.path)}: image is too large (possible decompression bomb; limit {MAX_PIXELS:,} pixels)"
                 ) from None
             except UnidentifiedImageError:
-                raise ImageReadError(f"{self.path}: not an image file (or a format Pillow cannot read)") from None
+                raise ImageReadError(f"{shown(self.path)}: not an image file (or a format Pillow cannot read)") from None
             except (OSError, SyntaxError, ValueError, struct.error) as exc:
-                raise ImageReadError(f"{self.path}: cannot open image ({_first_line(exc)})") from None
+                raise ImageReadError(f"{shown(self.path)}: cannot open image ({_first_line(exc)})") from None
         return self.image
 
     def __exit__(self, *exc_info):
@@ -206,14 +207,14 @@ def _pillow_to_array(path: Path, image) -> np.ndarray:
     try:
         image.load()
     except Exception as exc:  # truncated data, broken compressed stream, bad palette, ...
-        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
+        raise ImageReadError(f"{shown(path)}: cannot decode image ({_first_line(exc)})") from None
     mode = image.mode
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in image.info
         image = image.convert("RGBA" if has_alpha else "RGB")
         mode = image.mode
     if mode in ("RGBA", "LA", "RGBa", "La"):
-        warnings.warn(f"{path}: alpha channel dropped (lumicap works on RGB)", AlphaDroppedWarning, stacklevel=3)
+        warnings.warn(f"{shown(path)}: alpha channel dropped (lumicap works on RGB)", AlphaDroppedWarning, stacklevel=3)
         image = image.convert("RGB") if mode in ("RGBA", "RGBa") else image.convert("L")
         mode = image.mode
     if mode == "1":
@@ -229,9 +230,9 @@ def _pillow_to_array(path: Path, image) -> np.ndarray:
     if mode.startswith("I;16") or mode == "I":
         gray = np.asarray(image).astype(np.int64)
         if gray.min() < 0 or gray.max() > 65535:
-            raise ImageReadError(f"{path}: integer samples outside 0..65535 are not supported")
+            raise ImageReadError(f"{shown(path)}: integer samples outside 0..65535 are not supported")
         return np.repeat(gray.astype(np.uint16)[..., None], 3, axis=2)
-    raise ImageReadError(f"{path}: unsupported pixel mode '{mode}'")
+    raise ImageReadError(f"{shown(path)}: unsupported pixel mode '{mode}'")
 
 
 def _decode_png16(path: Path) -> np.ndarray:
@@ -241,13 +242,13 @@ def _decode_png16(path: Path) -> np.ndarray:
         width, height, rows, info = png.Reader(filename=str(path)).asDirect()
         array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     except Exception as exc:
-        raise ImageReadError(f"{path}: cannot decode 16-bit PNG ({_first_line(exc)})") from None
+        raise ImageReadError(f"{shown(path)}: cannot decode 16-bit PNG ({_first_line(exc)})") from None
     planes = int(info["planes"])
     if array.shape != (height, width * planes):
-        raise ImageReadError(f"{path}: truncated 16-bit PNG ({array.shape[0]} of {height} rows)")
+        raise ImageReadError(f"{shown(path)}: truncated 16-bit PNG ({array.shape[0]} of {height} rows)")
     array = array.reshape(height, width, planes)
     if planes in (2, 4):
-        warnings.warn(f"{path}: alpha channel dropped (lumicap works on RGB)", AlphaDroppedWarning, stacklevel=3)
+        warnings.warn(f"{shown(path)}: alpha channel dropped (lumicap works on RGB)", AlphaDroppedWarning, stacklevel=3)
         array = array[..., : planes - 1]
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
@@ -279,13 +280,13 @@ def write_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _PILLOW_FORMATS:
-        raise LumicapError(f"{path}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})")
+        raise LumicapError(f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})")
     if bit_depth not in (8, 16):
-        raise LumicapError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
+        raise LumicapError(f"{shown(path)}: bit_depth must be 8 or 16, got {bit_depth}")
     if bit_depth == 16 and suffix != ".png":
-        raise LumicapError(f"{path}: 16-bit output is written only as PNG")
+        raise LumicapError(f"{shown(path)}: 16-bit output is written only as PNG")
     if not (isinstance(quality, int) and 1 <= quality <= 100):
-        raise LumicapError(f"{path}: JPEG quality must be an integer from 1 to 100, got {quality!r}")
+        raise LumicapError(f"{shown(path)}: JPEG quality must be an integer from 1 to 100, got {quality!r}")
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
         raise ValueError(f"write_image expects a (3, H, W) tensor, got {shape}")
@@ -295,7 +296,8 @@ def write_image(
     array = quantized.permute(1, 2, 0).numpy().astype(np.uint16 if bit_depth == 16 else np.uint8)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part")
+    # The writer's pid is in the name, so a later run can tell a killed writer's leftover from a live one's.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.lumicap-{os.getpid()}-", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -315,3 +317,42 @@ def write_image(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+_PART_FILE = re.compile(r"^\..*\.lumicap-(\d+)-[^.]*\.part$")
+
+
+def remove_stale_partial_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files ``write_image`` left in ``folder`` when its process was killed.
+
+    Only files whose writing process no longer exists are removed, so a run writing into the same
+    folder at the same time keeps its own. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for name in names:
+        match = _PART_FILE.match(name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            (folder / name).unlink()
+        except OSError:
+            continue
+        removed.append(folder / name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":  # no harmless existence probe elsewhere (os.kill would terminate it): keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True

@@ -13,6 +13,7 @@ from lumicap.inference.batch import (
     enhance_files,
     enhance_image,
     output_path,
+    plan_outputs,
 )
 from lumicap.inference.loading import (
     DEFAULT_METADATA,
@@ -43,6 +44,7 @@ __all__ = [
     "export_checkpoint",
     "load_inference_model",
     "output_path",
+    "plan_outputs",
     "plan_tiles",
     "resolve_device",
     "run_tiled",

@@ -1,12 +1,15 @@
 """Enhance many photo files: find the inputs, pick whole-image or tiled passes, write outputs, summarise.
 
 Outputs keep the input's name (and, for a folder input, its sub-folder path) with the chosen format's
-suffix. An existing output is never replaced unless ``overwrite``; an output that would replace its own
-input is refused. A file that cannot be read or written is reported on one line and skipped; the rest go on.
+suffix. Every output path is planned before anything is written: when one of them is any input of the
+run (``a.png`` and ``a.jpg`` with ``--format jpg``), the whole batch is refused, ``overwrite`` or not.
+An existing output is never replaced unless ``overwrite``. A file that cannot be read or written is
+reported on one line and skipped; the rest go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import sys
@@ -18,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from lumicap.data.io import DEFAULT_JPEG_QUALITY
-from lumicap.errors import LumicapError
+from lumicap.errors import LumicapError, one_line, shown
 from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
 
 OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
@@ -28,6 +31,11 @@ DEFAULT_OVERLAP = 64
 # at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
 DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
 _GLOB_CHARS = set("*?[")
+# Above this many pixels a photo gets a note before it is read: decoding alone then needs gigabytes.
+LARGE_IMAGE_PIXELS = 50_000_000
+# Peak memory per pixel of one photo: the decoded 8-bit array (3 B, twice while Pillow converts it) and
+# the float32 image the tiles are written back into (12 B).
+BYTES_PER_PIXEL = 18
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class EnhanceSummary:
     skipped: list[Path] = field(default_factory=list)  # outputs that existed (no --overwrite)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
+    stale_parts_removed: int = 0  # temporary files of an earlier, killed run
 
     def line(self) -> str:
         done = len(self.enhanced)
@@ -50,6 +59,8 @@ class EnhanceSummary:
         if self.skipped:
             text += f"; skipped {len(self.skipped)} whose output exists (--overwrite redoes them)"
         text += f"; {len(self.failed)} failed"
+        if self.stale_parts_removed:
+            text += f"; removed {self.stale_parts_removed} partial file(s) an interrupted run left"
         return text
 
 
@@ -68,12 +79,20 @@ class TileSettings:
         return DEFAULT_MAX_MEGAPIXELS.get(device.type, DEFAULT_MAX_MEGAPIXELS["cpu"])
 
     def tile_for(self, height: int, width: int, device: torch.device) -> int | None:
-        """Tile size to use for an image, or None for a whole-image pass."""
+        """Tile size to use for an image, or None for a whole-image pass.
+
+        Automatic tiles are ``DEFAULT_TILE``, or twice the overlap when that is larger (a tile must be at
+        least twice its overlap), so any ``--tile-overlap`` works with ``--max-megapixels``.
+        """
         if self.tile is not None:
             return self.tile
         if height * width > self.budget(device) * 1e6:
-            return DEFAULT_TILE
+            return self.automatic_tile
         return None
+
+    @property
+    def automatic_tile(self) -> int:
+        return max(DEFAULT_TILE, 2 * self.overlap)
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -125,6 +144,40 @@ def output_path(item: InputImage, out_dir: Path, fmt: str) -> Path:
     return out_dir / item.relative.with_suffix(OUTPUT_SUFFIXES[fmt])
 
 
+def plan_outputs(inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: str) -> list[tuple[InputImage, Path]]:
+    """(input, output path) for every input, decided before anything is written.
+
+    An output that is any input of the run (same path, a link to it, or the same file under another name)
+    refuses the whole batch with one ``LumicapError``: writing the others first and reporting afterwards
+    would already have replaced a photo the user asked to read.
+    """
+    if fmt not in OUTPUT_SUFFIXES:
+        raise LumicapError(f"unknown output format '{fmt}'; choose one of {', '.join(OUTPUT_SUFFIXES)}")
+    out_dir = Path(out_dir)
+    by_path = {item.path.resolve(): item for item in inputs}
+    by_inode = {}
+    for item in inputs:
+        with contextlib.suppress(OSError):
+            st = item.path.stat()
+            by_inode[(st.st_dev, st.st_ino)] = item
+    plan = []
+    for item in inputs:
+        target = output_path(item, out_dir, fmt)
+        victim = by_path.get(target.resolve())
+        if victim is None:
+            with contextlib.suppress(OSError):
+                st = target.stat()
+                victim = by_inode.get((st.st_dev, st.st_ino))
+        if victim is not None:
+            whose = "the input itself" if victim is item else f"the input {shown(victim.path)}"
+            raise LumicapError(
+                f"the output of {shown(item.path)} ({shown(target)}) would replace {whose}; nothing was written "
+                "(inputs are never replaced, even with --overwrite): choose another --out or --format"
+            )
+        plan.append((item, target))
+    return plan
+
+
 # ----------------------------------------------------------------------------------------------- running
 
 
@@ -158,7 +211,7 @@ def enhance_image(
                 raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            tile = DEFAULT_TILE
+            tile = tiles.automatic_tile
     try:
         return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
     except (RuntimeError, MemoryError) as exc:
@@ -182,50 +235,59 @@ def enhance_files(
     on_result: Callable[[InputImage, Path, torch.Tensor, torch.Tensor | None], None] | None = None,
     report: Callable[[str], None] | None = None,
     quality: int = DEFAULT_JPEG_QUALITY,
+    on_skipped: Callable[[InputImage, Path], None] | None = None,
 ) -> EnhanceSummary:
     """Enhance each input into ``out_dir``; failures are reported via ``report`` (one line each) and skipped.
 
     ``on_result(item, output_path, enhanced, low)`` is called after each written image (captions use
     it); ``low`` is None when the input was overwritten in place to save memory. ``quality``: JPEG only.
+    ``on_skipped(item, output_path)`` is called for an output that existed and was kept (captions of an
+    earlier run's outputs). Temporary files that a killed earlier run left in the output folders are
+    removed first.
     """
     from tqdm import tqdm
 
-    if fmt not in OUTPUT_SUFFIXES:
-        raise LumicapError(f"unknown output format '{fmt}'; choose one of {', '.join(OUTPUT_SUFFIXES)}")
-    out_dir = Path(out_dir)
+    from lumicap.data.io import remove_stale_partial_files
+
+    plan = plan_outputs(inputs, out_dir, fmt)
     summary = EnhanceSummary()
-    report = report or (lambda line: tqdm.write(line, file=sys.stderr))
+    emit = report or (lambda line: tqdm.write(line, file=sys.stderr))
+    report = lambda line: emit(one_line(line))  # noqa: E731  (a file name must not break the line)
+    for folder in sorted({target.parent for _, target in plan}):
+        summary.stale_parts_removed += len(remove_stale_partial_files(folder))
     claimed: dict[Path, Path] = {}
     start = time.perf_counter()
-    bar = tqdm(inputs, desc="enhance", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    for item in bar:
-        target = output_path(item, out_dir, fmt)
+    bar = tqdm(plan, desc="enhance", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    for item, target in bar:
         key = target.resolve()
-        if key == item.path.resolve():
-            summary.failed.append((item.path, "output would replace the input itself"))
-            report(f"lumicap: error: {item.path}: output would replace the input itself; choose another --out")
-            continue
         if key in claimed:
-            message = f"same output name as {claimed[key]} ({target.name})"
+            message = f"same output name as {shown(claimed[key])} ({shown(target.name)})"
             summary.failed.append((item.path, message))
-            report(f"lumicap: error: {item.path}: {message}; skipped")
+            report(f"lumicap: error: {shown(item.path)}: {message}; skipped")
             continue
         claimed[key] = item.path
         if target.exists() and not overwrite:
             summary.skipped.append(item.path)
+            if on_skipped is not None:
+                try:
+                    on_skipped(item, target)
+                except (LumicapError, OSError) as exc:
+                    summary.failed.append((item.path, one_line(str(exc))))
+                    report(f"lumicap: error: {exc}")
             continue
         if progress:
-            def on_tile(done, total, name=item.path.name):
+            def on_tile(done, total, name=shown(item.path.name)):
                 bar.set_postfix_str(f"{name}: tile {done}/{total}")
         else:
             on_tile = None
         try:
+            _announce_large(item.path, report)
             result = enhance_file(item.path, target, model, device, fmt, tiles, quality=quality,
                                   keep_input=on_result is not None, on_tile=on_tile)
         except (LumicapError, OSError) as exc:
-            message = _one_line(exc)
+            message = one_line(str(exc).strip() or type(exc).__name__)
             summary.failed.append((item.path, message))
-            name = str(item.path)
+            name = shown(item.path)
             report(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
             continue
         summary.enhanced.append(target)
@@ -286,6 +348,20 @@ def enhance_file(
     return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
 
 
+def _announce_large(path: Path, report: Callable[[str], None]) -> None:
+    """Say so before a photo that needs gigabytes of memory and minutes of work (read from the header)."""
+    from lumicap.data.io import image_size
+
+    height, width = image_size(path)
+    pixels = height * width
+    if pixels > LARGE_IMAGE_PIXELS:
+        gigabytes = pixels * BYTES_PER_PIXEL / 1e9
+        report(
+            f"lumicap: note: {shown(path)} is {width}x{height} ({pixels / 1e6:.0f} MP): it needs about "
+            f"{gigabytes:.1f} GB of memory and can take minutes"
+        )
+
+
 def read_float_image(path: Path) -> tuple[torch.Tensor, int]:
     """(3,H,W) float32 in [0,1] and the file's bit depth (8 or 16), with one float allocation.
 
@@ -309,7 +385,3 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc)
     return "out of memory" in text or "can't allocate memory" in text
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
