@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from lumicap import __version__
 from lumicap.errors import LumicapError, one_line
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning is one line for the user (no source file, line number or code line)."""
+    print(f"lumicap: warning: {one_line(str(message))}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        result = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = args.func(args)
     except LumicapError as exc:
         print(f"lumicap: error: {one_line(str(exc))}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ that is a hostile or broken file, not a bug, so it is reported like any other un
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -42,3 +43,23 @@ def expect_object(data: Any, source: str | os.PathLike, what: str = "JSON file",
         kind = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
         raise error(f"{shown(source)}: expected a {what} holding a JSON object, found {kind}")
     return data
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by the string ``"inf"``, ``"-inf"`` or ``"nan"``.
+
+    JSON has no infinity (Python would write the non-standard ``Infinity``, which other readers reject);
+    an identical output and reference do have an infinite PSNR, and ``float("inf")`` reads the string back.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that always writes standard JSON (see ``json_safe``)."""
+    return json.dumps(json_safe(value), allow_nan=False, **kwargs)

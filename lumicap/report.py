@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from lumicap.errors import LumicapError
+from lumicap.errors import LumicapError, shown
 
 REPORT_FILES = ("index.html", "contact_sheet.png", "metrics.csv")
 THUMB_SIZE = 256  # longest side of a thumbnail, in pixels
@@ -52,6 +51,7 @@ class Report:
     html: Path
     sheets: list[Path]
     csv: Path
+    failed: list[str] = field(default_factory=list)  # one line per image that could not be read (left out)
 
     def summary_line(self) -> str:
         text = f"report of {len(self.rows)} images: {self.html}"
@@ -67,16 +67,20 @@ class Report:
 # ------------------------------------------------------------------------------------------- matching
 
 
-def index_images(folder: Path) -> dict[str, Path]:
-    """Image files under ``folder`` (recursively) by relative path without suffix."""
+def index_images(folder: Path, exclude: Path | None = None) -> dict[str, Path]:
+    """Image files under ``folder`` (recursively) by relative path without suffix; nothing under
+    ``exclude`` (the report's own folder, when it lies inside ``folder``: its sheets and thumbnails)."""
     from lumicap.data.io import is_image_file
 
     if not folder.is_dir():
-        raise LumicapError(f"{folder}: no such folder")
+        raise LumicapError(f"{shown(folder)}: no such folder")
+    excluded = exclude.resolve() if exclude is not None else None
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if path.is_file() and is_image_file(path) and not any(p.startswith(".") for p in relative.parts):
+            if excluded is not None and path.resolve().is_relative_to(excluded):
+                continue
             found.setdefault(relative.with_suffix("").as_posix(), path)
     return found
 
@@ -84,10 +88,9 @@ def index_images(folder: Path) -> dict[str, Path]:
 def read_captions(path: Path) -> dict[str, dict[str, str]]:
     """Captions file: JSON mapping an image key (relative path with or without suffix) to a caption
     string or to ``{label: caption}`` (``lumicap enhance --caption`` writes ``{"input": .., "enhanced": ..}``)."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LumicapError(f"{path}: not a readable captions JSON file ({str(exc).splitlines()[0]})") from None
+    from lumicap.jsonfile import read_json
+
+    raw = read_json(path, what="captions JSON file")
     if not isinstance(raw, dict):
         raise LumicapError(f"{path}: expected a JSON object mapping image names to captions")
     captions: dict[str, dict[str, str]] = {}
@@ -118,11 +121,11 @@ def build_report(
     ``pred_dir/captions.json`` when that file exists.
     """
     pred_dir, out_dir = Path(pred_dir), Path(out_dir)
-    predictions = index_images(pred_dir)
+    predictions = index_images(pred_dir, exclude=out_dir)
     if not predictions:
-        raise LumicapError(f"{pred_dir}: no image files to report on")
-    lows = index_images(Path(low_dir)) if low_dir is not None else {}
-    refs = index_images(Path(gt_dir)) if gt_dir is not None else {}
+        raise LumicapError(f"{shown(pred_dir)}: no image files to report on")
+    lows = index_images(Path(low_dir), exclude=out_dir) if low_dir is not None else {}
+    refs = index_images(Path(gt_dir), exclude=out_dir) if gt_dir is not None else {}
     if captions is None and (pred_dir / "captions.json").is_file():
         captions = pred_dir / "captions.json"
     caption_map = read_captions(Path(captions)) if captions is not None else {}
@@ -134,17 +137,23 @@ def build_report(
         raise LumicapError(f"{out_dir}: exists and is not a folder (--out)")
     thumbs_dir = out_dir / "thumbs"
     thumbs_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, failed = [], []
     for index, (key, enhanced_path) in enumerate(predictions.items()):
         row = ReportRow(key=key, enhanced=enhanced_path, low=lows.get(key), reference=refs.get(key))
         row.captions = caption_map.get(key) or caption_map.get(Path(key).name, {})
-        _measure_and_thumbnail(row, index, thumbs_dir, out_dir)
+        try:
+            _measure_and_thumbnail(row, index, thumbs_dir, out_dir)
+        except LumicapError as exc:  # an unreadable image is left out, as enhance skips one
+            failed.append(str(exc))
+            continue
         rows.append(row)
+    if not rows:
+        raise LumicapError(f"{shown(pred_dir)}: none of the {len(predictions)} images could be read ({failed[0]})")
     sheets = write_contact_sheets(rows, out_dir, show_low=bool(lows), show_reference=bool(refs))
     csv_path = write_metrics_csv(rows, out_dir / "metrics.csv")
     html_path = out_dir / "index.html"
     _atomic_write_text(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}"))
-    return Report(out_dir, rows, html_path, sheets, csv_path)
+    return Report(out_dir, rows, html_path, sheets, csv_path, failed)
 
 
 def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir: Path) -> None:

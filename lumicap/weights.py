@@ -450,13 +450,7 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        msg = _first_line(exc)
-        if "Weights only load failed" in msg or "weights_only" in msg or "Unsupported global" in str(exc):
-            raise WeightsError(
-                f"{path}: refused to load: the file is a pickle that would run code or build objects other "
-                f"than tensors (only plain weight files are accepted)"
-            ) from None
-        raise WeightsError(f"{path}: not a readable checkpoint (truncated or not a torch file: {msg})") from None
+        raise WeightsError(f"{path}: {torch_load_failure(exc)}") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "params", "params_ema"):
             if key in obj and isinstance(obj[key], dict) and obj[key] and all(isinstance(k, str) for k in obj[key]):
@@ -465,6 +459,32 @@ def load_state_dict(path: str | os.PathLike) -> dict:
                     return inner
         return obj
     raise WeightsError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+
+
+def torch_load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, as a whole clause for a one-line message.
+
+    PyTorch's own text runs over several paragraphs and recommends ``weights_only=False``, which would run
+    whatever code the file carries; lumicap never does that, so the advice is not repeated.
+    """
+    import re
+
+    text = str(exc)
+    unsafe = re.search(r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?([\w.]+)", text)
+    if unsafe:
+        return (
+            f"refused to load: the file is a pickle that would import or call '{unsafe.group(1)}' "
+            "(only tensors and plain containers are accepted; nothing in it was run)"
+        )
+    if "Weights only load failed" in text:
+        return (
+            "refused to load: the file is a pickle that would build objects other than tensors and plain "
+            "containers, or it is damaged (nothing in it was run)"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first.split(". ")[0].rstrip(".")[:160]  # the first sentence, whole
+    detail = f": {first}" if first else f" ({type(exc).__name__})"
+    return f"not a readable checkpoint, truncated or not a torch file{detail}"
 
 
 def _first_line(exc: BaseException) -> str:

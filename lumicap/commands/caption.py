@@ -2,7 +2,8 @@
 
 Prints one tab-separated line per image: ``path<TAB>caption``; with ``--enhance MODEL`` the image is
 also enhanced and the line is ``path<TAB>input caption<TAB>enhanced caption``, which shows what the
-teacher (and hence the MFR loss) sees before and after enhancement.
+teacher (and hence the MFR loss) sees before and after enhancement. An unreadable image gets one error
+line on stderr and the rest go on (exit code 1), as in ``lumicap enhance``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ def register(sub):
 
 
 def run(args) -> int:
+    import sys
+
     import torch
 
     from lumicap.data.io import read_image
-    from lumicap.errors import LumicapError
+    from lumicap.errors import LumicapError, one_line, shown
     from lumicap.inference.batch import collect_inputs
     from lumicap.inference.loading import resolve_device
     from lumicap.teacher import ClipCapTeacher
@@ -59,13 +62,19 @@ def run(args) -> int:
         batch = image.unsqueeze(0).to(device)
         return teacher.caption(batch, beam=args.beam, preprocess=args.preprocess, max_tokens=args.max_tokens)[0]
 
+    failed = 0
     for item in inputs:
-        image = read_image(item.path)
-        fields = [str(item.path), describe(image)]
+        try:
+            image = read_image(item.path)
+        except LumicapError as exc:  # one line and on to the next image, as enhance does
+            print(f"lumicap: error: {one_line(str(exc))}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        fields = [shown(item.path), describe(image)]
         if enhancer is not None:
             fields.append(describe(enhancer(image)))
         print("\t".join(field.replace("\t", " ").replace("\n", " ") for field in fields), flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 def _load_enhancer(spec: str, weights: str | None, device):

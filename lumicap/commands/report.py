@@ -29,9 +29,15 @@ def register(sub):
 def run(args) -> int:
     from lumicap.report import build_report
 
+    import sys
+
+    from lumicap.errors import one_line
+
     report = build_report(
         args.pred_dir, args.out, low_dir=args.low, gt_dir=args.gt, captions=args.captions,
         overwrite=args.overwrite, title=args.title,
     )
-    print(report.summary_line())
-    return 0
+    for line in report.failed:
+        print(f"lumicap: error: {one_line(line)}; left out of the report", file=sys.stderr)
+    print(report.summary_line() + (f"; {len(report.failed)} unreadable, left out" if report.failed else ""))
+    return 1 if report.failed else 0

@@ -63,13 +63,13 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
         # Pillow opens the header only (no decode) so the size check and EXIF tag come from one place.
         with _open_pillow(path) as image:
             _check_pixel_count(path, image.size)
-            orientation = _orientation(image, header_only=True)
+            orientation = _orientation(image, path)
         array = _decode_png16(path)
     else:
         with _open_pillow(path) as image:
             _check_pixel_count(path, image.size)
             array = _pillow_to_array(path, image)
-            orientation = _orientation(image)  # after decoding: PNG's getexif() would decode and hide errors
+            orientation = _orientation(image, path)  # after decoding: PNG's getexif() would decode and hide errors
     array = np.ascontiguousarray(_apply_orientation(array, orientation))
     return array if array.flags.writeable else array.copy()  # Pillow's buffers are read-only
 
@@ -91,7 +91,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     _check_file(path)
     with _open_pillow(path) as image:
         width, height = image.size
-        if _orientation(image, header_only=True) in (5, 6, 7, 8):  # these orientations swap width and height
+        if _orientation(image, path) in (5, 6, 7, 8):  # these orientations swap width and height
             width, height = height, width
     return height, width
 
@@ -159,19 +159,20 @@ class _open_pillow:
         return False
 
 
-def _orientation(image, header_only: bool = False) -> int:
-    """EXIF orientation 1..8 (1 when absent or unreadable).
+def _orientation(image, path: Path) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable), the same whether or not pixels were decoded.
 
-    ``header_only``: for PNGs, look only at an eXIf chunk placed before the pixel data (where writers
-    put it), because Pillow's ``getexif`` on a PNG decodes the whole image to look for a later one.
+    PNG: the eXIf chunk may come before or after the pixel data (PNG allows both). Pillow's ``getexif`` sees
+    a late one only by decoding the whole image, so the chunk list is walked instead (headers and seeks,
+    no decompression): ``image_size`` and ``read_image_array`` then always agree on the picture's shape.
     """
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; we fall back to 1 instead
-            if header_only and image.format == "PNG":
-                raw = image.info.get("exif")
+            if image.format == "PNG":
+                raw = _png_exif_chunk(path)
                 if raw is None:
                     return 1
                 exif = Image.Exif()
@@ -182,6 +183,25 @@ def _orientation(image, header_only: bool = False) -> int:
     except Exception:  # a malformed EXIF block must not make an otherwise fine picture unreadable
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_exif_chunk(path: Path, max_chunks: int = 100_000) -> bytes | None:
+    """The data of a PNG's eXIf chunk wherever it is, read by walking the chunk headers; None if absent."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != _PNG_SIGNATURE:
+            return None
+        for _ in range(max_chunks):
+            header = fh.read(8)
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"eXIf":
+                data = fh.read(min(length, 1 << 20))
+                return bytes(data) if len(data) == min(length, 1 << 20) else None
+            if kind == b"IEND":
+                return None
+            fh.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return None
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:

@@ -263,7 +263,11 @@ def split_by_scene(
         return list(pairs), []
     scenes = sorted(set(groups))
     if len(scenes) < 2:
-        raise DatasetError(f"cannot split {len(pairs)} pairs by scene: they all show the same scene")
+        why = "a single pair is a single scene" if len(pairs) == 1 else f"all {len(pairs)} pairs show the same scene"
+        raise DatasetError(
+            f"cannot carve a validation set by scene: {why}, and validation needs a scene of its own besides "
+            "the training scenes; add pairs of other scenes, name a data.val_split, or set train.select_on=test"
+        )
     random.Random(seed).shuffle(scenes)
     target = max(1, round(val_fraction * len(pairs)))
     sizes = {g: groups.count(g) for g in scenes}

@@ -66,7 +66,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated file, foreign pickle, ...
-        raise LumicapError(f"cannot load checkpoint {path}: {' '.join(str(exc).split())[:200]}") from None
+        from lumicap.weights import torch_load_failure
+
+        raise LumicapError(f"cannot load checkpoint {path}: {torch_load_failure(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise LumicapError(f"{path} is not a lumicap training checkpoint (format {FORMAT!r} expected)")
     return state

@@ -80,7 +80,7 @@ class Row:
 
 
 def _latest_results(run: Path, info: dict) -> Path | None:
-    if info.get("results") and (run / info["results"] / "summary.json").is_file():
+    if isinstance(info.get("results"), str) and info["results"] and (run / info["results"] / "summary.json").is_file():
         return run / info["results"]
     found = sorted((run / "results").glob("test-iter*/summary.json"))
     return found[-1].parent if found else None
@@ -88,10 +88,49 @@ def _latest_results(run: Path, info: dict) -> Path | None:
 
 def _read_per_image(path: Path) -> dict[str, dict[str, float]]:
     rows = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            rows[row["name"]] = {k: float(row[k]) for k in METRICS if row.get(k) not in (None, "")}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                rows[row["name"]] = {k: float(row[k]) for k in METRICS if row.get(k) not in (None, "")}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+        raise LumicapError(f"{path}: not a readable per-image results table ({type(exc).__name__}: {str(exc)[:100]})") from None
     return rows
+
+
+def _read_summary(path: Path) -> dict:
+    """A test ``summary.json`` with the fields the table needs, each of the right type (else one line)."""
+    from lumicap.jsonfile import expect_object, read_json
+
+    summary = expect_object(read_json(path, what="test summary"), path, "test summary")
+
+    def need(container: dict, key: str, kind, where: str):
+        value = container.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not dict:
+            raise LumicapError(f"{path}: not a lumicap test summary ('{where}' missing or of the wrong type)")
+        return value
+
+    protocol = need(summary, "protocol", dict, "protocol")
+    dataset = need(protocol, "dataset", dict, "protocol.dataset")
+    for key in ("layout", "test_split", "test_names_sha1", "train_split"):
+        need(dataset, key, str, f"protocol.dataset.{key}")
+    need(need(protocol, "selection", dict, "protocol.selection"), "on", str, "protocol.selection.on")
+    for key in ("psnr", "ssim", "lpips"):
+        if key in summary and summary[key] not in ("inf", "-inf", "nan"):  # how non-finite means are written
+            need(summary, key, (int, float), key)
+    if "iteration" in summary:
+        need(summary, "iteration", int, "iteration")
+    return summary
+
+
+def _read_config(path: Path) -> tuple[dict, str, int]:
+    """A run's config.yaml as a dict, with its model name and seed."""
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not all(isinstance(config.get(key), dict) for key in ("model", "train", "data")):
+            raise TypeError("'model', 'train' and 'data' must be mappings")
+        return config, str(config["model"]["name"]), int(config["train"]["seed"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise LumicapError(f"{path}: not a readable run config ({type(exc).__name__}: {' '.join(str(exc).split())[:100]})") from None
 
 
 def collect(paths: list[str | Path]) -> tuple[list[RunRecord], list[str]]:
@@ -108,17 +147,18 @@ def collect(paths: list[str | Path]) -> tuple[list[RunRecord], list[str]]:
             if results is None:
                 notes.append(f"{run}: no test results yet (status {info.get('status', '?')}); left out")
                 continue
-            summary = json.loads((results / "summary.json").read_text(encoding="utf-8"))
-            config = yaml.safe_load((run / CONFIG_FILE).read_text(encoding="utf-8"))
+            summary = _read_summary(results / "summary.json")
+            config, model, seed = _read_config(run / CONFIG_FILE)
+            mfr = config.get("mfr")
             records.append(
                 RunRecord(
                     path=run,
-                    name=info.get("name") or config.get("name") or run.parent.parent.name,
-                    model=config["model"]["name"],
-                    mfr=bool(config.get("mfr", {}).get("enabled")),
-                    seed=int(config["train"]["seed"]),
+                    name=str(info.get("name") or config.get("name") or run.parent.parent.name),
+                    model=model,
+                    mfr=bool(mfr.get("enabled")) if isinstance(mfr, dict) else False,
+                    seed=seed,
                     status=str(info.get("status", "?")),
-                    iteration=int(summary.get("iteration", info.get("iteration", 0))),
+                    iteration=int(summary.get("iteration", info.get("iteration") if isinstance(info.get("iteration"), int) else 0)),
                     config=config,
                     summary=summary,
                     per_image=_read_per_image(results / "per_image.csv"),

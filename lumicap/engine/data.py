@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lumicap.config import Config, StageConfig
-from lumicap.errors import DatasetError
+from lumicap.errors import DatasetError, LumicapError
 
 
 @dataclass
@@ -113,12 +113,34 @@ class BatchStream:
             self._iterator = None
         if self._iterator is None:
             self._start_epoch()
-        batch = next(self._iterator)
+        try:
+            batch = next(self._iterator)
+        except LumicapError as exc:
+            raise worker_error(exc) from None
         self.position += 1
         return batch
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}
+
+
+def worker_error(exc: LumicapError) -> LumicapError:
+    """A lumicap error raised in a DataLoader worker, as the one line it was there.
+
+    PyTorch re-raises a worker's exception in the main process as the same type, but with a message of
+    several lines ("Caught ImageReadError in DataLoader worker process 0. Original Traceback ..."); the
+    original message is the traceback's last line, after the exception's name.
+    """
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    name = type(exc).__name__
+    prefixes = (f"{type(exc).__module__}.{name}: ", f"{name}: ")
+    for line in reversed(text.splitlines()):
+        for prefix in prefixes:
+            if line.startswith(prefix):
+                return type(exc)(line[len(prefix) :])
+    return type(exc)(f"{name} in a data-loading worker process")
 
 
 def eval_loader(pairs: list, cache: bool = False) -> DataLoader:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import tempfile
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from lumicap.errors import LumicapError
+from lumicap import jsonfile
+from lumicap.errors import LumicapError, shown
 
 CSV_NAME = "per_image.csv"
 SUMMARY_NAME = "summary.json"
@@ -126,6 +126,11 @@ def evaluate_pairs(
     for name, pred_path, gt_path in tqdm(triples, total=len(names), desc="eval", unit="img", disable=not progress, leave=False):
         pred = read_image(pred_path).to(device)
         gt = read_image(gt_path).to(device)
+        if pred.shape != gt.shape:  # the headers agreed; the decoded pictures must too
+            raise LumicapError(
+                f"{shown(name)}: prediction decodes to {pred.shape[2]}x{pred.shape[1]} but its reference to "
+                f"{gt.shape[2]}x{gt.shape[1]} ({shown(pred_path)} vs {shown(gt_path)})"
+            )
         metrics = measure(pred, gt, lpips=lpips, gt_mean=gt_mean, psnr_convention=psnr_convention)
         rows.append({"name": name, "pred": str(pred_path), "gt": str(gt_path), **metrics})
 
@@ -213,7 +218,7 @@ def write_results(out_dir: str | os.PathLike, rows: list[dict], summary: dict, o
     for row in rows:
         writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in fields})
     _write_atomic(csv_path, buffer.getvalue())
-    _write_atomic(json_path, json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    _write_atomic(json_path, jsonfile.dumps(summary, indent=2) + "\n")  # an infinite PSNR is written "inf"
     return csv_path, json_path
 
 

@@ -16,7 +16,6 @@ created with ``mkdir(exist_ok=False)`` so two runs can never share one. A run fo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -101,17 +100,18 @@ def runs_under(path: str | os.PathLike) -> list[Path]:
 
 
 def read_run_info(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LumicapError(f"{run / RUN_FILE}: unreadable run record ({exc})") from None
+    from lumicap.jsonfile import expect_object, read_json
+
+    path = run / RUN_FILE
+    return expect_object(read_json(path, what="run record"), path, "run record")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    from lumicap.jsonfile import dumps
+
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
+        fh.write(dumps(data, indent=2, sort_keys=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -7,12 +7,13 @@ TensorBoard is also one line of ``log.jsonl`` (``{"kind": "train" | "val" | "tes
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from lumicap.jsonfile import dumps
 
 
 class NullLogger:
@@ -54,7 +55,7 @@ class RunLogger(NullLogger):
         self.show_progress = show_progress
 
     def _write(self, record: dict) -> None:
-        self.jsonl.write(json.dumps(record) + "\n")
+        self.jsonl.write(dumps(record) + "\n")
         self.jsonl.flush()
 
     def scalars(self, kind: str, iteration: int, values: Mapping[str, float]) -> None:

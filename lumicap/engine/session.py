@@ -213,17 +213,24 @@ def _run_locked(
         )
         status = trainer.fit(budget)
         results = None
-        if info.is_main:
+        if info.is_main and not (run_dir / "checkpoints" / "best.pt").is_file():
+            # Stopped before its first scheduled validation: no weights are selected yet (none are
+            # validated off the schedule, see Trainer.fit), so there is nothing to test.
+            trainer.log.message(
+                f"{run_dir}: {status} at iteration {trainer.iteration}/{cfg.total_iterations}, before its first "
+                f"validation (every {cfg.train.val_every} iterations): no selected weights to test yet"
+            )
+        elif info.is_main:
             results = trainer.test(protocol)
             update_run_info(run_dir, status=status, results=str(results.relative_to(run_dir)))
             summary = _read_summary(results)
             trainer.log.message(
                 f"{run_dir}: {status} at iteration {trainer.iteration}/{cfg.total_iterations}; test "
-                f"PSNR {summary['psnr']:.3f} SSIM {summary['ssim']:.4f} (selected on {cfg.train.select_on} "
+                f"PSNR {float(summary['psnr']):.3f} SSIM {float(summary['ssim']):.4f} (selected on {cfg.train.select_on} "
                 f"@ iter {summary['selected']['iteration']}) -> {results}"
             )
-            if status != "complete":
-                trainer.log.message(f"continue with: lumicap train --resume {run_dir}")
+        if info.is_main and status != "complete":
+            trainer.log.message(f"continue with: lumicap train --resume {run_dir}")
         dist_utils.barrier(info)
         return RunResult(run_dir, status, trainer.iteration, results)
     except BaseException as exc:
@@ -246,9 +253,9 @@ def _normalized(stored: dict, source: Path) -> dict:
 
 
 def _read_summary(results: Path) -> dict:
-    import json
+    from lumicap.jsonfile import read_json
 
-    return json.loads((results / "summary.json").read_text(encoding="utf-8"))
+    return read_json(results / "summary.json", what="test summary")
 
 
 def train_invocation(inv: Invocation) -> list[RunResult]:

@@ -8,7 +8,9 @@ One step: a batch (optionally mixed up), the model's outputs through the stage's
 MFR loss on the enhanced image when the config enables it for the stage, backward (with a gradient
 scaler under fp16), optional gradient clipping, the optimizer and schedule step, and the EMA update.
 Every ``val_every`` iterations rank 0 validates and keeps the best weights; every ``ckpt_every`` it
-writes ``last.pt``. At the end the selected weights are measured on the test split.
+writes ``last.pt`` (after that iteration's validation). At the end the selected weights are measured on
+the test split. Stopping (``--max-iters``, ``--max-minutes``, Ctrl-C, SIGTERM) checkpoints and nothing
+else: no validation off the schedule, so where a run stops never changes which weights it selects.
 
 Exactness of a resume rests on: schedules that are functions of the iteration, data order that is a
 function of (seed, epoch, position), mixup draws seeded by (seed, iteration, rank), and the global
@@ -459,7 +461,7 @@ class Trainer:
         stop_requested, restore_signals = _stop_signal_handler()
         started = time.monotonic()
         step_time, steps = 0.0, 0
-        last_val = last_ckpt = None
+        last_ckpt = None
         self.model.train()
         try:
             while self.iteration < limit:
@@ -491,9 +493,9 @@ class Trainer:
                 else:
                     step_time += time.perf_counter() - t0
                     self.log.progress(self.iteration, {})
+                # Validation first: a last.pt written at this iteration records the best it selected.
                 if self.iteration % cfg.train.val_every == 0 or self.iteration == total:
                     self._validate_all_ranks()
-                    last_val = self.iteration
                 if self.iteration % cfg.train.ckpt_every == 0 or self.iteration == total:
                     self.save_last()
                     last_ckpt = self.iteration
@@ -505,8 +507,9 @@ class Trainer:
                         break
             if self.stage_index < 0:  # nothing left to train (resumed a finished run)
                 self._enter_stage(self.stage_for(max(0, self.iteration - 1)))
-            if last_val != self.iteration:
-                self._validate_all_ranks()
+            # A stop (budget, signal) validates nothing extra: only scheduled validations select weights, so
+            # a stopped-and-resumed run selects exactly what an uninterrupted one does. A due validation has
+            # already run above, before its last.pt: a resume never repeats it against an older best.
             if last_ckpt != self.iteration:
                 self.save_last()
         finally:

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumicap.errors import LumicapError, WeightsError
+from lumicap.errors import LumicapError, WeightsError, shown
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
@@ -256,17 +256,12 @@ def _checkpoint_weights(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor],
 
 
 def _torch_load(path: Path) -> Any:
+    from lumicap.weights import torch_load_failure
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0][:200] if text else type(exc).__name__
-        if "weights_only" in text or "Unsupported global" in text:
-            raise WeightsError(
-                f"{path}: refused to load: the file is a pickle that would build objects other than tensors "
-                f"and plain containers"
-            ) from None
-        raise WeightsError(f"{path}: not a readable checkpoint (truncated or not a torch file: {first})") from None
+        raise WeightsError(f"{shown(path)}: {torch_load_failure(exc)}") from None
 
 
 def _model_from_config(config: Any, path: Path) -> tuple[str | None, dict]:
@@ -294,11 +289,9 @@ def _tensors_only(state: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_sidecar(path: Path) -> dict:
-    try:
-        metadata = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: not a readable JSON sidecar ({str(exc).splitlines()[0]})") from None
-    return _check_metadata(metadata, path)
+    from lumicap.jsonfile import read_json
+
+    return _check_metadata(read_json(path, what="JSON sidecar", error=WeightsError), path)
 
 
 def _read_header_metadata(path: Path) -> dict | None:
@@ -312,10 +305,9 @@ def _read_header_metadata(path: Path) -> dict | None:
         return None  # load_state_dict reports an unreadable file with the proper message
     if "lumicap" not in header:
         return None
-    try:
-        return _check_metadata(json.loads(header["lumicap"]), path)
-    except json.JSONDecodeError:
-        raise WeightsError(f"{path}: header metadata 'lumicap' is not valid JSON") from None
+    from lumicap.jsonfile import parse_json
+
+    return _check_metadata(parse_json(header["lumicap"], path, "header metadata 'lumicap' (JSON)", WeightsError), path)
 
 
 def _check_metadata(metadata: Any, path: Path) -> dict:
@@ -347,7 +339,7 @@ def _build(name: str, overrides: dict, source: str) -> nn.Module:
     try:
         return build_model(name, **overrides)
     except LumicapError as exc:
-        raise WeightsError(f"{source}: cannot build the model it names ({exc})") from None
+        raise WeightsError(f"{shown(source)}: cannot build the model it names ({exc})") from None
 
 
 def _strip_wrappers(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:

@@ -119,6 +119,20 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
         return info.builder(**overrides)
     except TypeError as exc:
         raise LumicapError(f"model '{info.name}': bad override ({exc})") from None
+    except (ValueError, RuntimeError) as exc:
+        if not overrides:
+            raise  # the model's own defaults failed: a bug, keep its traceback
+        # A value the network cannot be built with ({"variant": "evil"}, {"in_dim": -1}).
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        given = ", ".join(f"{k}={_brief(v)}" for k, v in overrides.items())
+        raise LumicapError(f"model '{info.name}': bad override value ({given}): {reason}") from None
+
+
+def _brief(value: Any) -> str:
+    # Never repr() a container: a hostile one can be huge or nested too deep to print.
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return repr(value)[:40]
+    return f"<{type(value).__name__}>"
 
 
 def count_parameters(model: nn.Module) -> int:

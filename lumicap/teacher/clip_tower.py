@@ -18,7 +18,6 @@ The returned module maps normalised pixels ``(B, 3, image_size, image_size)`` to
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -82,10 +81,9 @@ def load_clip_image_encoder(
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"{path}: not a readable JSON config ({exc})") from None
+    from lumicap.jsonfile import expect_object, read_json
+
+    return expect_object(read_json(path, what="JSON config", error=WeightsError), path, "config file", WeightsError)
 
 
 def _from_openai(visual: dict[str, torch.Tensor], heads: int | None, source: str) -> nn.Module:

@@ -27,7 +27,6 @@ parameters never require gradients and the module stays in eval mode whatever ``
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import WeightsError
+from lumicap.jsonfile import read_json
 from lumicap.teacher.clip_tower import load_clip_image_encoder, read_weights_file
 from lumicap.teacher.generation import beam_decode, greedy_decode
 from lumicap.teacher.gpt2 import build_gpt2, gpt2_state_from
@@ -82,6 +82,7 @@ class ClipCapTeacher(nn.Module):
         """Load a preset or a local teacher (folder with ``teacher.json``, or the manifest file)."""
         root = Path(cache_dir) if cache_dir else None
         text = os.fspath(name_or_path)
+        source = text
         if text in PRESETS:
             manifest, base, name = preset(text), None, text
         else:
@@ -91,14 +92,12 @@ class ClipCapTeacher(nn.Module):
                 raise WeightsError(
                     f"{text}: not a teacher preset ({', '.join(PRESETS)}) nor a folder with {MANIFEST_NAME}"
                 )
-            try:
-                manifest = json.loads(manifest_path.read_text())
-            except (OSError, ValueError) as exc:
-                raise WeightsError(f"{manifest_path}: not a readable JSON manifest ({exc})") from None
+            manifest = read_json(manifest_path, what="JSON manifest", error=WeightsError)
             if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
                 raise WeightsError(f"{manifest_path}: not a lumicap teacher manifest (\"format\": \"{MANIFEST_FORMAT}\")")
             base, name = manifest_path.parent, str(manifest.get("name") or manifest_path.parent.name)
-        teacher = _build_from_manifest(manifest, base, name, download, root, source=text)
+            source = str(manifest_path)  # messages name the file that holds the key
+        teacher = _build_from_manifest(manifest, base, name, download, root, source=source)
         if device is not None:
             teacher.to(device)
         return teacher
@@ -204,17 +203,70 @@ def _fetch_known_files(manifest: dict, base: Path | None, name: str, download: b
         ensure_weights(known, download=download, root=root, needed_by=f"teacher '{name}'", fetch_names=fetch)
 
 
-def _build_from_manifest(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
-    _fetch_known_files(manifest, base, name, download, root, source)
+def check_manifest(manifest: dict, source: str) -> None:
+    """Every key's type and range, before any file is opened: one ``WeightsError`` naming the key."""
 
-    def require(key: str):
+    def fail(key: str, expected: str, value) -> None:
+        shown_value = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        raise WeightsError(f"{source}: manifest key '{key}' must be {expected}, got {shown_value[:60]}")
+
+    def positive_int(key: str, value, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            fail(key, "a positive integer", value)
+
+    def file_ref(key: str, value, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or not value:
+            fail(key, "a file name (a string)", value)
+
+    def mapping_of(key: str, value) -> dict:
+        if not isinstance(value, dict):
+            fail(key, "a JSON object", value)
+        return value
+
+    for key in ("prefix_length", "mapping", "clip", "clipcap", "tokenizer"):
         if key not in manifest:
             raise WeightsError(f"{source}: manifest lacks the key '{key}'")
-        return manifest[key]
+    positive_int("prefix_length", manifest["prefix_length"])
+    mapping = mapping_of("mapping", manifest["mapping"])
+    if mapping.get("type", "mlp") not in ("mlp", "transformer"):
+        fail("mapping.type", "'mlp' or 'transformer'", mapping.get("type"))
+    positive_int("mapping.clip_length", mapping.get("clip_length"), optional=True)
+    for key in ("num_heads", "num_layers"):
+        positive_int(f"mapping.{key}", mapping.get(key), optional=True)
+    clip = manifest["clip"]
+    if isinstance(clip, str):
+        file_ref("clip", clip)
+    else:
+        clip = mapping_of("clip", clip)
+        file_ref("clip.weights", clip.get("weights"))
+        if not isinstance(clip.get("config"), dict):
+            file_ref("clip.config", clip.get("config"), optional=True)
+        positive_int("clip.heads", clip.get("heads"), optional=True)
+    file_ref("clipcap", manifest["clipcap"])
+    file_ref("tokenizer", manifest["tokenizer"])
+    gpt = manifest.get("gpt2")
+    if gpt is not None:
+        gpt = mapping_of("gpt2", gpt)
+        file_ref("gpt2.weights", gpt.get("weights"), optional=True)
+        file_ref("gpt2.fallback", gpt.get("fallback"), optional=True)
+        for key in ("n_head", "n_layer", "n_embd", "vocab_size", "n_positions"):
+            positive_int(f"gpt2.{key}", gpt.get(key), optional=True)
+        if gpt.get("eos_token_id") is not None and (isinstance(gpt["eos_token_id"], bool) or not isinstance(gpt["eos_token_id"], int) or gpt["eos_token_id"] < 0):
+            fail("gpt2.eos_token_id", "a token id (an integer >= 0)", gpt["eos_token_id"])
+    if not isinstance(manifest.get("normalize_clip", False), bool):
+        fail("normalize_clip", "true or false", manifest["normalize_clip"])
 
-    prefix_length = int(require("prefix_length"))
-    mapping = dict(require("mapping"))
-    clip_spec = require("clip")
+
+def _build_from_manifest(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
+    check_manifest(manifest, source)
+    _fetch_known_files(manifest, base, name, download, root, source)
+    prefix_length = manifest["prefix_length"]
+    mapping = dict(manifest["mapping"])
+    clip_spec = manifest["clip"]
     clip_spec = {"weights": clip_spec} if isinstance(clip_spec, str) else dict(clip_spec)
     gpt_spec = dict(manifest.get("gpt2") or {})
 
@@ -224,7 +276,7 @@ def _build_from_manifest(manifest: dict, base: Path | None, name: str, download:
         clip_config = _resolve_ref(clip_config, "clip.config", base, download, root, source)
     clip = load_clip_image_encoder(clip_path, config=clip_config, heads=clip_spec.get("heads"), download=download)
 
-    clipcap_path = _resolve_ref(require("clipcap"), "clipcap", base, download, root, source)
+    clipcap_path = _resolve_ref(manifest["clipcap"], "clipcap", base, download, root, source)
     clipcap_state = read_weights_file(clipcap_path)
     mapper = mapper_from_state_dict(
         clipcap_state,
@@ -269,7 +321,7 @@ def _build_from_manifest(manifest: dict, base: Path | None, name: str, download:
             f"{clipcap_path}: the mapper produces {prefix_dim}-d prefixes but GPT-2 ({gpt_from}) is {n_embd}-d"
         )
 
-    tokenizer = load_tokenizer(_resolve_ref(require("tokenizer"), "tokenizer", base, download, root, source))
+    tokenizer = load_tokenizer(_resolve_ref(manifest["tokenizer"], "tokenizer", base, download, root, source))
     return ClipCapTeacher(
         clip,
         mapper,
