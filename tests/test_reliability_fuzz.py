@@ -9,6 +9,7 @@ import os
 import pytest
 
 from _enhance_support import register_tiny, save_tiny_safetensors
+from lumicap.errors import one_line
 from reliability.fuzzfiles import KINDS, generate_cases, write_cases
 from reliability.fuzzrun import fuzz_enhance, fuzz_eval
 
@@ -50,11 +51,13 @@ def test_enhance_fuzz(cases, tmp_path, monkeypatch):
     assert by_kind["png_bomb_near_limit"].status == "rejected" and "exceeds the limit" in by_kind["png_bomb_near_limit"].detail
     assert by_kind["zero_bytes"].status == "rejected" and "empty file" in by_kind["zero_bytes"].detail
     for outcome in report.outcomes:
-        if outcome.status == "rejected":
-            assert outcome.case.filename in outcome.detail
+        if outcome.status == "rejected":  # named as it is, or escaped when it holds a newline
+            assert outcome.case.filename in outcome.detail or one_line(outcome.case.filename) in outcome.detail
+    assert any("\n" in o.case.filename and o.status == "rejected" for o in report.outcomes)  # a forged-looking name
     # Every good input has an output, of its displayed size (EXIF orientation applied; report.ok checks sizes).
     assert all(o.status == "processed" for o in report.outcomes if o.case.expect == "good")
     assert by_kind["exif_rotated_png"].case.size[0] > by_kind["exif_rotated_png"].case.size[1]  # stored wide, shown tall
+    assert by_kind["png_exif_after_pixels"].case.size[0] > by_kind["png_exif_after_pixels"].case.size[1]
 
 
 def test_eval_fuzz(cases, tmp_path):
@@ -89,9 +92,16 @@ def test_report_fuzz(cases, tmp_path):
     with open(tmp_path / "r1" / "metrics.csv", newline="", encoding="utf-8") as fh:
         assert len(list(csv.DictReader(fh))) == len(good)
 
+    # The whole folder, junk included: like enhance, each unreadable file is one line and left out.
     rc, out, err, tb = run_cli(["report", str(tmp_path / "all"), "--out", str(tmp_path / "r2")])
     assert tb is None and "Traceback" not in err
-    assert rc == 0 or (rc == 2 and len([l for l in err.splitlines() if l.startswith("lumicap: error:")]) == 1)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith(("lumicap: error: ", "lumicap: warning: ")) for line in lines), lines
+    errors = [line for line in lines if line.startswith("lumicap: error: ")]
+    with open(tmp_path / "r2" / "metrics.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) + len(errors) == len(written) and rc == (1 if errors else 0)
+    assert len(rows) >= len(good)
 
 
 @pytest.fixture

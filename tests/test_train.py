@@ -253,7 +253,8 @@ train: {{val_every: 30, ckpt_every: 15, log_every: 10}}
 
 
 def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, configs):
-    """SIGINT (Ctrl-C, or SIGTERM from a scheduler) finishes the step, checkpoints, measures, exits cleanly."""
+    """SIGINT (Ctrl-C, or SIGTERM from a scheduler) finishes the step, checkpoints, measures the weights
+    selected so far (validation every iteration here, so there are some), exits cleanly."""
     import os
     import signal
     import subprocess
@@ -261,7 +262,7 @@ def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, con
     import time
 
     command = [sys.executable, "-m", "lumicap", "train", str(configs["baseline"]), "stages.patches.iterations=100000",
-               "stages.patches.scheduler={name: constant}", "train.log_every=1", "--output-dir", str(tmp_path), "--no-progress"]
+               "stages.patches.scheduler={name: constant}", "train.log_every=1", "train.val_every=1", "--output-dir", str(tmp_path), "--no-progress"]
     process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300

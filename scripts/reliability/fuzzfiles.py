@@ -2,7 +2,7 @@
 
 ``generate_cases(count, seed)`` returns ``count`` ``FuzzCase``s cycling through every kind in ``KINDS``
 (so each kind appears once the count reaches ``len(KINDS)``) with file names that mix spaces, non-ASCII
-letters and upper-case suffixes; ``case.write(folder)`` writes the file (byte-identical for the same
+letters, upper-case suffixes and newlines; ``case.write(folder)`` writes the file (byte-identical for the same
 case). Each kind states what lumicap must do with it:
 
 - ``good``: a valid picture in some format/mode/orientation: it must be processed; ``size`` is the
@@ -284,6 +284,17 @@ def k_exif_rotated_png(path, rng):
     return _good(path, _save_pillow(image, "PNG", exif=_exif_bytes(orientation)), (width, height), f"orientation {orientation}")
 
 
+def k_png_exif_after_pixels(path, rng):
+    """The eXIf chunk after IDAT (PNG allows it anywhere): sizing from the header and decoding must agree."""
+    orientation = int(rng.choice([6, 8]))
+    image = _rgb_image(rng, (int(rng.integers(8, 20)), int(rng.integers(24, 40))))
+    height, width = image.size[::-1]
+    data = _save_pillow(image, "PNG")
+    iend = data.rindex(b"IEND") - 4
+    data = data[:iend] + _png_chunk(b"eXIf", _exif_bytes(orientation)) + data[iend:]
+    return _good(path, data, (width, height), f"orientation {orientation} in an eXIf chunk after the pixel data")
+
+
 def k_exif_invalid_orientation(path, rng):
     image = _rgb_image(rng)
     return _good(path, _save_pillow(image, "JPEG", exif=_exif_bytes(9)), image.size[::-1], "orientation 9 -> ignored")
@@ -484,10 +495,12 @@ KINDS: list[tuple[str, str, Callable]] = [
     ("trailing_garbage_png", ".png", k_trailing_garbage_png),
     ("png16_interlaced", ".png", k_png16_interlaced),
     ("tiff16_gray", ".tif", k_tiff16_gray),
+    ("png_exif_after_pixels", ".png", k_png_exif_after_pixels),
 ]
 _KIND_WRITERS = {kind: writer for kind, _, writer in KINDS}
 
-# File-name shapes, cycled: plain, spaces, non-ASCII, upper-case suffix, dots and brackets, emoji.
+# File-name shapes, cycled: plain, spaces, non-ASCII, upper-case suffix, dots and brackets, emoji, and a
+# newline followed by what looks like an error line of its own (messages must quote it, not print it raw).
 _NAME_STYLES = (
     "{i:03d}_{kind}{ext}",
     "{i:03d} {kind} with spaces{ext}",
@@ -495,6 +508,7 @@ _NAME_STYLES = (
     "{i:03d}_{kind}{EXT}",
     "{i:03d}-{kind}.v2 (copy) [1]{ext}",
     "{i:03d}_{kind}_Ünïcødé 🌙{ext}",
+    "{i:03d}_{kind}\nlumicap: error: forged{ext}",
 )
 
 

@@ -22,7 +22,7 @@ import io
 import json
 import shutil
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reliability.fuzzfiles import FuzzCase, write_cases, write_reference
@@ -131,6 +131,17 @@ def run_cli(argv: list[str]) -> tuple[int | None, str, str, str | None]:
     return rc, out.getvalue(), err.getvalue(), tb
 
 
+def _names(case: FuzzCase) -> tuple[str, ...]:
+    """How a message may show the file's name: as it is, or escaped (a name holding a newline)."""
+    from lumicap.errors import one_line
+
+    return (case.filename, one_line(case.filename))
+
+
+def _names_file(case: FuzzCase, line: str) -> bool:
+    return any(name in line for name in _names(case))
+
+
 def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("lumicap: error:")]
 
@@ -164,7 +175,7 @@ def fuzz_enhance(cases: list[FuzzCase], work: Path, model: str, extra_args: tupl
     suffix = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}[fmt]
     for case in cases:
         target = out / f"{case.stem}{suffix}"
-        mine = [line for line in errors if case.filename in line]
+        mine = [line for line in errors if _names_file(case, line)]
         if case.filename in per_file_stderr:
             mine += [line for line in _error_lines(per_file_stderr[case.filename]) if line not in mine]
             if per_file_stderr[case.filename].startswith("TRACEBACK"):
@@ -183,6 +194,15 @@ def fuzz_enhance(cases: list[FuzzCase], work: Path, model: str, extra_args: tupl
             report.outcomes.append(FileOutcome(case, "rejected", mine[0][len("lumicap: error: "):]))
         else:
             report.outcomes.append(FileOutcome(case, "unaccounted", "no output and no error line"))
+    # Every stderr line is lumicap's and about one of the files: a raw newline in a name would show up
+    # here as a line of its own (the "forged" names make such a line look like an error).
+    for line in stderr.splitlines():
+        if not line.strip() or "Traceback" in stderr:
+            continue
+        if not line.startswith(("lumicap: error: ", "lumicap: warning: ", "lumicap: note: ")):
+            report.multi_line_errors.append(f"stray stderr line: {line[:120]!r}")
+        elif line.startswith("lumicap: error: ") and not any(_names_file(case, line) for case in cases):
+            report.multi_line_errors.append(f"error line naming no input: {line[:120]!r}")
     return report
 
 
@@ -210,8 +230,9 @@ def fuzz_eval(cases: list[FuzzCase], work: Path, extra_args: tuple[str, ...] = (
             count = json.loads(summary_path.read_text()).get("count") if summary_path.is_file() else None
             status = "processed" if count == 1 else "unaccounted"
             report.outcomes.append(FileOutcome(case, status, "" if count == 1 else f"exit 0 but summary count {count}"))
-        elif rc == 2 and len(errors) == 1 and (case.filename in errors[0] or case.stem in errors[0]):
-            other = [line for line in stderr.splitlines() if line.strip() and not line.startswith("lumicap: error:")]
+        elif rc == 2 and len(errors) == 1 and (_names_file(case, errors[0]) or _names_file(replace(case, filename=case.stem), errors[0])):
+            other = [line for line in stderr.splitlines()
+                     if line.strip() and not line.startswith(("lumicap: error:", "lumicap: warning:"))]
             if other:
                 report.multi_line_errors.append(f"{case.filename}: extra stderr lines {other[:2]}")
             report.outcomes.append(FileOutcome(case, "rejected", errors[0][len("lumicap: error: "):]))

@@ -1,6 +1,6 @@
-"""Kill-and-resume soak: SIGKILL ``lumicap train`` again and again, resume it, compare with an unbroken run.
+"""Stop-and-resume soak: interrupt ``lumicap train`` again and again, resume it, compare with an unbroken run.
 
-    report = run_soak(SoakSettings(work_dir=Path("soak"), kills=20))
+    report = run_soak(SoakSettings(work_dir=Path("soak"), stops=20))
     print(report.text())
 
 What it does:
@@ -9,16 +9,21 @@ What it does:
    teacher (``save_tiny_teacher``) and a config with MFR on, EMA, mixup and a warm-up cosine schedule,
    so everything a checkpoint must carry is exercised;
 2. trains the config once without interruption (the reference);
-3. trains it again, killing the process group with SIGKILL ``kills`` times and continuing with
-   ``lumicap train --resume RUN_DIR`` after each kill. Kill moments are drawn from three kinds:
-   during start-up (before or while the run folder and checkpoint are read), while a checkpoint is being
-   written (the harness waits for the temporary checkpoint file to appear; the child slows its
-   checkpoint writes so that the window is wide, see ``soak_child``), and at a random moment between
-   two checkpoints (training step, validation, logging, ``run.json`` update);
-4. after every kill, loads ``last.pt`` and ``best.pt`` with the engine's own loader and counts those
-   that do not load (corrupt), and checks ``run.json``/``config.yaml`` still read;
-5. at the end compares the final ``last.pt`` (model, EMA, optimizer state, iteration, best) and the
-   test results with the reference.
+3. trains it again, interrupting it ``stops`` times and continuing with ``lumicap train --resume RUN_DIR``
+   after each. Six kinds of interruption (``STOP_KINDS``):
+
+   - SIGKILL to the process group (a pre-empted node, an OOM kill): during start-up (before or while the
+     run folder and checkpoint are read), inside a checkpoint write (the harness waits for the temporary
+     checkpoint file to appear; the child slows its checkpoint writes so that the window is wide, see
+     ``soak_child``), or at a random moment between two checkpoints;
+   - the stops lumicap handles itself, which must end the process cleanly (exit 0) with a checkpoint:
+     SIGTERM (a scheduler) and SIGINT (Ctrl-C) at a random moment between checkpoints, and ``--max-iters N``
+     with N a few iterations past the last checkpoint, often off the validation schedule;
+4. after every interruption, loads ``last.pt`` and ``best.pt`` with the engine's own loader and counts
+   those that do not load (corrupt), and checks ``run.json``/``config.yaml`` still read;
+5. at the end compares with the reference: the final ``last.pt`` (model, EMA, optimizer state, iteration,
+   best), ``best.pt`` (weights, selected iteration and value), the iterations validated, the test figures
+   and the selection the test results record. A stop must change none of them.
 
 Every process runs through ``python -m reliability.soak_child`` (one CPU thread each).
 """
@@ -37,13 +42,15 @@ from pathlib import Path
 
 from reliability.soak_child import CHUNKS_ENV, DELAY_ENV
 
-KILL_KINDS = ("startup", "mid-write", "between")
+KILL_KINDS = ("startup", "mid-write", "between")  # SIGKILL to the process group
+SIGNAL_KINDS = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT}  # stops lumicap handles: exit 0
+STOP_KINDS = KILL_KINDS + ("sigterm", "sigint", "max-iters")
 
 
 @dataclass
 class SoakSettings:
     work_dir: Path
-    kills: int = 20
+    stops: int = 20
     iterations: int = 60
     ckpt_every: int = 2
     val_every: int = 4
@@ -52,7 +59,7 @@ class SoakSettings:
     batch_size: int = 2
     mfr: bool = True
     seed: int = 0  # the training seed (both runs)
-    kill_seed: int = 0  # the harness's draws of kill kinds and moments
+    kill_seed: int = 0  # the harness's draws of stop kinds and moments
     write_chunks: int = 8  # slowed checkpoint writes in the child (see soak_child)
     write_delay_ms: float = 15.0
     train_pairs: int = 8
@@ -63,27 +70,31 @@ class SoakSettings:
     train_split: str = "train"
     test_split: str = "test"
     process_timeout_s: float = 900.0
-    kind_weights: tuple[float, float, float] = (0.15, 0.45, 0.40)  # startup, mid-write, between
+    # startup, mid-write, between (SIGKILL); sigterm, sigint, max-iters (handled stops)
+    kind_weights: tuple[float, ...] = (0.10, 0.25, 0.20, 0.15, 0.15, 0.15)
     kind_sequence: tuple[str, ...] | None = None  # fixed kinds, cycled (the short test covers each once)
 
 
 @dataclass
-class KillRecord:
+class StopRecord:
     kind: str
     invocation: int
     seconds_after_start: float
     iteration_before: int  # the checkpointed iteration when this invocation started
     mid_write: bool  # a temporary checkpoint file was left behind: the kill hit a write
-    exited_before_kill: bool = False
+    exited_before_stop: bool = False
+    exit_code: int | None = None  # of the stopped process (-9 for a SIGKILL)
+    iteration_after: int | None = None  # the checkpointed iteration after it
 
 
 @dataclass
 class SoakReport:
-    kills: int = 0
-    kills_by_kind: dict[str, int] = field(default_factory=dict)
+    stops: int = 0
+    stops_by_kind: dict[str, int] = field(default_factory=dict)
     mid_write_confirmed: int = 0
+    clean_exits: int = 0  # SIGTERM/SIGINT/--max-iters stops that ended with exit code 0
     resumes: int = 0
-    fresh_restarts: int = 0  # killed before the run folder could be resumed: started anew
+    fresh_restarts: int = 0  # stopped before the run folder could be resumed: started anew
     invocations: int = 0
     checkpoints_checked: int = 0
     corrupt_checkpoints: list[str] = field(default_factory=list)
@@ -94,16 +105,22 @@ class SoakReport:
     unreadable_log_lines: int = 0
     final_iteration: int | None = None
     reference_iteration: int | None = None
-    max_weight_difference: float | None = None  # over model, EMA and optimizer tensors
+    max_weight_difference: float | None = None  # over model, EMA, optimizer and best.pt tensors
     differences: dict[str, float] = field(default_factory=dict)
     identical: bool = False
+    best: dict = field(default_factory=dict)  # best.pt's selection: metric, value, iteration
+    reference_best: dict = field(default_factory=dict)
+    validated: list[int] = field(default_factory=list)  # iterations validated (each once, kills replay some)
+    reference_validated: list[int] = field(default_factory=list)
+    selected: dict = field(default_factory=dict)  # what the final test results say was selected
+    reference_selected: dict = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
     reference_test_metrics: dict[str, float] = field(default_factory=dict)
     reference_seconds: float = 0.0
     soak_seconds: float = 0.0
     run_dir: str = ""
     reference_dir: str = ""
-    kill_log: list[KillRecord] = field(default_factory=list)
+    stop_log: list[StopRecord] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -116,19 +133,24 @@ class SoakReport:
         )
 
     def text(self) -> str:
-        kinds = ", ".join(f"{self.kills_by_kind.get(k, 0)} {k}" for k in KILL_KINDS)
+        kinds = ", ".join(f"{self.stops_by_kind.get(k, 0)} {k}" for k in STOP_KINDS)
         diff = "n/a" if self.max_weight_difference is None else f"{self.max_weight_difference:.3g}"
         parts = ", ".join(f"{k} {v:.3g}" for k, v in self.differences.items())
+        handled = sum(self.stops_by_kind.get(k, 0) for k in STOP_KINDS if k not in KILL_KINDS)
         lines = [
-            f"kills: {self.kills} ({kinds}; {self.mid_write_confirmed} confirmed inside a checkpoint write)",
+            f"stops: {self.stops} ({kinds}; {self.mid_write_confirmed} kills confirmed inside a checkpoint write; "
+            f"{self.clean_exits} of {handled} handled stops exited cleanly)",
             f"resumes: {self.resumes} (lumicap train --resume), fresh restarts: {self.fresh_restarts}, "
             f"invocations: {self.invocations}",
-            f"corrupt checkpoints found: {len(self.corrupt_checkpoints)} (of {self.checkpoints_checked} loads after kills)",
+            f"corrupt checkpoints found: {len(self.corrupt_checkpoints)} (of {self.checkpoints_checked} loads after stops)",
             f"unreadable run records: {len(self.unreadable_records)}, failed invocations: {len(self.failed_invocations)}, "
             f"unreadable log.jsonl lines: {self.unreadable_log_lines}",
             f"half-written temporary files left by kills: {len(self.partial_writes_left)} "
             f"(still there at the end: {len(self.stale_temp_files)})",
             f"final iteration: {self.final_iteration} (uninterrupted run: {self.reference_iteration})",
+            f"validated at: {_fmt_iters(self.validated)} (uninterrupted: {_fmt_iters(self.reference_validated)})",
+            f"best.pt: {_fmt_best(self.best)} (uninterrupted: {_fmt_best(self.reference_best)})",
+            f"test results selected: {_fmt_best(self.selected)} (uninterrupted: {_fmt_best(self.reference_selected)})",
             f"max weight difference vs uninterrupted run: {diff} ({parts}); identical: {'yes' if self.identical else 'NO'}",
             f"test metrics: {_fmt_metrics(self.test_metrics)} (uninterrupted: {_fmt_metrics(self.reference_test_metrics)})",
             f"time: uninterrupted run {self.reference_seconds:.0f} s, soak {self.soak_seconds:.0f} s",
@@ -141,6 +163,16 @@ class SoakReport:
         data = asdict(self)
         data["ok"] = self.ok
         return data
+
+
+def _fmt_iters(iterations: list[int]) -> str:
+    return ",".join(map(str, iterations)) or "none"
+
+
+def _fmt_best(best: dict) -> str:
+    if not best or best.get("iteration") is None:
+        return "n/a"
+    return f"iteration {best['iteration']} ({best.get('metric', '?')} {float(best['value']):.4f})"
 
 
 def _fmt_metrics(metrics: dict[str, float]) -> str:
@@ -397,20 +429,54 @@ def compare_runs(run_dir: Path, reference_dir: Path, report: SoakReport) -> None
     ref_best = load_checkpoint(reference_dir / "checkpoints" / "best.pt")
     diffs["best.pt"] = 0.0
     identical &= walk(soak_best["model"], ref_best["model"], "best.pt", diffs)
+    report.best = {**soak_best["best"], "checkpoint_iteration": int(soak_best["iteration"])}
+    report.reference_best = {**ref_best["best"], "checkpoint_iteration": int(ref_best["iteration"])}
+    report.validated, report.reference_validated = _validated_iterations(run_dir), _validated_iterations(reference_dir)
     report.differences = diffs
     report.max_weight_difference = max(diffs.values())
-    report.test_metrics = _test_metrics(run_dir)
-    report.reference_test_metrics = _test_metrics(reference_dir)
-    report.identical = bool(identical) and report.test_metrics == report.reference_test_metrics
+    report.test_metrics, report.selected = _test_results(run_dir)
+    report.reference_test_metrics, report.reference_selected = _test_results(reference_dir)
+    report.identical = (
+        bool(identical)
+        and report.best == report.reference_best
+        and report.validated == report.reference_validated
+        and report.selected == report.reference_selected
+        and bool(report.test_metrics)
+        and report.test_metrics == report.reference_test_metrics
+    )
 
 
-def _test_metrics(run_dir: Path) -> dict[str, float]:
+def _validated_iterations(run_dir: Path) -> list[int]:
+    """Every iteration log.jsonl records a validation at, once (a kill makes a resume repeat some)."""
+    found = set()
+    for line in (run_dir / "log.jsonl").read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("kind") == "val":
+            found.add(int(record["iter"]))
+    return sorted(found)
+
+
+def _test_results(run_dir: Path) -> tuple[dict[str, float], dict]:
+    """The final test figures (every metric) and the selection they record."""
     info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     results = info.get("results")
     if not results:
-        return {}
+        return {}, {}
     summary = json.loads((run_dir / results / "summary.json").read_text(encoding="utf-8"))
-    return {k: float(summary[k]) for k in ("psnr", "ssim") if k in summary}
+    metrics = {k: float(v) for k, v in summary.items() if k not in ("count", "iteration") and isinstance(v, (int, float, str))
+               and not isinstance(v, bool) and _is_number(v)}
+    return metrics, dict(summary.get("selected") or {})
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 # -------------------------------------------------------------------------------------------- runs
@@ -450,7 +516,7 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
     teacher = save_tiny_teacher(work / "teacher") if settings.mfr else None
     config = write_config(settings, Path(data_root), teacher, work / "soak.yaml")
 
-    # 1. The uninterrupted reference run; also measures start-up and iteration time for the kill draws.
+    # 1. The uninterrupted reference run; also measures start-up and iteration time for the stop draws.
     ref_out = work / "reference"
     progress(f"soak: uninterrupted reference run ({settings.iterations} iterations) ...")
     rc, seconds, startup = _run_to_end(
@@ -466,7 +532,7 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
     seconds_per_iter = max(0.005, float(ref_info.get("ms_per_iter") or 100.0) / 1000.0)
     progress(f"soak: reference done in {seconds:.0f} s (start-up ~{startup:.1f} s, {1000 * seconds_per_iter:.0f} ms/iter)")
 
-    # 2. The soak: kill, check, resume; after the last kill, let it finish.
+    # 2. The soak: stop, check, resume; after the last stop, let it finish.
     out = work / "soak"
     log_path = work / "soak.log"
     started = time.monotonic()
@@ -483,9 +549,8 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
             report.resumes += 1
         iteration_before = _checkpointed_iteration(run_dir)
         report.invocations += 1
-        t0 = time.monotonic()
-        proc = _spawn(args, settings, log_path)
-        if report.kills >= settings.kills:
+        if report.stops >= settings.stops:
+            proc = _spawn(args, settings, log_path)
             try:
                 rc = proc.wait(timeout=settings.process_timeout_s)
             except subprocess.TimeoutExpired:
@@ -496,37 +561,79 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
             break
 
         if settings.kind_sequence:
-            kind = settings.kind_sequence[report.kills % len(settings.kind_sequence)]
+            kind = settings.kind_sequence[report.stops % len(settings.kind_sequence)]
         else:
-            kind = rng.choices(KILL_KINDS, weights=settings.kind_weights)[0]
-        alive = _arm_and_wait(kind, proc, out, settings, rng, startup, seconds_per_iter)
-        if alive:
-            _kill(proc)
+            kind = rng.choices(STOP_KINDS, weights=settings.kind_weights)[0]
+        if kind == "max-iters":
+            # A few iterations past the last checkpoint: on and off the checkpoint and validation schedules.
+            target = max(iteration_before, 0) + rng.randint(1, 2 * settings.val_every)
+            if target >= settings.iterations:
+                target = settings.iterations - 1
+            args += ["--max-iters", str(target)]
+        t0 = time.monotonic()
+        proc = _spawn(args, settings, log_path)
+        if kind == "max-iters":
+            stopped = True
+            try:
+                proc.wait(timeout=settings.process_timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+        else:
+            stopped = _arm_and_wait(kind, proc, out, settings, rng, startup, seconds_per_iter)
+            if stopped and kind in SIGNAL_KINDS:
+                _signal(proc, SIGNAL_KINDS[kind])
+                try:
+                    proc.wait(timeout=settings.process_timeout_s)
+                except subprocess.TimeoutExpired:
+                    _kill(proc)
+            elif stopped:
+                _kill(proc)
+        if stopped:
             elapsed = time.monotonic() - t0
             run_dir = _find_run_dir(out)
             temps = _temp_files(run_dir) - seen_temps
             mid_write = any(Path(t).name.endswith(f".pt.tmp-{proc.pid}") for t in temps)
             seen_temps |= temps
+            rc = proc.returncode
             report.partial_writes_left.extend(sorted(temps))
-            report.kills += 1
-            report.kills_by_kind[kind] = report.kills_by_kind.get(kind, 0) + 1
-            report.mid_write_confirmed += int(mid_write)
-            report.kill_log.append(KillRecord(kind, report.invocations, round(elapsed, 3), iteration_before, mid_write))
+            report.stops += 1
+            report.stops_by_kind[kind] = report.stops_by_kind.get(kind, 0) + 1
+            report.mid_write_confirmed += int(mid_write and kind in KILL_KINDS)
+            if kind not in KILL_KINDS:
+                # A handled stop ends the process itself, with a checkpoint and exit code 0.
+                status = _run_status(run_dir)
+                if rc == 0 and status in ("stopped", "complete"):
+                    report.clean_exits += 1
+                elif kind in SIGNAL_KINDS and status == "complete":
+                    pass  # the signal came after the training loop had ended (during the final test): a kill
+                else:
+                    report.failed_invocations.append(
+                        f"{kind} stop of invocation {report.invocations}: exit {rc}, run status {status!r}: {_tail(log_path)}"
+                    )
+            record = StopRecord(kind, report.invocations, round(elapsed, 3), iteration_before, mid_write, False, rc,
+                                _checkpointed_iteration(run_dir))
+            report.stop_log.append(record)
             if run_dir is not None:
                 check_run_folder(run_dir, report)
             progress(
-                f"soak: kill {report.kills}/{settings.kills} ({kind}{', inside a checkpoint write' if mid_write else ''}) "
-                f"after {elapsed:.2f} s; checkpointed iteration {_checkpointed_iteration(run_dir)}"
+                f"soak: stop {report.stops}/{settings.stops} ({kind}{', inside a checkpoint write' if mid_write else ''}) "
+                f"after {elapsed:.2f} s, exit {rc}; checkpointed iteration {record.iteration_after}"
             )
+            if report.failed_invocations:
+                break
+            if _run_status(run_dir) == "complete" and _has_results(run_dir):
+                progress("soak: the run completed before the planned stops were all made (raise --iterations)")
+                break
             continue
-        # The process ended before the kill: it must have finished cleanly (the run may be complete).
+        # The process ended before the stop: it must have finished cleanly (the run may be complete).
         rc = proc.returncode
         if rc != 0:
             report.failed_invocations.append(f"invocation {report.invocations} exited with {rc}: {_tail(log_path)}")
             break
-        report.kill_log.append(KillRecord(kind, report.invocations, round(time.monotonic() - t0, 3), iteration_before, False, True))
-        if run_dir is not None and json.loads((run_dir / "run.json").read_text()).get("status") == "complete":
-            progress("soak: the run completed before the planned kills were all made (raise --iterations)")
+        report.stop_log.append(StopRecord(kind, report.invocations, round(time.monotonic() - t0, 3), iteration_before,
+                                          False, True, rc, _checkpointed_iteration(run_dir)))
+        if run_dir is not None and _run_status(run_dir) == "complete":
+            progress("soak: the run completed before the planned stops were all made (raise --iterations)")
             break
     report.soak_seconds = time.monotonic() - started
 
@@ -542,8 +649,32 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
     return report
 
 
+def _has_results(run_dir: Path) -> bool:
+    try:
+        return bool(json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("results"))
+    except (OSError, ValueError):
+        return False
+
+
+def _run_status(run_dir: Path | None) -> str | None:
+    if run_dir is None:
+        return None
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def _signal(proc: subprocess.Popen, signum: int) -> None:
+    """What a scheduler (SIGTERM) or a terminal's Ctrl-C (SIGINT) sends: the process group's leader."""
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def _arm_and_wait(kind, proc, out: Path, settings: SoakSettings, rng: random.Random, startup: float, per_iter: float) -> bool:
-    """Wait for the moment to kill (True) or for the process to exit on its own (False)."""
+    """Wait for the moment to stop (True) or for the process to exit on its own (False)."""
     if kind == "startup":  # before training starts: imports, run folder, checkpoint and teacher loading
         return _sleep_while_alive(proc, rng.uniform(0.1, 1.0) * startup)
     if kind == "mid-write":
@@ -564,7 +695,8 @@ def _arm_and_wait(kind, proc, out: Path, settings: SoakSettings, rng: random.Ran
             return False
         write_time = settings.write_chunks * settings.write_delay_ms / 1000.0
         return _sleep_while_alive(proc, rng.uniform(0.0, 0.8) * write_time)
-    # between: after the k-th completed last.pt of this invocation, at a random moment before the next
+    # between (and the signals): after the k-th completed last.pt of this invocation, at a random moment
+    # before the next one. The training loop is running then, so a signal meets lumicap's own handler.
     target = rng.randint(1, 2)
     first = _last_signature(out)
     changes = [first]
