@@ -252,7 +252,10 @@ def enhance_files(
     plan = plan_outputs(inputs, out_dir, fmt)
     summary = EnhanceSummary()
     emit = report or (lambda line: tqdm.write(line, file=sys.stderr))
-    report = lambda line: emit(one_line(line))  # noqa: E731  (a file name must not break the line)
+
+    def say(line: str) -> None:
+        emit(one_line(line))  # a file name must not break the line
+
     for folder in sorted({target.parent for _, target in plan}):
         summary.stale_parts_removed += len(remove_stale_partial_files(folder))
     claimed: dict[Path, Path] = {}
@@ -263,7 +266,7 @@ def enhance_files(
         if key in claimed:
             message = f"same output name as {shown(claimed[key])} ({shown(target.name)})"
             summary.failed.append((item.path, message))
-            report(f"lumicap: error: {shown(item.path)}: {message}; skipped")
+            say(f"lumicap: error: {shown(item.path)}: {message}; skipped")
             continue
         claimed[key] = item.path
         if target.exists() and not overwrite:
@@ -273,7 +276,7 @@ def enhance_files(
                     on_skipped(item, target)
                 except (LumicapError, OSError) as exc:
                     summary.failed.append((item.path, one_line(str(exc))))
-                    report(f"lumicap: error: {exc}")
+                    say(f"lumicap: error: {exc}")
             continue
         if progress:
             def on_tile(done, total, name=shown(item.path.name)):
@@ -281,14 +284,14 @@ def enhance_files(
         else:
             on_tile = None
         try:
-            _announce_large(item.path, report)
+            _announce_large(item.path, say)
             result = enhance_file(item.path, target, model, device, fmt, tiles, quality=quality,
                                   keep_input=on_result is not None, on_tile=on_tile)
         except (LumicapError, OSError) as exc:
             message = one_line(str(exc).strip() or type(exc).__name__)
             summary.failed.append((item.path, message))
             name = shown(item.path)
-            report(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
+            say(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
             continue
         summary.enhanced.append(target)
         if on_result is not None:
