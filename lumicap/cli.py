@@ -18,6 +18,7 @@ from lumicap.errors import LumicapError
 COMMAND_MODULES = [
     "enhance",
     "train",
+    "config",
     "eval",
     "compare",
     "caption",
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except LumicapError as exc:
-        print(f"lumicap: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:
+            print(f"lumicap: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lumicap: interrupted", file=sys.stderr)
