@@ -117,7 +117,7 @@ def json_schema() -> dict:
     for name in ("ModelConfig", "DataConfig"):
         defs[name].pop("required", None)
     schema["title"] = "lumicap experiment config"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"  # what the YAML language server reads
     schema["properties"] = {
         "base": {"type": "string", "description": "config file this one extends (relative path); its keys merge under these"},
         **schema["properties"],
@@ -144,4 +144,16 @@ def json_schema() -> dict:
             }}},
         })
     model["allOf"] = branches
-    return schema
+    return _draft7(schema)
+
+
+def _draft7(node: Any) -> Any:
+    """pydantic writes tuples as 2020-12 ``prefixItems``; draft 7 spells them as an ``items`` list."""
+    if isinstance(node, dict):
+        node = {key: _draft7(value) for key, value in node.items()}
+        if "prefixItems" in node:
+            node["items"] = node.pop("prefixItems")
+        return node
+    if isinstance(node, list):
+        return [_draft7(value) for value in node]
+    return node

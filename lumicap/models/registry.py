@@ -173,7 +173,7 @@ def overrides_schema(name: str):
     """A pydantic model of ``name``'s overridable constructor arguments (None: the model declares none)."""
     from typing import Annotated
 
-    from pydantic import ConfigDict, create_model
+    from pydantic import ConfigDict, Field, create_model
     from pydantic.fields import FieldInfo
 
     info = model_info(name)
@@ -188,7 +188,7 @@ def overrides_schema(name: str):
         rule = info.allowed.get(param.name)
         hint = hints.get(param.name, Any)
         if isinstance(rule, FieldInfo):
-            annotation = Annotated[hint, rule]
+            annotation = Annotated[hint, rule, Field(allow_inf_nan=False)] if hint is float else Annotated[hint, rule]
         else:
             annotation = rule if rule is not None else _default_rule(hint)
         default = None if param.default is inspect.Parameter.empty else param.default
