@@ -123,3 +123,9 @@ def test_stored_config_stays_small(tmp_path):
     milestones = list(range(1, 1002))
     with pytest.raises(ConfigError, match="milestones: got \\[1, 2, 3"):
         load_config(_write(tmp_path, VALID), [f"stages.0.scheduler={{name: multistep, gamma: 0.5, milestones: {milestones}}}"])
+
+
+def test_long_alias_chains_of_deep_lists_stop_at_the_depth_limit(tmp_path):
+    deep = "[" * 30 + "{}" + "]" * 30
+    chain = [f"a0: &a0 {deep}"] + [f"a{i}: &a{i} " + "[" * 30 + f"*a{i - 1}" + "]" * 30 for i in range(1, 200)]
+    _one_problem(_write(tmp_path, "\n".join(chain) + "\n"), "deeper than")

@@ -164,3 +164,13 @@ def test_a_run_that_fails_after_its_folder_exists_is_marked_failed(tmp_path, dat
         main(["train", str(config), "--no-progress"])
     (run_json,) = (tmp_path / "runs").rglob("run.json")
     assert json.loads(run_json.read_text())["status"] == "failed: RuntimeError: set-up broke"
+
+
+def test_group_folder_that_cannot_be_made_is_one_line(tmp_path):
+    """The last guard, for what changes between the check and the mkdir (a file appearing, a full disk)."""
+    from lumicap.engine.rundir import new_group_dir
+    from lumicap.errors import LumicapError
+
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(LumicapError, match=r"output_dir \(--output-dir\): cannot create .*runs/exp"):
+        new_group_dir(tmp_path / "runs", "exp")

@@ -67,15 +67,20 @@ class _TooBig(yaml.YAMLError):
 
 def _check_expansion(root) -> None:
     """Values and depth of the document with every alias expanded, counted without expanding it."""
-    sizes: dict[int, tuple[int, int]] = {}
+    sizes: dict[int, tuple[int, int]] = {}  # node id -> (values, depth) of its expansion
     visiting: set[int] = set()
+    too_deep = _TooBig(f"nested (through aliases) deeper than {MAX_DEPTH} levels")
 
-    def measure(node) -> tuple[int, int]:  # (values, depth); recursion is bounded by MAX_DEPTH of the file
+    def measure(node, level: int) -> tuple[int, int]:  # recursion stops at level MAX_DEPTH
         key = id(node)
         if key in sizes:
+            if level + sizes[key][1] - 1 > MAX_DEPTH:
+                raise too_deep
             return sizes[key]
         if key in visiting:
             raise _TooBig("an alias refers to the collection that contains it")
+        if level > MAX_DEPTH:
+            raise too_deep
         visiting.add(key)
         values, depth = 1, 1
         if isinstance(node, yaml.SequenceNode):
@@ -85,19 +90,17 @@ def _check_expansion(root) -> None:
         else:
             children = []
         for child in children:
-            child_values, child_depth = measure(child)
+            child_values, child_depth = measure(child, level + 1)
             values += child_values
             depth = max(depth, child_depth + 1)
             if values > MAX_VALUES:
                 raise _TooBig(f"expands (through aliases) to more than {MAX_VALUES} values")
-            if depth > MAX_DEPTH:
-                raise _TooBig(f"nested (through aliases) deeper than {MAX_DEPTH} levels")
         visiting.discard(key)
         sizes[key] = (values, depth)
         return values, depth
 
     if root is not None:
-        measure(root)
+        measure(root, 1)
 
 
 def _yaml_error(exc: Exception) -> str:
