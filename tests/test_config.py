@@ -81,7 +81,7 @@ def test_dotted_overrides_by_index_and_stage_name(base_file):
         ("train.lerning_rate=1", "train.lerning_rate: unknown key (given 1); allowed: seed, amp,"),
         ("train.amp=fp32", "train.amp: got 'fp32'; allowed: one of none, bf16, fp16"),
         ("stages.0.batch_size=2.5", "stages.0.batch_size: got 2.5; allowed: an integer in 1..65536"),
-        ("stages.0.iterations=-5", "stages.0.iterations: got -5; allowed: an integer in 1..1000000000"),
+        ("stages.0.iterations=-5", "stages.0.iterations: got -5; allowed: an integer in 1..2147483647"),
         ("stages.0.iterations=true", "stages.0.iterations: got True; allowed: an integer"),
         ("mfr.weights=[1, 2]", "mfr.weights: got [1, 2]; allowed: a list of 3 items, each a finite number in [0, "),
         ("mfr.distance=l3", "mfr.distance: got 'l3'; allowed: one of l1, l2, cosine"),
@@ -157,7 +157,7 @@ RANGES = [
     ("stages.0.batch_size", ["1", "65536"], ["0", "-2", "65537"]),
     ("stages.1.patch_size", ["11", "null"], ["10", "8"]),  # stage 1 has an ssim loss: 11x11 windows
     ("stages.0.patch_size", ["8"], ["7", "0"]),
-    ("stages.1.iterations", ["1", "1000000000"], ["0", "1000000001"]),
+    ("stages.1.iterations", ["1", "2147483647"], ["0", "2147483648"]),
     ("train.seed", ["0", str(2**63 - 1)], ["-1", str(2**63), str(2**64)]),
     ("data.val_seed", [str(2**63 - 1)], [str(2**63)]),
     ("train.grad_clip", ["0.01", "null"], ["0", "-1", ".inf"]),

@@ -19,7 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 from lumicap.config.problems import CUSTOM, problems_from
 
 INT64_MAX = 2**63 - 1
-MAX_COUNT = 10**9  # iterations and intervals: far above any recipe (150k), far below int64 trouble
+MAX_COUNT = 2**31 - 1  # iterations and intervals: far above any recipe (150k), within int32
 
 # Loss names the engine implements itself (lumicap.losses); a stage whose objective is not
 # "enhance" may also name terms its model returns from ``stage_losses``.

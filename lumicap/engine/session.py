@@ -2,8 +2,9 @@
 
 ``train_invocation(Invocation(...))`` is what the command calls (tests call it in-process too):
 
-1. new runs: validate the config and check everything the run needs (``lumicap.engine.preflight``), create ``<output_dir>/<name>/<timestamp>/seed<S>/`` per seed, write
-   ``config.yaml`` and ``run.json``; resumed runs: read them back and check the checkpoint matches;
+1. new runs: validate the config and check everything the runs need (``lumicap.engine.preflight``), then
+   create ``<output_dir>/<name>/<timestamp>/seed<S>/`` per seed, write ``config.yaml`` and ``run.json``;
+   resumed runs: read them back, check them the same way and check the checkpoint matches;
 2. per run: ``Trainer.fit`` within the budget, then (rank 0) the test split with the selected weights.
 
 Under torchrun every rank executes this; rank 0 creates folders and broadcasts their paths.
@@ -96,6 +97,8 @@ def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[PlannedRun]:
         plan += [PlannedRun(target / f"seed{s}", _with_seed(template, s), True) for s in inv.seeds if s not in existing]
     checked: dict[tuple, object] = {}
     for item in plan:  # runs of one group share their data settings: resolve the splits once
+        if not item.is_new and _finished(item.run_dir):
+            continue  # skipped by run_one; its data may be gone by now
         record = to_dict(item.cfg)
         record["train"].pop("seed")
         key = (repr(record), item.is_new)
@@ -103,6 +106,11 @@ def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[PlannedRun]:
             checked[key] = check_run(item.cfg, world_size=info.world_size, new_run=item.is_new, output_dir=False)
         item.splits = checked[key]
     return plan
+
+
+def _finished(run_dir: Path) -> bool:
+    info = read_run_info(run_dir)
+    return info.get("status") == "complete" and bool(info.get("results"))
 
 
 def dataset_protocol(cfg: Config, splits) -> dict:
