@@ -119,7 +119,10 @@ def json_schema() -> dict:
     schema["title"] = "lumicap experiment config"
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"  # what the YAML language server reads
     schema["properties"] = {
-        "base": {"type": "string", "description": "config file this one extends (relative path); its keys merge under these"},
+        "base": {
+            "type": "string",
+            "description": "config file this one extends (relative path); its keys merge under these",
+        },
         **schema["properties"],
     }
     model = defs["ModelConfig"]

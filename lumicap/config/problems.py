@@ -116,7 +116,8 @@ def _number_range(metadata: list, integer: bool) -> str:
         if integer and low[0] == "ge" and high[0] == "le":
             text = f" in {low[1]}..{high[1]}"
         else:
-            text = f" in {'[' if low[0] == 'ge' else '('}{show(low[1])}, {show(high[1])}{']' if high[0] == 'le' else ')'}"
+            left, right = "[" if low[0] == "ge" else "(", "]" if high[0] == "le" else ")"
+            text = f" in {left}{show(low[1])}, {show(high[1])}{right}"
     elif low:
         text = f" {'>=' if low[0] == 'ge' else '>'} {show(low[1])}"
     elif high:
@@ -157,7 +158,8 @@ def describe(hint: Any, metadata: list | None = None) -> str:
         if pattern:
             text = f"a string matching {pattern}"
         else:
-            text = "a non-empty string" if any(isinstance(m, at.MinLen) and m.min_length > 0 for m in metadata) else "a string"
+            non_empty = any(isinstance(m, at.MinLen) and m.min_length > 0 for m in metadata)
+            text = "a non-empty string" if non_empty else "a string"
     elif origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:

@@ -41,7 +41,9 @@ def Int(ge: int = 0, le: int = INT64_MAX) -> Any:  # noqa: N802 (reads as a type
     return Annotated[int, Field(ge=ge, le=le)]
 
 
-def Num(*, gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None) -> Any:  # noqa: N802
+def Num(  # noqa: N802
+    *, gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None
+) -> Any:
     return Annotated[float, Field(gt=gt, ge=ge, lt=lt, le=le, allow_inf_nan=False)]
 
 
@@ -190,7 +192,8 @@ class StageConfig(Section):
         if self.objective == "enhance":
             for loss in self.losses:
                 if loss not in BUILTIN_LOSSES:
-                    found.append(_problem(("losses", loss), self.losses[loss], "built-in losses: " + ", ".join(BUILTIN_LOSSES), "unknown"))
+                    allowed = "built-in losses: " + ", ".join(BUILTIN_LOSSES)
+                    found.append(_problem(("losses", loss), self.losses[loss], allowed, "unknown"))
         needs = {loss: LOSS_MIN_PATCH[loss] for loss in self.losses if loss in LOSS_MIN_PATCH}
         if needs and self.patch_size is not None and self.patch_size < max(needs.values()):
             loss, size = max(needs.items(), key=lambda item: item[1])

@@ -125,7 +125,8 @@ def parse_value(text: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        raise ConfigError(f"cannot use override value {text[:40]!r}{'...' if len(text) > 40 else ''}: {_yaml_error(exc)}") from None
+        shown = text[:40] + ("..." if len(text) > 40 else "")
+        raise ConfigError(f"cannot use override value {shown!r}: {_yaml_error(exc)}") from None
 
 
 def read_yaml(path: Path) -> dict:

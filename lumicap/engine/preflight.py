@@ -130,7 +130,10 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
         if stage.patch_size is None:
             needs = max((LOSS_MIN_PATCH.get(loss, 0) for loss in stage.losses), default=0)
             if smallest < needs:
-                problems.append(f"stages.{i}.losses: whole training images down to {smallest} px are smaller than the {needs}x{needs} SSIM window")
+                problems.append(
+                    f"stages.{i}.losses: whole training images down to {smallest} px are smaller than the "
+                    f"{needs}x{needs} SSIM window"
+                )
             if stage.batch_size > 1 and len(set(train_sizes)) > 1:
                 problems.append(
                     f"stages.{i}.batch_size: got {stage.batch_size} with patch_size null; allowed: 1, or a patch_size "
@@ -138,7 +141,9 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
                 )
     for pair, size in eval_sizes:
         if min(size) < SSIM_WINDOW:
-            problems.append(f"data: {pair.low} is {size[1]}x{size[0]}; evaluation measures SSIM on {SSIM_WINDOW}x{SSIM_WINDOW} windows")
+            problems.append(
+                f"data: {pair.low} is {size[1]}x{size[0]}; evaluation measures SSIM on {SSIM_WINDOW}x{SSIM_WINDOW} windows"
+            )
             break
     return splits
 
@@ -161,7 +166,8 @@ def _check_losses(cfg: Config, problems: list[str]) -> None:
                     checked[loss] = _line(exc)
             if checked[loss]:
                 problems.append(
-                    f"stages.{i}.losses.{loss}: {checked[loss]} (or set train.allow_missing_perceptual=true to drop the term)"
+                    f"stages.{i}.losses.{loss}: {checked[loss]} "
+                    "(or set train.allow_missing_perceptual=true to drop the term)"
                 )
 
 

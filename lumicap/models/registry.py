@@ -3,9 +3,15 @@
 A model file ends with small entrypoints decorated with ``@register_model(...)``; the function name is
 the model name and its body pins the variant's defaults (timm style)::
 
-    @register_model(paper="...", official_params=1_605_701, params_source="...", recipe=Recipe(...))
+    @register_model(paper="...", official_params=1_605_701, params_source="...", recipe=Recipe(...),
+                    constructor=Retinexformer)
     def retinexformer(**overrides) -> nn.Module:
         return Retinexformer(**{"n_feat": 40, **overrides})
+
+``constructor`` names the class whose ``__init__`` arguments are the overrides a config may set
+(``model.overrides``); ``allowed`` narrows what the signature says (``{"variant": Literal["lol", "exp"]}``,
+``{"front_RBs": Field(ge=0)}``). ``build_model`` and the config schema check overrides against both, so a
+bad one is one line naming the argument, the value and what is allowed, before anything is built.
 
 Model contract (every registered network):
 - ``forward(x)`` takes ``(B,3,H,W)`` float in [0,1] of any H, W and returns the same shape; padding to the
@@ -196,7 +202,8 @@ def overrides_schema(name: str):
     unknown = set(info.allowed) - set(fields)
     if unknown:  # a typo in a model file, not user input
         raise TypeError(f"{name}: 'allowed' names arguments {sorted(unknown)} that {info.constructor.__name__} lacks")
-    return create_model(f"{info.constructor.__name__}Overrides", __config__=ConfigDict(strict=True, extra="forbid"), **fields)
+    strict = ConfigDict(strict=True, extra="forbid")
+    return create_model(f"{info.constructor.__name__}Overrides", __config__=strict, **fields)
 
 
 def override_problems(name: str, overrides: Mapping[str, Any]) -> list:
