@@ -20,8 +20,11 @@ SSIM_WINDOW = LOSS_MIN_PATCH["ssim"]  # evaluation measures SSIM on every valida
 
 
 def _line(exc: BaseException) -> str:
+    """One line; lumicap's own messages whole (their reason comes last), others cut to 300 characters."""
     text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__
+    if not isinstance(exc, LumicapError):
+        text = text[:300]
+    return text or type(exc).__name__
 
 
 def check_run(cfg: Config, world_size: int = 1, *, new_run: bool = True, output_dir: bool = True):

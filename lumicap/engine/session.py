@@ -75,7 +75,7 @@ def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[PlannedRun]:
         cfg = load_config(inv.config, inv.overrides)
         if inv.output_dir:
             cfg = cfg.model_copy(update={"output_dir": inv.output_dir})
-        splits = check_run(cfg, world_size=info.world_size)
+        splits = _checked(inv.config, check_run, cfg, world_size=info.world_size)
         seeds = inv.seeds or [cfg.train.seed]
         group = None
         if info.is_main:
@@ -103,9 +103,22 @@ def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[PlannedRun]:
         record["train"].pop("seed")
         key = (repr(record), item.is_new)
         if key not in checked:
-            checked[key] = check_run(item.cfg, world_size=info.world_size, new_run=item.is_new, output_dir=False)
+            checked[key] = _checked(
+                item.run_dir / CONFIG_FILE, check_run, item.cfg, world_size=info.world_size, new_run=item.is_new,
+                output_dir=False,
+            )
         item.splits = checked[key]
     return plan
+
+
+def _checked(source: Path, check, *args, **kwargs):
+    """``check(*args, **kwargs)`` with each problem line naming the config file it is about."""
+    from lumicap.errors import ConfigError
+
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as exc:
+        raise ConfigError(*(f"{source}: {line}" for line in exc.problems)) from None
 
 
 def _finished(run_dir: Path) -> bool:
