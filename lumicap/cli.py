@@ -19,6 +19,7 @@ from lumicap.errors import LumicapError, one_line
 COMMAND_MODULES = [
     "enhance",
     "train",
+    "config",
     "eval",
     "compare",
     "caption",
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             result = args.func(args)
     except LumicapError as exc:
-        print(f"lumicap: error: {one_line(str(exc))}", file=sys.stderr)
+        # One line per problem (a config error lists every problem of its file); each line escaped so a
+        # file name holding a newline cannot start a forged message of its own.
+        for line in getattr(exc, "problems", None) or [str(exc)]:
+            print(f"lumicap: error: {one_line(str(line))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lumicap: interrupted", file=sys.stderr)

@@ -1,6 +1,7 @@
 """One exception type for everything a user can get wrong.
 
-The CLI prints ``LumicapError`` as a single line (``lumicap: error: ...``) without a traceback;
+The CLI prints ``LumicapError`` as one line (``lumicap: error: ...``) without a traceback (a
+``ConfigError`` holding several problems as one such line per problem);
 anything else is a bug and keeps its traceback. Messages name the file or key and the problem.
 """
 
@@ -22,7 +23,11 @@ class WeightsError(LumicapError):
 
 
 class ConfigError(LumicapError):
-    """A config key, type or value that is not allowed."""
+    """Config keys, types or values that are not allowed: one line per problem, all of a file together."""
+
+    def __init__(self, *problems: str):
+        self.problems = [str(p) for p in problems]
+        super().__init__("\n".join(self.problems))
 
 
 def one_line(text: str) -> str:

@@ -78,36 +78,38 @@ def test_dotted_overrides_by_index_and_stage_name(base_file):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("train.lerning_rate=1", "unknown key 'train.lerning_rate'; allowed: seed, amp,"),
-        ("train.amp=fp32", "train.amp: expected one of none|bf16|fp16, got 'fp32'"),
-        ("stages.0.batch_size=2.5", "stages.0.batch_size: expected int, got 2.5"),
-        ("stages.0.iterations=-5", "stages.0.iterations: must be >= 1, got -5"),
-        ("stages.0.iterations=true", "stages.0.iterations: expected int, got True"),
-        ("mfr.weights=[1, 2]", "mfr.weights: expected tuple[float, float, float], got [1, 2]"),
-        ("mfr.distance=l3", "mfr.distance: expected one of l1|l2|cosine"),
-        ("stages.0.losses.perceptual=1", "unknown loss 'stages.0.losses.perceptual'; allowed: l1,"),
-        ("stages.0.scheduler.gamma=0.5", "stages.0.scheduler.gamma: not used by scheduler 'cosine_restart_cyclic'"),
-        ("stages.0.scheduler.periods=[10, 20]", "stages.0.scheduler.periods: sum 30 is shorter than the stage's 100"),
-        ("stages.1.scheduler={name: multistep}", "stages.1.scheduler.milestones: required by scheduler 'multistep'"),
-        ("data.val_fraction=1.5", "data.val_fraction: must be in [0, 1), got 1.5"),
-        ("train.ema_decay=1.0", "train.ema_decay: must be in (0, 1) or null"),
+        ("train.lerning_rate=1", "train.lerning_rate: unknown key (given 1); allowed: seed, amp,"),
+        ("train.amp=fp32", "train.amp: got 'fp32'; allowed: one of none, bf16, fp16"),
+        ("stages.0.batch_size=2.5", "stages.0.batch_size: got 2.5; allowed: an integer in 1..65536"),
+        ("stages.0.iterations=-5", "stages.0.iterations: got -5; allowed: an integer in 1..2147483647"),
+        ("stages.0.iterations=true", "stages.0.iterations: got True; allowed: an integer"),
+        ("mfr.weights=[1, 2]", "mfr.weights: got [1, 2]; allowed: a list of 3 items, each a finite number in [0, "),
+        ("mfr.distance=l3", "mfr.distance: got 'l3'; allowed: one of l1, l2, cosine"),
+        ("stages.0.losses.perceptual=1", "stages.0.losses.perceptual: unknown key (given 1.0); allowed: built-in losses: l1,"),
+        ("stages.0.scheduler.gamma=0.5", "stages.0.scheduler.gamma: got 0.5; allowed: null (not used by scheduler 'cosine_restart_cyclic'"),
+        ("stages.0.scheduler.periods=[10, 20]", "stages.0.scheduler.periods: got [10, 20]; allowed: periods that sum to at least the stage's 100"),
+        ("stages.1.scheduler={name: multistep}", "stages.1.scheduler.milestones: missing required key (scheduler 'multistep' needs it)"),
+        ("data.val_fraction=1.5", "data.val_fraction: got 1.5; allowed: a finite number in [0, 1)"),
+        ("train.ema_decay=1.0", "train.ema_decay: got 1.0; allowed: a finite number in (0, 1) or null"),
         ("stages.9.iterations=1", "override key 'stages.9': index 9 out of range"),
         ("stages.decompose.iterations=1", "override key 'stages.decompose': no item named 'decompose' (items: patches, whole)"),
         ("train.seed", "is not of the form key=value"),
-        ("name=../x", "name: must be a plain folder name"),
+        ("name=../x", "name: got '../x'; allowed: a string matching"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_key(base_file, override, message):
     with pytest.raises(ConfigError) as info:
         load_config(base_file, [override])
-    text = str(info.value)
-    assert message in text
-    assert "\n" not in text
+    lines = info.value.problems
+    assert str(info.value) == "\n".join(lines)
+    assert any(message in line for line in lines), lines
+    for line in lines:  # schema problems name the file; override syntax problems name the override
+        assert line.startswith(str(base_file)) or line.startswith("override"), line
 
 
 def test_missing_required_and_wrong_top_level(tmp_path):
     (tmp_path / "c.yaml").write_text("model: {name: iat}\nstages: []\n")
-    with pytest.raises(ConfigError, match="missing required key 'data'"):
+    with pytest.raises(ConfigError, match="data: missing required key"):
         load_config(tmp_path / "c.yaml")
     (tmp_path / "d.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
@@ -140,5 +142,73 @@ def test_config_loss_names_match_the_loss_module():
 def test_model_defined_stage_losses_allowed_for_other_objectives(base_file):
     cfg = load_config(base_file, ["stages.0.objective=decompose", "stages.0.losses={recon: 1.0, smooth: 0.1}"])
     assert cfg.stages[0].losses == {"recon": 1.0, "smooth": 0.1}
-    with pytest.raises(ConfigError, match="weight must be >= 0"):
+    with pytest.raises(ConfigError, match=r"stages.0.losses.smooth: got -1; allowed: a finite number in \[0, "):
         from_dict(apply_overrides(to_dict(cfg), ["stages.0.losses.smooth=-1"]))
+
+
+# Each range of the schema at its edges: the last allowed value passes, the first one outside fails
+# with a line naming the key and the value.
+RANGES = [
+    ("stages.0.optimizer.lr", ["1e-12", "10"], ["0", "-1e-4", "10.5", "1e300", ".inf", ".nan"]),
+    ("stages.0.optimizer.eps", ["1e-12", "1"], ["0", "-1", "2"]),
+    ("stages.0.optimizer.momentum", ["0", "0.999", "null"], ["-1", "1", "1.0"]),
+    ("stages.0.optimizer.betas", ["[0, 0.999]"], ["[0.9, 1]", "[-0.1, 0.9]", "[0.9]"]),
+    ("stages.0.optimizer.weight_decay", ["0", "10"], ["-1e-4", "11"]),
+    ("stages.0.batch_size", ["1", "65536"], ["0", "-2", "65537"]),
+    ("stages.1.patch_size", ["11", "null"], ["10", "8"]),  # stage 1 has an ssim loss: 11x11 windows
+    ("stages.0.patch_size", ["8"], ["7", "0"]),
+    ("stages.1.iterations", ["1", "2147483647"], ["0", "2147483648"]),
+    ("train.seed", ["0", str(2**63 - 1)], ["-1", str(2**63), str(2**64)]),
+    ("data.val_seed", [str(2**63 - 1)], [str(2**63)]),
+    ("train.grad_clip", ["0.01", "null"], ["0", "-1", ".inf"]),
+    ("train.max_minutes", ["0.5"], ["0", ".nan"]),
+    ("data.num_workers", ["0", "256"], ["-1", "257"]),
+    ("data.mixup_alpha", ["0.1"], ["0", "-1"]),
+    ("stages.0.losses.l1", ["0", "1e6"], ["-1", "1e7", ".inf"]),
+    ("mfr.kl_weight", ["0"], ["-0.5"]),
+    ("eval.val_images", ["0"], ["-1"]),
+    ("stages.0.scheduler.eta_mins", ["[0, 0]"], ["[-1e-6, 0]"]),
+]
+
+
+@pytest.mark.parametrize("key, good, bad", RANGES, ids=[r[0] for r in RANGES])
+def test_every_range_at_its_edges(base_file, key, good, bad):
+    for text in good:
+        load_config(base_file, [f"{key}={text}"])
+    for text in bad:
+        with pytest.raises(ConfigError) as info:
+            load_config(base_file, [f"{key}={text}"])
+        (line,) = info.value.problems
+        named = line.split(": ")[1]  # the key itself, or one of its items (betas.1)
+        assert named == key or named.startswith(key + "."), line
+        assert ": got " in line and "; allowed: " in line
+
+
+def test_schema_constants_match_the_code_they_describe():
+    from lumicap.config.schema import LAYOUTS, SSIM_WINDOW
+    from lumicap.data import LAYOUTS as DATA_LAYOUTS
+    from lumicap.metrics.ssim import WINDOW_SIZE
+
+    assert SSIM_WINDOW == WINDOW_SIZE
+    assert set(LAYOUTS) == {"auto", *DATA_LAYOUTS}
+
+
+def test_model_overrides_are_checked_against_the_constructor(base_file):
+    load_config(base_file, ["model.overrides={variant: exp, in_dim: 4, with_global: false}"])
+    with pytest.raises(ConfigError) as info:
+        load_config(base_file, ["model.overrides={variant: evil, in_dim: 0, with_globl: true, n_feat: 3}"])
+    lines = sorted(line.split(": ", 1)[1] for line in info.value.problems)
+    assert lines == [
+        "model.overrides.in_dim: got 0; allowed: an integer in 1..2147483647",
+        "model.overrides.n_feat: unknown key (given 3); allowed: arguments of iat: in_dim, with_global, variant",
+        "model.overrides.variant: got 'evil'; allowed: one of lol, exp",
+        "model.overrides.with_globl: unknown key (given True); allowed: arguments of iat: in_dim, with_global, "
+        "variant (did you mean with_global?)",
+    ]
+    with pytest.raises(ConfigError, match="model.name: got 'iatt'; allowed: one of iat, llformer"):
+        load_config(base_file, ["model.name=iatt"])
+
+
+def test_parse_value_reads_floats_written_without_a_dot():
+    assert parse_value("1e-4") == pytest.approx(1e-4) and isinstance(parse_value("1e-4"), float)
+    assert parse_value("2E3") == 2000.0 and isinstance(parse_value("-5e+2"), float)

@@ -6,7 +6,6 @@ terms are checked for the one-line missing-weights error, then built with allow_
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 from pathlib import Path
@@ -170,7 +169,7 @@ def test_config_builds_model_losses_mfr_and_data(path, fake_roots, tiny_teacher,
     train_split = d.train_split if d.train_split in ("train", "test") else "train"
     splits = _splits(str(fake_roots[d.layout]), d.layout, train_split, test_split, d.val_fraction, d.val_seed)
     assert len(splits.test) == FAKE_TEST_PAIRS and splits.val and len(splits.train) + len(splits.val) == FAKE_PAIRS
-    data_cfg = dataclasses.replace(cfg, data=dataclasses.replace(d, cache=False, num_workers=0))
+    data_cfg = cfg.model_copy(update={"data": d.model_copy(update={"cache": False, "num_workers": 0})})
     for stage in cfg.stages:
         stream = BatchStream(data_cfg, stage, splits.train, rank=0, world=1, seed=0)
         batch = stream.next()

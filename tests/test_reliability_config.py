@@ -32,7 +32,7 @@ def _no_runs(tmp_path: Path) -> None:
 
 
 BROKEN_FILES = {
-    "unknown top-level key": (lambda d: d.update(modle={"name": "iat"}), ["unknown key 'modle'"]),
+    "unknown top-level key": (lambda d: d.update(modle={"name": "iat"}), ["modle: unknown key"]),
     "unknown nested key": (lambda d: d["train"].update(sed=1), ["train.sed"]),
     "unknown stage key": (lambda d: d["stages"][0].update(patchsize=16), ["stages.0.patchsize"]),
     "wrong type": (lambda d: d["train"].update(seed="zero"), ["train.seed", "int"]),

@@ -55,9 +55,11 @@ def _parse_seeds(text: str | None) -> list[int] | None:
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise LumicapError(f"--seeds: expected comma-separated integers like 1,2,3, got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise LumicapError(f"--seeds: expected distinct non-negative integers, got {text!r}")
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise LumicapError(f"--seeds: expected comma-separated integers like 1,2,3, got {shown!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > 2**63 - 1:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise LumicapError(f"--seeds: expected distinct integers in 0..{2**63 - 1}, got {shown!r}")
     return seeds
 
 

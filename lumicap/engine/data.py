@@ -40,6 +40,11 @@ def resolve_splits(cfg: Config) -> Splits:
         return Splits(train, resolve_split(d.root, d.val_split, d.layout), test, f"split '{d.val_split}'")
     if d.val_fraction == 0:
         raise DatasetError("data.val_fraction is 0 and data.val_split is null: no validation set to select on")
+    if len(train) < 2:
+        raise DatasetError(
+            f"data.train_split '{d.train_split}' has {len(train)} pair(s): carving a validation set out of it "
+            "needs at least 2 (of different scenes); add pairs, or set data.val_split or train.select_on=test"
+        )
     train, val = split_by_scene(train, d.val_fraction, seed=d.val_seed)
     return Splits(train, val, test, f"{len(val)} pairs carved by scene from '{d.train_split}' (seed {d.val_seed})")
 

@@ -30,15 +30,18 @@ LOCK_FILE = ".lock"
 
 def new_group_dir(output_dir: str | os.PathLike, name: str) -> Path:
     parent = Path(output_dir) / name
-    parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for suffix in [""] + [f"-{i}" for i in range(2, 1000)]:
-        candidate = parent / f"{stamp}{suffix}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in [""] + [f"-{i}" for i in range(2, 1000)]:
+            candidate = parent / f"{stamp}{suffix}"
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as exc:  # a file in the way, no permission, a full or read-only disk
+        raise LumicapError(f"output_dir (--output-dir): cannot create {parent} ({exc.strerror or exc})") from None
     raise LumicapError(f"cannot create a new run folder under {parent}")
 
 

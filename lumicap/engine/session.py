@@ -2,8 +2,9 @@
 
 ``train_invocation(Invocation(...))`` is what the command calls (tests call it in-process too):
 
-1. new runs: validate the config, create ``<output_dir>/<name>/<timestamp>/seed<S>/`` per seed, write
-   ``config.yaml`` and ``run.json``; resumed runs: read them back and check the checkpoint matches;
+1. new runs: validate the config and check everything the runs need (``lumicap.engine.preflight``), then
+   create ``<output_dir>/<name>/<timestamp>/seed<S>/`` per seed, write ``config.yaml`` and ``run.json``;
+   resumed runs: read them back, check them the same way and check the checkpoint matches;
 2. per run: ``Trainer.fit`` within the budget, then (rank 0) the test split with the selected weights.
 
 Under torchrun every rank executes this; rank 0 creates folders and broadcasts their paths.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lumicap.config import Config, dump_yaml, load_config, to_dict
@@ -53,59 +54,76 @@ class RunResult:
     results_dir: Path | None = None
 
 
+@dataclass
+class PlannedRun:
+    run_dir: Path
+    cfg: Config
+    is_new: bool
+    splits: object = None  # lumicap.engine.data.Splits from the pre-flight check (resolved once per invocation)
+
+
 def _with_seed(cfg: Config, seed: int) -> Config:
-    return replace(cfg, train=replace(cfg.train, seed=seed))
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
 
 
-def _preflight(cfg: Config) -> None:
-    """Config values that only fail once a run starts, checked before any run folder is made: a typo
-    then costs one line naming the key instead of a half-made run folder marked failed."""
-    from lumicap.errors import ConfigError
-    from lumicap.models.registry import model_info
+def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[PlannedRun]:
+    """Every run this invocation handles, each checked (``lumicap.engine.preflight``) before any folder
+    is made: a bad value, missing data or an unusable output folder costs one line per problem."""
+    from lumicap.engine.preflight import check_run
 
-    try:
-        model_info(cfg.model.name)
-    except LumicapError as exc:
-        raise ConfigError(f"model.name: {exc}") from None
-    if not Path(cfg.data.root).expanduser().is_dir():
-        raise ConfigError(f"data.root: no such folder: {cfg.data.root}")
-    if cfg.mfr.enabled:
-        from lumicap.teacher.presets import PRESETS
-
-        if cfg.mfr.teacher not in PRESETS and not Path(cfg.mfr.teacher).expanduser().exists():
-            raise ConfigError(
-                f"mfr.teacher: '{cfg.mfr.teacher}' is neither a teacher preset ({', '.join(PRESETS)}) "
-                "nor an existing file or folder"
-            )
-
-
-def _plan(inv: Invocation, info: dist_utils.DistInfo) -> list[tuple[Path, Config, bool]]:
-    """(run folder, config, is_new) for every run this invocation handles."""
     if inv.resume is None:
         cfg = load_config(inv.config, inv.overrides)
         if inv.output_dir:
-            cfg = replace(cfg, output_dir=inv.output_dir)
-        _preflight(cfg)
+            cfg = cfg.model_copy(update={"output_dir": inv.output_dir})
+        splits = _checked(inv.config, check_run, cfg, world_size=info.world_size)
         seeds = inv.seeds or [cfg.train.seed]
         group = None
         if info.is_main:
             group = new_group_dir(cfg.output_dir, cfg.name)
         group = Path(dist_utils.broadcast_object(str(group) if group else None, info))
-        return [(group / f"seed{s}", _with_seed(cfg, s), True) for s in seeds]
+        return [PlannedRun(group / f"seed{s}", _with_seed(cfg, s), True, splits) for s in seeds]
 
     target = inv.resume
     runs = runs_under(target)
     if not runs:
         raise LumicapError(f"{target}: no run folders (with {CONFIG_FILE} and run.json) found to resume")
-    plan = [(run, load_config(run / CONFIG_FILE), False) for run in runs]
+    plan = [PlannedRun(run, load_config(run / CONFIG_FILE), False) for run in runs]
     if inv.seeds:
         if is_run_dir(target):
             raise LumicapError(f"--seeds with --resume needs the group folder ({target.parent}), not one run")
-        existing = {cfg.train.seed for _, cfg, _ in plan}
-        plan = [item for item in plan if item[1].train.seed in inv.seeds]
-        template = plan[0][1] if plan else load_config(runs[0] / CONFIG_FILE)
-        plan += [(target / f"seed{s}", _with_seed(template, s), True) for s in inv.seeds if s not in existing]
+        existing = {item.cfg.train.seed for item in plan}
+        plan = [item for item in plan if item.cfg.train.seed in inv.seeds]
+        template = plan[0].cfg if plan else load_config(runs[0] / CONFIG_FILE)
+        plan += [PlannedRun(target / f"seed{s}", _with_seed(template, s), True) for s in inv.seeds if s not in existing]
+    checked: dict[tuple, object] = {}
+    for item in plan:  # runs of one group share their data settings: resolve the splits once
+        if not item.is_new and _finished(item.run_dir):
+            continue  # skipped by run_one; its data may be gone by now
+        record = to_dict(item.cfg)
+        record["train"].pop("seed")
+        key = (repr(record), item.is_new)
+        if key not in checked:
+            checked[key] = _checked(
+                item.run_dir / CONFIG_FILE, check_run, item.cfg, world_size=info.world_size, new_run=item.is_new,
+                output_dir=False,
+            )
+        item.splits = checked[key]
     return plan
+
+
+def _checked(source: Path, check, *args, **kwargs):
+    """``check(*args, **kwargs)`` with each problem line naming the config file it is about."""
+    from lumicap.errors import ConfigError
+
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as exc:
+        raise ConfigError(*(f"{source}: {line}" for line in exc.problems)) from None
+
+
+def _finished(run_dir: Path) -> bool:
+    info = read_run_info(run_dir)
+    return info.get("status") == "complete" and bool(info.get("results"))
 
 
 def dataset_protocol(cfg: Config, splits) -> dict:
@@ -140,16 +158,16 @@ def _versions() -> dict:
 
 
 def run_one(
-    run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo
+    run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo, splits=None
 ) -> RunResult:
     if is_new and info.is_main:
         new_run_dir(run_dir.parent, cfg.train.seed)
     with hold_run_lock(run_dir, enabled=info.is_main):
-        return _run_locked(run_dir, cfg, is_new, inv, info)
+        return _run_locked(run_dir, cfg, is_new, inv, info, splits)
 
 
 def _run_locked(
-    run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo
+    run_dir: Path, cfg: Config, is_new: bool, inv: Invocation, info: dist_utils.DistInfo, splits=None
 ) -> RunResult:
     from lumicap.engine import checkpoint as ckpt
     from lumicap.engine.train import Budget, Trainer
@@ -179,8 +197,10 @@ def _run_locked(
         if run_info.get("status") == "complete" and run_info.get("results"):
             return RunResult(run_dir, "skipped", int(run_info.get("iteration", 0)), run_dir / run_info["results"])
 
-    trainer = Trainer(cfg, run_dir, info, show_progress=inv.show_progress)
+    trainer = None
     try:
+        # Inside the try: a failure the pre-flight check could not foresee still marks the run failed.
+        trainer = Trainer(cfg, run_dir, info, show_progress=inv.show_progress, splits=splits)
         last = run_dir / "checkpoints" / "last.pt"
         if not is_new and last.is_file():
             state = ckpt.load_checkpoint(last, map_location=trainer.device)
@@ -238,7 +258,8 @@ def _run_locked(
             update_run_info(run_dir, status=f"failed: {type(exc).__name__}: {str(exc)[:200]}")
         raise
     finally:
-        trainer.close()
+        if trainer is not None:
+            trainer.close()
 
 
 def _normalized(stored: dict, source: Path) -> dict:
@@ -249,7 +270,9 @@ def _normalized(stored: dict, source: Path) -> dict:
     try:
         return to_dict(from_dict(stored))
     except LumicapError as exc:
-        raise LumicapError(f"{source}: its stored config is not valid for this lumicap version ({exc})") from None
+        lines = str(exc).splitlines() or [""]
+        more = f"; and {len(lines) - 1} more" if len(lines) > 1 else ""
+        raise LumicapError(f"{source}: its stored config is not valid for this lumicap version ({lines[0]}{more})") from None
 
 
 def _read_summary(results: Path) -> dict:
@@ -267,6 +290,6 @@ def train_invocation(inv: Invocation) -> list[RunResult]:
         preference = load_config(first[0] / CONFIG_FILE).train.device if first else "auto"
     info = dist_utils.setup(preference)
     try:
-        return [run_one(run, cfg, is_new, inv, info) for run, cfg, is_new in _plan(inv, info)]
+        return [run_one(p.run_dir, p.cfg, p.is_new, inv, info, p.splits) for p in _plan(inv, info)]
     finally:
         dist_utils.cleanup(info)

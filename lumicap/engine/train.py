@@ -142,7 +142,9 @@ def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True):
+    def __init__(
+        self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True, splits: Splits | None = None
+    ):
         from lumicap.models import build_model
 
         self.cfg, self.run_dir, self.info = cfg, Path(run_dir), info
@@ -163,7 +165,7 @@ class Trainer:
         if info.rank:
             seed_everything(derived_seed(cfg.train.seed, info.rank))  # own dropout draws per replica
         self.ema = ModelEMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
-        self.splits: Splits = resolve_splits(cfg)
+        self.splits: Splits = splits if splits is not None else resolve_splits(cfg)  # pre-flight resolved them
         self.val_loader = eval_loader(self.splits.val, cache=cfg.data.cache) if info.is_main else None
         self.mfr = self._build_mfr()
         self.losses = {

@@ -25,6 +25,8 @@ Attribute names follow the official module names, so the state-dict keys have th
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -313,6 +315,8 @@ _IAT_RECIPE = Recipe(
     params_source="computed from the official model definition IAT(type='lol'), cuiziteng/Illumination-"
     "Adaptive-Transformer IAT_enhance/model/IAT_main.py @21124d6 (paper: '90K', 0.09M)",
     recipe=_IAT_RECIPE,
+    constructor=IAT,
+    allowed={"variant": Literal["lol", "exp"]},
 )
 def iat(**overrides) -> nn.Module:
     return IAT(**{"in_dim": 3, "with_global": True, "variant": "lol", **overrides})

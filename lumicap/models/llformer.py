@@ -39,8 +39,11 @@ backward (activation checkpointing): a 400x600 forward/backward otherwise needs 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -360,6 +363,12 @@ LLFORMER_RECIPE = Recipe(
     params_source="counted from TaoWangzj/LLFormer model/LLFormer.py with train.py's arguments (paper: 24.52M); "
     "2,048 of them are unused in forward and left out here",
     recipe=LLFORMER_RECIPE,
+    constructor=LLFormer,
+    allowed={
+        "activation_checkpointing": Literal["auto", "always", "never"],
+        "checkpoint_above_pixels": Field(ge=0),
+        "num_refinement_blocks": Field(ge=0),
+    },
 )
 def llformer(**overrides) -> nn.Module:
     return LLFormer(**overrides)

@@ -43,8 +43,11 @@ otherwise hold about 40 GB of activations (measured ~10.7 GB at 200x300).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -328,6 +331,8 @@ MIRNET_RECIPE = Recipe(
     params_source="counted from swz30/MIRNet networks/MIRNet_model.py defaults; published as 31.76M "
     "and '31.7 Million' (authors, swz30/MIRNet issue #8), both within 0.1%",
     recipe=MIRNET_RECIPE,
+    constructor=MIRNet,
+    allowed={"activation_checkpointing": Literal["auto", "always", "never"], "checkpoint_above_pixels": Field(ge=0)},
 )
 def mirnet(**overrides) -> nn.Module:
     return MIRNet(**overrides)

@@ -46,6 +46,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from lumicap.models.common import crop_to
@@ -285,6 +286,8 @@ RCTNET_RECIPE = Recipe(
         "fusion width 128, C=16, N_G=64, N_L=16, 31x31 mesh; 1x1 global blocks, 3x3 local blocks)"
     ),
     recipe=RCTNET_RECIPE,
+    constructor=RCTNet,
+    allowed={"encoder_size": Field(ge=32, multiple_of=32)},
 )
 def rctnet(**overrides) -> nn.Module:
     return RCTNet(**overrides)

@@ -3,9 +3,15 @@
 A model file ends with small entrypoints decorated with ``@register_model(...)``; the function name is
 the model name and its body pins the variant's defaults (timm style)::
 
-    @register_model(paper="...", official_params=1_605_701, params_source="...", recipe=Recipe(...))
+    @register_model(paper="...", official_params=1_605_701, params_source="...", recipe=Recipe(...),
+                    constructor=Retinexformer)
     def retinexformer(**overrides) -> nn.Module:
         return Retinexformer(**{"n_feat": 40, **overrides})
+
+``constructor`` names the class whose ``__init__`` arguments are the overrides a config may set
+(``model.overrides``); ``allowed`` narrows what the signature says (``{"variant": Literal["lol", "exp"]}``,
+``{"front_RBs": Field(ge=0)}``). ``build_model`` and the config schema check overrides against both, so a
+bad one is one line naming the argument, the value and what is allowed, before anything is built.
 
 Model contract (every registered network):
 - ``forward(x)`` takes ``(B,3,H,W)`` float in [0,1] of any H, W and returns the same shape; padding to the
@@ -19,8 +25,11 @@ Model contract (every registered network):
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
@@ -64,6 +73,11 @@ class ModelInfo:
     official_params: int | None
     params_source: str
     recipe: Recipe
+    # The class whose ``__init__`` arguments ``model.overrides`` may set, and what each may be where the
+    # signature's type says too little: a ``Literal`` of allowed strings, or a ``pydantic.Field`` with a
+    # range. Unlisted ``int`` arguments must be >= 1 and ``float`` ones finite and > 0 (sizes, counts, ratios).
+    constructor: type | None = None
+    allowed: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -81,9 +95,19 @@ _MODEL_MODULES = [
 ]
 
 
-def register_model(*, paper: str, official_params: int | None, params_source: str, recipe: Recipe):
+def register_model(
+    *,
+    paper: str,
+    official_params: int | None,
+    params_source: str,
+    recipe: Recipe,
+    constructor: type | None = None,
+    allowed: Mapping[str, Any] | None = None,
+):
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[fn.__name__] = ModelInfo(fn.__name__, fn, paper, official_params, params_source, recipe)
+        _REGISTRY[fn.__name__] = ModelInfo(
+            fn.__name__, fn, paper, official_params, params_source, recipe, constructor, dict(allowed or {})
+        )
         return fn
 
     return decorator
@@ -105,6 +129,11 @@ def list_models() -> list[ModelInfo]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
+def model_names() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
 def model_info(name: str) -> ModelInfo:
     _load_all()
     key = name.lower().replace("-", "_")
@@ -115,6 +144,9 @@ def model_info(name: str) -> ModelInfo:
 
 def build_model(name: str, **overrides: Any) -> nn.Module:
     info = model_info(name)
+    problems = override_problems(info.name, overrides)
+    if problems:
+        raise LumicapError(f"model '{info.name}': bad override " + "; ".join(p.line() for p in problems))
     try:
         return info.builder(**overrides)
     except TypeError as exc:
@@ -133,6 +165,77 @@ def _brief(value: Any) -> str:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return repr(value)[:40]
     return f"<{type(value).__name__}>"
+
+
+# ------------------------------------------------------------------------------------- overrides
+
+
+def _default_rule(hint: Any) -> Any:
+    """Sizes, counts and ratios: integers >= 1, finite numbers > 0; tuples of them item by item."""
+    from typing import Annotated
+
+    from pydantic import BeforeValidator, Field
+
+    if hint is int:
+        return Annotated[int, Field(ge=1, le=2**31 - 1)]
+    if hint is float:
+        return Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        items = (_default_rule(args[0]), ...) if args[-1] is Ellipsis else tuple(_default_rule(a) for a in args)
+        as_tuple = BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)
+        return Annotated[tuple[items], Field(max_length=64), as_tuple]  # type: ignore[valid-type]
+    return hint
+
+
+@functools.lru_cache(maxsize=None)
+def overrides_schema(name: str):
+    """A pydantic model of ``name``'s overridable constructor arguments (None: the model declares none)."""
+    from typing import Annotated
+
+    from pydantic import ConfigDict, Field, create_model
+    from pydantic.fields import FieldInfo
+
+    info = model_info(name)
+    if info.constructor is None:
+        return None
+    init = info.constructor.__init__
+    hints = typing.get_type_hints(init)
+    fields = {}
+    for param in list(inspect.signature(init).parameters.values())[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        rule = info.allowed.get(param.name)
+        hint = hints.get(param.name, Any)
+        if isinstance(rule, FieldInfo):
+            annotation = Annotated[hint, rule, Field(allow_inf_nan=False)] if hint is float else Annotated[hint, rule]
+        else:
+            annotation = rule if rule is not None else _default_rule(hint)
+        default = None if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, default)
+    unknown = set(info.allowed) - set(fields)
+    if unknown:  # a typo in a model file, not user input
+        raise TypeError(f"{name}: 'allowed' names arguments {sorted(unknown)} that {info.constructor.__name__} lacks")
+    strict = ConfigDict(strict=True, extra="forbid")
+    return create_model(f"{info.constructor.__name__}Overrides", __config__=strict, **fields)
+
+
+def override_problems(name: str, overrides: Mapping[str, Any]) -> list:
+    """``lumicap.config.problems.Problem`` per override ``name``'s constructor cannot take (keys relative)."""
+    from pydantic import ValidationError
+
+    from lumicap.config.problems import Problem, problems_from
+
+    schema = overrides_schema(model_info(name).name)
+    if schema is None:
+        return []
+    try:
+        schema.model_validate(dict(overrides))
+    except ValidationError as exc:
+        found = problems_from(schema, exc, dict(overrides))
+        what = f"arguments of {model_info(name).name}: "
+        return [Problem(p.key, p.kind, what + p.allowed if p.kind == "unknown" else p.allowed, p.value) for p in found]
+    return []
 
 
 def count_parameters(model: nn.Module) -> int:

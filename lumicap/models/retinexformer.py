@@ -253,6 +253,7 @@ _RETINEXFORMER_RECIPE = Recipe(
     params_source="computed from the official RetinexFormer(n_feat=40, stage=1, num_blocks=[1,2,2]) of "
     "caiyuanhao1998/Retinexformer basicsr/models/archs/RetinexFormer_arch.py (paper/README: 1.61M)",
     recipe=_RETINEXFORMER_RECIPE,
+    constructor=Retinexformer,
 )
 def retinexformer(**overrides) -> nn.Module:
     return Retinexformer(**{"n_feat": 40, "stage": 1, "num_blocks": (1, 2, 2), **overrides})

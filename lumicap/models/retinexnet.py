@@ -251,6 +251,7 @@ _RETINEXNET_RECIPE = Recipe(
     params_source="computed from the official TF definition, weichen582/RetinexNet model.py: DecomNet (channel 64, "
     "kernel 3, 5 layers) 207,748 + RelightNet (channel 64) 236,865",
     recipe=_RETINEXNET_RECIPE,
+    constructor=RetinexNet,
 )
 def retinexnet(**overrides) -> nn.Module:
     return RetinexNet(**{"channels": 64, "kernel_size": 3, "decom_layers": 5, **overrides})

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from lumicap.models.common import crop_to, pad_to_multiple
@@ -221,6 +222,13 @@ _SNR_RECIPE = Recipe(
     "of dvlab-research/SNR-Aware-Low-Light-Enhance models/archs/low_light_transformer.py with "
     "options/train/LOLv1.yml; the often-quoted 4.01M does not match the official code",
     recipe=_SNR_RECIPE,
+    constructor=SNRAware,
+    allowed={
+        "front_RBs": Field(ge=0),
+        "back_RBs": Field(ge=0),
+        "short_range_RBs": Field(ge=0),
+        "snr_threshold": Field(ge=0, le=1),
+    },
 )
 def snr_aware(**overrides) -> nn.Module:
     return SNRAware(**{"nf": 64, "front_RBs": 1, "back_RBs": 1, **overrides})

@@ -42,6 +42,8 @@ exactly these numbers.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import math
 
 import torch
@@ -326,6 +328,8 @@ UHDFOUR_RECIPE = Recipe(
         "total). variant='uhd' (src/EnhanceN_arch.py): 17,537,370 (33,641,978 in total)"
     ),
     recipe=UHDFOUR_RECIPE,
+    constructor=UHDFour,
+    allowed={"variant": Literal[tuple(_VARIANTS)]},
 )
 def uhdfour(**overrides) -> nn.Module:
     return UHDFour(**{"variant": "lol", "base_channels": 16, **overrides})
