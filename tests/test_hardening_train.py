@@ -94,7 +94,8 @@ def test_a_single_training_pair_says_why_no_validation_set_can_be_carved(tmp_pat
     for side in ("low", "high"):
         for extra in sorted((tmp_path / "data" / "train" / side).glob("*.png"))[1:]:
             extra.unlink()
-    line = assert_one_line_error(*run_cli(["train", str(config), "--no-progress"]), "single pair")
+    # the pre-flight check (before any run folder) says it: one pair cannot give a validation set
+    line = assert_one_line_error(*run_cli(["train", str(config), "--no-progress"]), "1 pair", "validation")
     assert "all show the same scene" not in line
 
 
