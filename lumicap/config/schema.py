@@ -108,6 +108,17 @@ class DataConfig(Section):
     cache: bool = Field(True, description="decode the training images once and keep them in memory")
     num_workers: Int(0, 256) = 2
     mixup_alpha: Num(gt=0, le=100) = Field(1.2, description="Beta(alpha, alpha) for stages with mixup")
+    exposure_range: Optional[Annotated[tuple[Num(gt=0, le=100), Num(gt=0, le=100)], BeforeValidator(_as_tuple)]] = Field(
+        None,
+        description="training low images multiplied by a factor drawn log-uniformly from [low, high] (the "
+        "reference unchanged), so the network learns less gain for brighter inputs; null: off",
+    )
+
+    @model_validator(mode="after")
+    def _ordered_exposure_range(self) -> "DataConfig":
+        if self.exposure_range is not None and self.exposure_range[0] > self.exposure_range[1]:
+            _raise_all(type(self), [_problem(("exposure_range",), list(self.exposure_range), "[low, high] with low <= high")])
+        return self
 
 
 class OptimizerConfig(Section):

@@ -77,7 +77,7 @@ class BatchStream:
         self.batch_size = stage.batch_size // world
         self.dataset = PairedImageDataset(
             pairs, patch_size=stage.patch_size, augment=True, cache=cfg.data.cache, seed=seed,
-            exposure_range=getattr(cfg.data, "exposure_range", None),
+            exposure_range=cfg.data.exposure_range,
         )
         self.sampler = ResumableSampler(self.dataset, world, rank, seed)
         self.batches_per_epoch = self.sampler.num_samples // self.batch_size
