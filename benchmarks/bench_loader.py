@@ -48,8 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    import dataclasses
-
     from lumicap.config import load_config
     from lumicap.data import resolve_split
 
@@ -70,7 +68,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             row = {"stage": stage.name, "batch": stage.batch_size, "patch": stage.patch_size or "whole",
                    "workers": count, "batches_per_s": None, "ms_per_batch": None, "error": None}
             try:
-                data_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_workers=count))
+                data_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"num_workers": count})})
                 stream = BatchStream(data_cfg, stage, pairs, rank=0, world=1, seed=0)
                 for _ in range(warmup):
                     stream.next()

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--amp", default="none", help="comma list of none, bf16 (autocast of model and pixel losses)")
     parser.add_argument("--channels-last", action="store_true", help="model weights and inputs in channels-last layout")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                        help="torch.compile mode for --compile and --mfr-compile (train.compile_mode)")
     parser.add_argument("--fused-optimizer", default="auto", choices=list(SWITCH),
                         help="fused Adam/AdamW kernels; auto: on CUDA only, as train.fused_optimizer's default")
     parser.add_argument("--mfr-amp", default="none", choices=list(AMP_DTYPES),
@@ -152,7 +155,9 @@ def build_step(name: str, stage, shape, device, amp: str, args, mfr, scratch: Pa
     optimizer = make_optimizer(params, stage.optimizer, device, SWITCH[args.fused_optimizer])
     forward = TrainingForward(model)
     if args.compile:
-        forward = torch.compile(forward)
+        from lumicap.engine.train import compile_kwargs
+
+        forward = torch.compile(forward, **compile_kwargs(args.compile_mode))
     batch, height, width = shape
     g = torch.Generator().manual_seed(1)
     high = torch.rand(batch, 3, height, width, generator=g)
@@ -205,7 +210,8 @@ def options_label(args, device: torch.device) -> str:
     from lumicap.engine.train import fused_optimizer_kwargs
 
     fused = bool(fused_optimizer_kwargs(SWITCH[args.fused_optimizer], device))
-    names = [flag for flag, on in (("channels-last", args.channels_last), ("compile", args.compile),
+    compiled = "compile" if args.compile_mode == "default" else f"compile-{args.compile_mode}"
+    names = [flag for flag, on in (("channels-last", args.channels_last), (compiled, args.compile),
                                    (f"mfr-{args.mfr_amp}", args.mfr_amp != "none"), ("mfr-compile", args.mfr_compile)) if on]
     if fused:
         names.append("fused-adam")
@@ -241,7 +247,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             mfr_error = mfr_precision_error(mfr, device, AMP_DTYPES[args.mfr_amp])
             print(f"  MFR under {args.mfr_amp} autocast vs fp32: {mfr_error}", flush=True)
         if mfr is not None and args.mfr_compile:
-            mfr = torch.compile(mfr)
+            from lumicap.engine.train import compile_kwargs
+
+            mfr = torch.compile(mfr, **compile_kwargs(args.compile_mode))
         for name in names:
             stage = stage_to_time(model_info(name))
             shape = step_shape(stage, args)
@@ -294,7 +302,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     settings = {
         "models": names, "amp": amps, "mfr": args.mfr, "teacher": args.teacher, "batch": args.batch, "patch": args.patch,
         "small": args.small, "channels_last": args.channels_last, "compile": args.compile, "fused_optimizer": args.fused_optimizer,
-        "tf32": args.tf32, "mfr_amp": args.mfr_amp, "mfr_compile": args.mfr_compile,
+        "tf32": args.tf32, "mfr_amp": args.mfr_amp, "mfr_compile": args.mfr_compile, "compile_mode": args.compile_mode,
         "repeats": repeats, "warmup": warmup, "device": str(device),
     }
     return rows, {"env": env, "settings": settings}

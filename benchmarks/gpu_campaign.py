@@ -222,6 +222,9 @@ def plan(args, data_root: Path, scratch: Path, out_dir: Path) -> list[Part]:
         compiled = [*py, str(bench / "bench_train_step.py"), *device, *small, "--models", compile_models, "--no-save",
                     "--repeats", "1" if args.dry_run else str(args.repeats), "--warmup", "2" if args.dry_run else "4"]
         a.commands.append([*compiled, *fastest, "--compile", "--mfr-compile", "--rows-out", str(scratch / "a2.jsonl")])
+        if not args.dry_run:  # CUDA graphs (reduce-overhead): the launch-bound teacher is where they should pay
+            a.commands.append([*compiled, *fastest, "--compile", "--mfr-compile", "--compile-mode", "reduce-overhead",
+                               "--rows-out", str(scratch / "a2g.jsonl")])
     a.commands.append([*common_a, *fastest, "--rows-out", str(scratch / "a3.jsonl")])
     parts["a"] = a
 

@@ -107,3 +107,42 @@ def test_fast_options_train_the_same_weights(config, tmp_path, monkeypatch):
     initial = Trainer(load_config(config), tmp_path / "init", DistInfo(), show_progress=False).model.state_dict()
     changed = sum(not torch.equal(initial[k], reference[k]) for k in reference if reference[k].is_floating_point())
     assert changed > len(reference) // 2  # the runs did train: equality is not two untouched models
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    from lumicap.teacher import save_tiny_teacher
+
+    return save_tiny_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+def test_mfr_speed_options_are_read_and_wired(config, teacher, tmp_path):
+    plain = load_config(config, ["mfr.enabled=true", f"mfr.teacher={teacher}"])
+    assert (plain.mfr.amp, plain.mfr.compile, plain.train.compile_mode) == ("none", False, "default")
+    cfg = load_config(config, ["mfr.enabled=true", f"mfr.teacher={teacher}", "mfr.amp=bf16", "mfr.compile=true",
+                               "train.compile_mode=reduce-overhead"])
+    trainer = Trainer(cfg, tmp_path, DistInfo(), show_progress=False)
+    assert trainer.mfr_dtype is torch.bfloat16
+    assert isinstance(trainer.mfr_forward, torch._dynamo.eval_frame.OptimizedModule)
+    assert trainer.mfr_forward._orig_mod is trainer.mfr  # the compiled loss wraps the one that logs its terms
+    for bad in ("mfr.amp=fp8", "train.compile_mode=fastest"):
+        with pytest.raises(LumicapError, match=bad.split("=")[0]):
+            load_config(config, [bad])
+
+
+def test_compiled_teacher_trains_the_same_weights_and_bf16_teacher_stays_close(config, teacher, tmp_path, monkeypatch):
+    base = ["mfr.enabled=true", f"mfr.teacher={teacher}"]
+    reference = _train(config, tmp_path / "plain", *base)
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # see above
+    compiled = _train(config, tmp_path / "compiled", *base, "mfr.compile=true")
+    for key, value in reference.items():
+        torch.testing.assert_close(compiled[key], value, rtol=1e-4, atol=1e-5, msg=lambda m: f"{key}: {m}")
+    low_precision = _train(config, tmp_path / "bf16", *base, "mfr.amp=bf16")
+    # bf16 teacher features change the MFR gradient a little, not the run: every weight stays near the fp32 run's
+    # (the model's own pixel loss and step are unchanged), and at least one weight differs (the option acted).
+    differs = False
+    for key, value in reference.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(low_precision[key], value, rtol=0.05, atol=5e-3, msg=lambda m: f"{key}: {m}")
+            differs |= not torch.equal(low_precision[key], value)
+    assert differs

@@ -234,6 +234,10 @@ class MFRConfig(Section):
     normalize: bool = True
     caption_conditioned: bool = False
     kl_weight: Weight = 0.0
+    # Speed: the teacher's passes under bf16 autocast (its error against fp32 is printed by
+    # benchmarks/bench_train_step.py --mfr-amp bf16), and torch.compile of the loss (train.compile_mode).
+    amp: Literal["none", "bf16"] = Field("none", description="autocast dtype of the teacher's passes (none: fp32)")
+    compile: bool = Field(False, description="torch.compile the MFR loss (the teacher's passes)")
 
 
 class EvalConfig(Section):
@@ -261,6 +265,9 @@ class TrainConfig(Section):
     # Speed options (benchmarks/bench_train_step.py measures them).
     channels_last: bool = Field(False, description="weights and batches in NHWC")
     compile: bool = Field(False, description="torch.compile the training forward")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode for train.compile and mfr.compile (reduce-overhead: CUDA graphs)"
+    )
     fused_optimizer: Optional[bool] = Field(None, description="Adam/AdamW in one fused kernel (null: on CUDA only)")
     tf32: Optional[bool] = Field(None, description="TF32 matmuls/convolutions on CUDA (null: PyTorch's defaults)")
 

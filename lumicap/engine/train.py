@@ -134,6 +134,11 @@ def load_init_weights(model: nn.Module, path: str) -> None:
         raise WeightsError(f"{path}: does not fit model.init_weights' architecture ({first[0].strip()})") from None
 
 
+def compile_kwargs(mode: str) -> dict:
+    """``torch.compile`` arguments for ``train.compile_mode`` ("default" passes none: any backend accepts that)."""
+    return {} if mode == "default" else {"mode": mode}
+
+
 def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
     """``train.fused_optimizer``: Adam/AdamW update every parameter in one kernel instead of a few per
     tensor (``None``: on CUDA, where the launches cost most; CPU runs keep the reference implementation)."""
@@ -202,7 +207,10 @@ class Trainer:
             kl_weight=m.kl_weight,
         )
         # Every rank holds its own frozen copy; it has no trainable parameters, so DDP never sees it.
-        return loss.to(self.device).eval()
+        loss = loss.to(self.device).eval()
+        self.mfr_dtype = {"none": None, "bf16": torch.bfloat16}[m.amp]
+        self.mfr_forward = torch.compile(loss, **compile_kwargs(self.cfg.train.compile_mode)) if m.compile else loss
+        return loss
 
     def dropped_terms(self) -> dict[str, str]:
         return {f"{stage}.{name}": why for stage, loss in self.losses.items() for name, why in loss.dropped.items()}
@@ -256,7 +264,7 @@ class Trainer:
         if cfg.train.compile:
             # Compiled around DDP (the supported order); the model itself stays uncompiled, so its
             # state-dict keys carry no "_orig_mod." prefix.
-            self.forward = torch.compile(self.forward)
+            self.forward = torch.compile(self.forward, **compile_kwargs(cfg.train.compile_mode))
         data_seed = derived_seed(cfg.train.seed, index)
         self.stream = BatchStream(cfg, stage, self.splits.train, self.info.rank, self.info.world_size, data_seed)
         state = self._resume_state
@@ -311,9 +319,10 @@ class Trainer:
         if self.mfr is not None and stage.mfr:
             if "output" not in outputs:
                 raise LumicapError(f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none")
-            # The teacher runs in fp32 (its default); its reference features carry no gradient.
+            # The teacher runs in fp32 unless mfr.amp says bf16; its reference features carry no gradient.
             # Its terms (mfr, mfr_clip, mfr_prefix, mfr_gpt[, mfr_kl]) are read when logging: one sync.
-            total = total + self.mfr(outputs["output"].float(), high.float())
+            with torch.autocast(self.device.type, dtype=self.mfr_dtype, enabled=self.mfr_dtype is not None):
+                total = total + self.mfr_forward(outputs["output"].float(), high.float())
         self.scaler.scale(total).backward()
         if self.cfg.train.grad_clip:
             self.scaler.unscale_(self.optimizer)
