@@ -26,8 +26,13 @@ Parameter count: **444,613** (Decom-Net 207,748 + Enhance-Net 236,865), computed
 definition (DecomNet channel 64, kernel 3, layer_num 5; RelightNet channel 64). Comparison tables elsewhere
 quote other figures for RetinexNet (e.g. 0.84M in Retinexformer's Table 1); we match the official code.
 
-Sizes: any H, W. Strided convs give ceil(H/2) like TF 'SAME', and every upsampling resizes to the skip's
-exact size, so no padding is needed.
+Sizes: any H, W. The stride-2 convs pad as TF 'SAME' does (``SameStrideConv2d``: ceil(H/2) outputs, the
+extra row/column of an even side at the bottom/right), and every upsampling resizes to the skip's exact
+size, so no padding is needed.
+
+Initialisation as the official ``tf.layers.conv2d``: Glorot-uniform kernels, zero biases. Official
+checkpoints (two TF1 checkpoint folders, ``model/Decom`` and ``model/Relight``) are read by
+``lumicap.models.official.retinexnet`` (needs the ``tf`` extra).
 """
 
 from __future__ import annotations
@@ -70,6 +75,23 @@ class DecomNet(nn.Module):
         return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
 
 
+class SameStrideConv2d(nn.Conv2d):
+    """A strided convolution padded as TensorFlow's ``padding='SAME'``: output size ceil(n / stride), the total
+    padding split with the smaller half at the top/left. For a 3x3 kernel at stride 2 an even side gets 0
+    rows on top and 1 at the bottom (a symmetric ``padding=1`` would shift every output by one pixel and
+    differ from the official model by up to 0.12); an odd side gets 1 and 1."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
 class EnhanceNet(nn.Module):
     """Predicts the adjusted illumination I_delta (B, 1, H, W) from (R, I); official ``RelightNet``."""
 
@@ -77,7 +99,7 @@ class EnhanceNet(nn.Module):
         super().__init__()
         pad = kernel_size // 2
         self.conv0 = nn.Conv2d(4, channels, kernel_size, padding=pad)
-        self.down = nn.ModuleList(nn.Conv2d(channels, channels, kernel_size, stride=2, padding=pad) for _ in range(3))
+        self.down = nn.ModuleList(SameStrideConv2d(channels, channels, kernel_size, stride=2) for _ in range(3))
         self.up = nn.ModuleList(nn.Conv2d(channels, channels, kernel_size, padding=pad) for _ in range(3))
         self.feature_fusion = nn.Conv2d(channels * 3, channels, 1)
         self.output = nn.Conv2d(channels, 1, 3, padding=1)
@@ -151,6 +173,10 @@ class RetinexNet(nn.Module):
         super().__init__()
         self.decom_net = DecomNet(channels, kernel_size, decom_layers)
         self.relight_net = EnhanceNet(channels, kernel_size)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):  # tf.layers.conv2d defaults: Glorot-uniform kernels, zero biases
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def decompose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(R (B, 3, H, W), I (B, 1, H, W)) of an image."""

@@ -58,12 +58,21 @@ def snr_map(x: torch.Tensor, blur_kernel: int = 5, eps: float = 1e-4) -> torch.T
 
 
 class ResidualBlock(nn.Module):
-    """conv3x3 -> ReLU -> conv3x3, plus identity (no BatchNorm)."""
+    """conv3x3 -> ReLU -> conv3x3, plus identity (no BatchNorm).
+
+    Initialised as the official ``arch_util.ResidualBlock_noBN`` (EDVR): Kaiming-normal (fan-in) weights
+    scaled by 0.1 and zero biases, so each block starts close to the identity.
+    """
 
     def __init__(self, nf: int = 64):
         super().__init__()
         self.conv1 = nn.Conv2d(nf, nf, 3, padding=1)
         self.conv2 = nn.Conv2d(nf, nf, 3, padding=1)
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
+            with torch.no_grad():
+                conv.weight.mul_(0.1)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x)))

@@ -185,10 +185,11 @@ class LowResolutionNet(nn.Module):
         self.enc2 = SpatialFrequencyBlock(2 * width)
         self.down2 = nn.Conv2d(2 * width, 3 * width, 2, stride=2)
         self.bottleneck = SpatialFrequencyBlock(3 * width)
-        # The official code uses 1x1 ConvTranspose2d here, which is the same map as a 1x1 conv.
-        self.merge2 = nn.Conv2d(5 * width, 2 * width, 1)
+        # The official code uses 1x1 ConvTranspose2d here, which is the same map as a 1x1 conv; initialised
+        # as that layer is (its default init reads fan-in from the output side: std 0.029, not 0.019).
+        self.merge2 = _transposed_init(nn.Conv2d(5 * width, 2 * width, 1))
         self.dec2 = SpatialFrequencyBlock(2 * width)
-        self.merge1 = nn.Conv2d(3 * width, width, 1)
+        self.merge1 = _transposed_init(nn.Conv2d(3 * width, width, 1))
         self.dec1 = SpatialFrequencyBlock(width)
         self.to_guide = nn.Conv2d(width, guide_channels, 1)
         self.to_rgb = nn.Conv2d(guide_channels, 3, 1)
@@ -204,6 +205,15 @@ class LowResolutionNet(nn.Module):
         features = self.to_guide(d1)
         spectrum = _rfft2(features)
         return self.to_rgb(features), self.guide_amplitude(spectrum.abs()), self.guide_phase(spectrum.angle())
+
+
+def _transposed_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """PyTorch's default init of the equal ``ConvTranspose2d``: weight and bias uniform in +-1/sqrt(fan_in),
+    where that layer's fan-in is this conv's output channels times the kernel area."""
+    bound = 1.0 / math.sqrt(conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1])
+    nn.init.uniform_(conv.weight, -bound, bound)
+    nn.init.uniform_(conv.bias, -bound, bound)
+    return conv
 
 
 def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
