@@ -77,8 +77,10 @@ class ModelConfig(Section):
     )
     init_weights: Optional[NonEmpty] = Field(
         None,
-        description="start from these weights (fine-tuning): a .safetensors / .pt state dict or a lumicap "
-        "checkpoint; ignored on --resume, where the run's own checkpoint is the state",
+        description="start from these weights (fine-tuning): a .safetensors / .pt state dict, a lumicap "
+        "checkpoint, an official checkpoint of the model (detected by content) or the catalogue name of official "
+        "weights (e.g. retinexformer-lol-v1-official); ignored on --resume, where the run's own checkpoint is the "
+        "state",
     )
 
     @model_validator(mode="after")

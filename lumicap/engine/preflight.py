@@ -63,30 +63,19 @@ def _check_model(cfg: Config, problems: list[str], check_init: bool):
             allowed = ", ".join(["enhance", *(stages or ())])
             problems.append(f"stages.{i}.objective: got {stage.objective!r}; allowed: {allowed} (for {info.name})")
     if check_init and cfg.model.init_weights:
-        _check_init_weights(cfg.model.init_weights, model, problems)
+        _check_init_weights(cfg.model.init_weights, info.name, model, problems)
     return model
 
 
-def _check_init_weights(path: str, model, problems: list[str]) -> None:
-    from lumicap.weights import load_state_dict
+def _check_init_weights(weights: str, name: str, model, problems: list[str]) -> None:
+    """Load ``weights`` into the throw-away build as the trainer will (a lumicap or official checkpoint of
+    the model, detected by content, or a catalogue name of official weights, fetched into the cache)."""
+    from lumicap.inference.loading import load_weights_into
 
-    where = Path(path).expanduser()
     try:
-        state = load_state_dict(where)
+        load_weights_into(model, name, weights)
     except LumicapError as exc:
-        problems.append(f"model.init_weights: {exc}")
-        return
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {keys[0][:60]})")
-        problems.append(f"model.init_weights: {where} does not fit {model.__class__.__name__}: {', '.join(parts)}")
+        problems.append(f"model.init_weights: {_line(exc)}")
 
 
 def _check_data(cfg: Config, problems: list[str], world_size: int):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -120,18 +121,14 @@ def _stop_signal_handler() -> tuple[threading.Event, callable]:
     return requested, restore
 
 
-def load_init_weights(model: nn.Module, path: str) -> None:
-    """Fine-tuning start: copy a state dict (or a checkpoint's ``model``) into ``model``, all keys required."""
-    from lumicap.errors import WeightsError
-    from lumicap.weights import load_state_dict
+def load_init_weights(model: nn.Module, weights: str, name: str) -> str | None:
+    """Fine-tuning start: copy a state dict, a checkpoint's ``model``, an official checkpoint of the model
+    (detected by content) or a catalogue name's weights into ``model``, every key required. Returns a
+    one-line note when official tensors were left out."""
+    from lumicap.inference.loading import load_weights_into
 
-    state = load_state_dict(Path(path).expanduser())
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[1:2] or [str(exc).strip()[:200]]
-        raise WeightsError(f"{path}: does not fit model.init_weights' architecture ({first[0].strip()})") from None
+    conversion = load_weights_into(model, name, weights)
+    return conversion.note() if conversion is not None else None
 
 
 def compile_kwargs(mode: str) -> dict:
@@ -163,7 +160,9 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.model = build_model(cfg.model.name, **cfg.model.overrides)
         if cfg.model.init_weights:
-            load_init_weights(self.model, cfg.model.init_weights)
+            note = load_init_weights(self.model, cfg.model.init_weights, cfg.model.name)
+            if note and info.is_main:
+                print(f"model.init_weights: {note}", file=sys.stderr)
         self.model = self.model.to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -11,7 +11,12 @@
   registry model and its constructor overrides); the EMA weights are used when present, because they
   are what the run validated and selected;
 - a registry model name (``"iat"``) together with ``weights=`` a state-dict file (safetensors or a torch
-  pickle, wrapped or not) or a known weights name.
+  pickle, wrapped or not), an official checkpoint of that model (detected by content, see
+  ``lumicap.models.official``; RetinexNet's TensorFlow checkpoint folder with the ``tf`` extra) or a known
+  weights name; ``overrides=`` gives the constructor overrides of ``build_model`` for a checkpoint of a
+  non-default size;
+- the name of an official pretrained checkpoint in the catalogue (``"retinexformer-lol-v1-official"``,
+  ``lumicap weights list``): the model it belongs to, its weights from the cache (downloaded when absent).
 
 Everything is read with safetensors or ``torch.load(weights_only=True)``; a file that does not fit the
 architecture, is truncated, or lacks the information to build the network raises a one-line
@@ -47,8 +52,6 @@ SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS.name, "retinexformer-lumicap": "ret
 DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
 SIDECAR_FORMAT = "lumicap-inference-model"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
-# Prefixes that wrappers add to state-dict keys: DistributedDataParallel, torch.compile.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 @dataclass
@@ -60,6 +63,7 @@ class InferenceModel:
     source: str
     device: torch.device
     metadata: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # one line for the user, e.g. official tensors that were left out
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
@@ -95,12 +99,14 @@ def load_inference_model(
     device: str | torch.device | None = "cpu",
     weights: str | os.PathLike | None = None,
     network_megapixels: float | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> InferenceModel:
     """Build and load the network named or stored by ``spec``; see the module docstring for the forms.
 
     ``network_megapixels``: for networks that predict a transform (IAT), run the network on at most this many
     megapixels and apply its transform at full resolution (``lumicap.inference.fullres``); 0 turns it off.
     None: what the model's sidecar says (``"inference": {"network_megapixels": X}``), else off.
+    ``overrides`` (constructor arguments of ``build_model``) are applied over those the file records.
     """
     text = None if spec is None else os.fspath(spec)
     if text is not None and text.lower().endswith(".onnx"):
@@ -109,28 +115,65 @@ def load_inference_model(
     if text is None or text in SHIPPED_MODELS:
         if weights is not None:
             raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
-        name, overrides, state, metadata, source = _from_shipped(text or "default")
+        name, base, state, metadata, source = _from_shipped(text or "default")
     elif weights is not None:
-        name, overrides, state, metadata, source = _from_name_and_weights(text, weights)
+        name, base, state, metadata, source = _from_name_and_weights(text, weights)
+    elif _official_model(text) is not None:
+        name, base, state, metadata, source = _from_official_model(text)
     else:
         path = Path(text).expanduser()
         if path.is_dir():
             path = _checkpoint_in_run_folder(path)
         if path.suffix == ".safetensors":
-            name, overrides, state, metadata, source = _from_safetensors(path)
+            name, base, state, metadata, source = _from_safetensors(path)
         elif path.suffix in CHECKPOINT_SUFFIXES or path.is_file():
-            name, overrides, state, metadata, source = _from_checkpoint(path)
+            name, base, state, metadata, source = _from_checkpoint(path)
         else:
             _require_registry_name(text)
             raise LumicapError(
                 f"model '{text}' needs weights: add --weights FILE (a state dict for '{text}'), "
                 f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
             )
-    module = _build(name, overrides, source)
-    _load_weights(module, state, name, source)
+    all_overrides = {**base, **dict(overrides or {})}
+    module = _build(name, all_overrides, source)
+    conversion = _load_weights(module, state, name, source)
+    metadata = {**metadata, "overrides": all_overrides}
+    if conversion is not None:
+        metadata["official_format"] = conversion.description
+        metadata["official_keys_left_out"] = conversion.ignored_keys
     module = _with_full_resolution_transform(module, network_megapixels, metadata, source)
     module.to(target).eval()
-    return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata)
+    note = conversion.note() if conversion is not None else None
+    return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata, note=note)
+
+
+def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
+    """Load ``weights`` (any file or catalogue name ``load_inference_model`` takes with a model name) into
+    an already built ``module`` of registry model ``name`` (fine-tuning starts); returns the official
+    ``Conversion`` when the file was an official checkpoint, else None."""
+    text = os.fspath(weights)
+    if _official_model(text) is not None:
+        _, _, state, _, source = _from_official_model(text)
+    else:
+        from lumicap.weights import resolve_weights
+
+        path = resolve_weights(text, download=True)
+        state, source = read_weights(path), str(path)
+    return _load_weights(module, state, name, source)
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from a weight file (safetensors, torch pickle read with ``weights_only=True``, wrapped
+    or not) or a TensorFlow checkpoint (file, prefix or folder; needs the ``tf`` extra)."""
+    from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint
+    from lumicap.weights import load_state_dict
+
+    path = Path(path).expanduser()
+    if is_tf_checkpoint(path):
+        return read_tf_checkpoint(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: a folder, not a weight file (nor a TensorFlow checkpoint folder)")
+    return load_state_dict(path)
 
 
 def _with_full_resolution_transform(module: nn.Module, megapixels: float | None, metadata: dict, source: str) -> nn.Module:
@@ -198,11 +241,18 @@ def _from_safetensors(path: Path, source: str | None = None):
 
 
 def _from_name_and_weights(name: str, weights: str | os.PathLike):
+    if _official_model(name) is not None:  # "--model iat-lol-v1-official --weights FILE": FILE is such a file
+        name = _official_model(name).model
     _require_registry_name(name)
-    from lumicap.weights import load_state_dict, resolve_weights
+    if _official_model(os.fspath(weights)) is not None:
+        model, _, state, metadata, source = _from_official_model(os.fspath(weights))
+        if _registry_key(model) != _registry_key(name):
+            raise WeightsError(f"weights '{os.fspath(weights)}' are for model '{model}', not '{name}'")
+        return name, {}, state, metadata, source
+    from lumicap.weights import resolve_weights
 
     path = resolve_weights(weights, download=True)
-    if path.suffix in CHECKPOINT_SUFFIXES:
+    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
         # A training checkpoint given with an explicit name: keep its overrides when it names the same model.
         raw = _torch_load(path)
         if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "config" in raw:
@@ -211,7 +261,29 @@ def _from_name_and_weights(name: str, weights: str | os.PathLike):
                 raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
             state, which = _checkpoint_weights(raw, path)
             return name, overrides, state, {"model": name, "overrides": overrides, "weights": which}, str(path)
-    return name, {}, load_state_dict(path), {"model": name}, str(path)
+    return name, {}, read_weights(path), {"model": name}, str(path)
+
+
+def _official_model(text: str):
+    from lumicap.weights_catalog import official_model
+
+    return official_model(text)
+
+
+def _from_official_model(text: str):
+    """A catalogue name of official pretrained weights: its model, and its file(s) from the cache."""
+    from lumicap.weights import resolve_weights
+
+    entry = _official_model(text)
+    paths = [resolve_weights(file, download=True) for file in entry.files]
+    if entry.tf_folders:
+        from lumicap.models.official.tf_checkpoint import read_tf_checkpoint_files
+
+        parts = {folder: (paths[2 * i], paths[2 * i + 1]) for i, folder in enumerate(entry.tf_folders)}
+        state, source = read_tf_checkpoint_files(parts), f"{entry.name} ({paths[0].parent.parent})"
+    else:
+        state, source = read_weights(paths[0]), str(paths[0])
+    return entry.model, {}, state, {"model": entry.model, "weights": entry.name}, source
 
 
 def _from_checkpoint(path: Path):
@@ -342,35 +414,54 @@ def _build(name: str, overrides: dict, source: str) -> nn.Module:
         raise WeightsError(f"{shown(source)}: cannot build the model it names ({exc})") from None
 
 
-def _strip_wrappers(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
-    for prefix in _WRAPPER_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    return state
+def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], name: str, source: str):
+    """Load ``state`` into ``module``: as a lumicap state dict, else as the model's official layout
+    (``lumicap.models.official``), whichever fits; returns the ``Conversion`` for an official file."""
+    from lumicap.models import official
 
-
-def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], name: str, source: str) -> None:
     expected = module.state_dict()
-    state = _strip_wrappers(state, set(expected))
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    candidate = official.fit_to_model(official.strip_wrapper_prefixes(state, set(expected)), module)
+    problems = official.fit_problems(candidate, expected)
+    conversion, read_as, unknown = None, None, []
+    fmt = official.official_format(name) if any(problems) else None
+    if fmt is not None:
+        try:
+            converted = official.convert(fmt, state, module)
+        except WeightsError as exc:
+            raise WeightsError(f"{source}: {exc}") from None
+        fitted = official.fit_to_model(converted.state, module)
+        official_problems = official.fit_problems(fitted, expected)
+        if not any(official_problems) and not converted.unknown:
+            candidate, problems, conversion = fitted, official_problems, converted
+        elif len(official_problems[0]) < len(problems[0]):  # the official reading found more of the model
+            candidate, problems, read_as, unknown = fitted, official_problems, fmt.description, converted.unknown
+    missing, unexpected, mismatched = problems
+    unexpected = unknown + unexpected
     if missing or unexpected or mismatched:
-        parts = []
-        if mismatched:
-            k = mismatched[0]
-            parts.append(
-                f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
-            )
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:2])})")
-        raise WeightsError(f"{source}: weights do not fit model '{name}': {'; '.join(parts)}")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        raise WeightsError(_misfit_message(source, name, candidate, expected, missing, unexpected, mismatched, read_as))
+    bad = [k for k, v in candidate.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise WeightsError(f"{source}: weights contain NaN or infinite values (e.g. {bad[0]})")
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(candidate, strict=True)
+    return conversion
+
+
+def _misfit_message(source, name, state, expected, missing, unexpected, mismatched, read_as) -> str:
+    parts = []
+    if mismatched:
+        k = mismatched[0]
+        parts.append(
+            f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:2])})")
+    how = f" (read as the {read_as})" if read_as else ""
+    hint = ""
+    if mismatched and not missing and not unexpected:
+        hint = "; a checkpoint of another size needs the model's constructor overrides (overrides=... / --override)"
+    return f"{source}: weights do not fit model '{name}'{how}: {'; '.join(parts)}{hint}"
 
 
 # ----------------------------------------------------------------------------------------------- writing
