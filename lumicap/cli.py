@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "weights",
     "export",
     "serve",
+    "convert",
 ]
 
 

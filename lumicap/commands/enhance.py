@@ -20,9 +20,11 @@ def register(sub):
     parser.add_argument(
         "--model", metavar="NAME|FILE", default="default",
         help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
-        "checkpoint or run folder (its best.pt), or a registry model name together with --weights",
+        "checkpoint or run folder (its best.pt), official pretrained weights by name (e.g. "
+        "retinexformer-lol-v1-official, see 'lumicap weights list'), or a registry model name with --weights",
     )
-    parser.add_argument("--weights", metavar="FILE", help="state-dict file for --model NAME")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="weights for --model NAME: a lumicap or official checkpoint of that model")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
@@ -77,6 +79,8 @@ def run(args) -> int:
     # The model first: a missing or broken model file is reported before anything is written.
     model = load_inference_model(args.model, args.device, weights=args.weights, network_megapixels=args.network_megapixels)
     print(f"model: {model.describe()}")
+    if model.note:
+        print(f"note: {model.note}")
     if args.demo:
         from lumicap.demo import write_demo_inputs
 
