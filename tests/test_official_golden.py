@@ -201,3 +201,39 @@ def test_retinexnet_graph_and_published_variables_map_as_the_official_savers_res
     restored = {f"Decom/{k}" for k in published["Decom"]["restored_by_official_saver"]}
     restored |= {f"Relight/{k}" for k in published["Relight"]["restored_by_official_saver"]}
     assert used == restored
+
+
+def test_tensorflow_checkpoint_files_apart_read_as_the_folder(tmp_path):
+    """The download cache keeps each file of a TF checkpoint in its own folder (retinexnet-lol-v1-official):
+    read from there, the variables are those of the checkpoint folder itself."""
+    _need_golden()
+    _need_tensorflow()
+    from lumicap.models.official.tf_checkpoint import read_tf_checkpoint, read_tf_checkpoint_files
+
+    model_dir = GOLDEN / "retinexnet" / "model"
+    parts = {}
+    for folder in ("Decom", "Relight"):
+        index = tmp_path / f"{folder}-index" / "RetinexNet-tensorflow.index"
+        data = tmp_path / f"{folder}-data" / "RetinexNet-tensorflow.data-00000-of-00001"
+        for source, target in ((model_dir / folder / index.name, index), (model_dir / folder / data.name, data)):
+            target.parent.mkdir()
+            target.write_bytes(source.read_bytes())
+        parts[folder] = (index, data)
+    apart, together = read_tf_checkpoint_files(parts), read_tf_checkpoint(model_dir)
+    assert sorted(apart) == sorted(together) and len(together) == 28
+    assert all(torch.equal(apart[k], together[k]) for k in together)
+
+
+def test_training_starts_from_an_official_checkpoint():
+    """model.init_weights takes the official file as it is: the model then computes the official output."""
+    _need_golden()
+    from lumicap.engine.train import load_init_weights
+
+    case_file = GOLDEN / "llformer" / "67x101" / "case.json"
+    case = json.loads(case_file.read_text())
+    model = build_model("llformer", **case["lumicap"]["overrides"])
+    note = load_init_weights(model, str(GOLDEN / "llformer" / "weights.pth"), "llformer")
+    assert note and "coefficient" in note
+    with torch.no_grad():
+        y = model.eval()(torch.from_numpy(np.load(case_file.parent / "input.npy")))
+    assert float(np.abs(y.numpy() - np.load(case_file.parent / "output.npy")).max()) <= TOLERANCE
