@@ -256,7 +256,8 @@ def test_retinexnet_stride2_convs_equal_tensorflow():
     for h, w in ((8, 10), (9, 7)):
         x = torch.rand(1, 4, h, w)
         kernel = conv.weight.detach().permute(2, 3, 1, 0).numpy()
-        expected = tf.nn.conv2d(x.permute(0, 2, 3, 1).numpy(), kernel, strides=2, padding="SAME") + conv.bias.detach().numpy()
+        expected = tf.nn.conv2d(x.permute(0, 2, 3, 1).numpy(), kernel, strides=2, padding="SAME")
+        expected = expected + conv.bias.detach().numpy()
         with torch.no_grad():
             ours = conv(x).permute(0, 2, 3, 1).numpy()
         assert abs(ours - expected.numpy()).max() < 1e-5
@@ -277,7 +278,8 @@ def _write_tf_checkpoint(tf, folder: Path, variables: dict) -> None:
 def _official_relight(tf, r, i, v):
     """The official RelightNet graph (weichen582/RetinexNet model.py), written with tf.nn ops (NHWC)."""
     def conv(x, name, stride=1, relu=False):
-        y = tf.nn.conv2d(x, v[f"RelightNet/{name}/kernel"], strides=stride, padding="SAME") + v[f"RelightNet/{name}/bias"]
+        y = tf.nn.conv2d(x, v[f"RelightNet/{name}/kernel"], strides=stride, padding="SAME")
+        y = y + v[f"RelightNet/{name}/bias"]
         return tf.nn.relu(y) if relu else y
 
     def resize(x, like):
@@ -303,7 +305,8 @@ def test_retinexnet_tensorflow_checkpoint_in_the_official_layout(tmp_path):
 
     rng = np.random.RandomState(0)
     c, layers = 8, 2
-    decom = {"DecomNet/shallow_feature_extraction/kernel": (9, 9, 4, c), "DecomNet/shallow_feature_extraction/bias": (c,)}
+    decom = {"DecomNet/shallow_feature_extraction/kernel": (9, 9, 4, c),
+             "DecomNet/shallow_feature_extraction/bias": (c,)}
     for n in range(layers):
         decom |= {f"DecomNet/activated_layer_{n}/kernel": (3, 3, c, c), f"DecomNet/activated_layer_{n}/bias": (c,)}
     decom |= {"DecomNet/recon_layer/kernel": (3, 3, c, 4), "DecomNet/recon_layer/bias": (4,)}

@@ -45,7 +45,9 @@ def run(args) -> int:
         from lumicap.weights_catalog import official_model
 
         if official_model(args.name) is None:
-            raise LumicapError(f"FILE is needed: '{args.name}' is not a name of official weights (lumicap weights list)")
+            raise LumicapError(
+                f"FILE is needed: '{args.name}' is not a name of official weights (lumicap weights list)"
+            )
         model = load_inference_model(args.name, "cpu", overrides=overrides)
     else:
         model = load_inference_model(args.name, "cpu", weights=args.file, overrides=overrides)
@@ -53,8 +55,9 @@ def run(args) -> int:
         "converted_by": "lumicap convert",
         "source_file": _source_name(args.file or model.source),
         "source_sha256": _sha256_of(Path(args.file) if args.file else None, model),
-        "weights": model.metadata.get("weights") or args.name,
     }
+    if args.file is None:
+        record["weights"] = args.name  # the catalogue name of the official weights
     for key in ("official_format", "official_keys_left_out"):
         if key in model.metadata:
             record[key] = model.metadata[key]

@@ -70,7 +70,8 @@ def _alternatives(names) -> str:
     return "|".join(sorted((n.replace(".", r"\.") for n in names), key=len, reverse=True))
 
 
-_BLOCK = rf"(?P<c>{_alternatives(_CONTAINERS)})\.(?P<n>\d+)\.(?P<part>{_alternatives(_BLOCK_PARTS)})(?P<leaf>\.weight|\.bias)?"
+_BLOCK = (rf"(?P<c>{_alternatives(_CONTAINERS)})\.(?P<n>\d+)\.(?P<part>{_alternatives(_BLOCK_PARTS)})"
+          r"(?P<leaf>\.weight|\.bias)?")
 _OTHER = rf"(?P<part>{_alternatives(_OTHERS)})(?P<leaf>\.weight|\.bias)?"
 
 

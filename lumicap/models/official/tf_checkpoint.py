@@ -67,6 +67,7 @@ def _prefixes_in(folder: Path) -> list[Path]:
 def read_tf_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """All numeric variables of the checkpoint(s) at ``path`` as CPU tensors (see the module docstring)."""
     path = Path(path)
+    _tensorflow(path)  # without TensorFlow, say so about the path the user gave
     if path.suffix == ".index":
         return _read_prefix(Path(str(path)[: -len(".index")]), path)
     if path.is_file() and _data_prefix(path) is not None:

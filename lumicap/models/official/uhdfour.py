@@ -54,7 +54,8 @@ FORMAT = OfficialFormat(
     model="uhdfour",
     description="official UHDFour LOL checkpoint (Li-Chongyi/UHDFour_code, src/EnhanceN_arch_LOL.py)",
     rules=(
-        ignore(rf"{_LAYER}\.(frequency_spatial|spatial_frequency)\.(weight|bias)", "tensors of convs the official forward never calls"),
+        ignore(rf"{_LAYER}\.(frequency_spatial|spatial_frequency)\.(weight|bias)",
+               "tensors of convs the official forward never calls"),
         Rule(r"extract\.(weight|bias)", r"lift.\1"),
         Rule(r"lownet\.(?P<layer>up1|up2)\.weight", lambda m, _: f"lowres_net.{_LOW[m['layer']]}.weight",
              transposed_conv_to_conv),
