@@ -4,7 +4,7 @@ the published eval15 figures, and the other published IAT checkpoints load (by f
 Needs ``../shared/official-weights/iat`` (byte copies of the files in cuiziteng/Illumination-Adaptive-
 Transformer, see its README) and the LOL-v1 eval15 images; skips with the reason otherwise. The eval15 run
 is marked slow (``python -m pytest -m slow tests/test_official_iat.py``): measured 56 CPU-seconds for the 15
-images plus 9 for the evaluation, 227 s wall-clock on the shared 2-core CPU; it gave 23.3814 dB / 0.8081.
+images plus 9 for the evaluation, 143-227 s wall-clock on the shared 2-core CPU; it gave 23.3814 dB / 0.8081.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def iat_files() -> Path:
     return OFFICIAL_IAT
 
 
-@pytest.mark.slow  # 15 IAT forwards at 600x400 + eval: ~65 CPU-seconds, 3.8 minutes on the shared 2-core CPU
+@pytest.mark.slow  # 15 IAT forwards at 600x400 + eval: ~65 CPU-seconds, 2.4-3.8 min on the shared 2-core CPU
 def test_published_lol_v1_checkpoint_reproduces_the_published_eval15_figures(iat_files, shared_data, tmp_path):
     weights = iat_files / "best_Epoch_lol_v1.pth"
     low, high = shared_data / "lol-v1" / "eval15" / "low", shared_data / "lol-v1" / "eval15" / "high"
