@@ -184,17 +184,14 @@ def test_official_names_are_listed_and_work_as_models():
         assert all(name in files for name in entry.files)
     rc, stdout, _, tb = run_cli(["weights", "list"])
     assert tb is None and rc == 0
-    for name in OFFICIAL_MODELS:
-        assert f"  {name} " in stdout
+    listed = {line.split()[0] for line in stdout.splitlines() if line.strip()}
+    assert set(OFFICIAL_MODELS) <= listed  # each official name is a set (its file(s) listed above it)
+    retinexnet = next(line for line in stdout.splitlines() if line.startswith("retinexnet-lol-v1-official "))
+    assert all(f in retinexnet for f in OFFICIAL_MODELS["retinexnet-lol-v1-official"].files)
 
 
 def test_offline_official_name_says_where_to_download_and_where_to_put(tmp_path, monkeypatch):
-    import lumicap.weights as weights
-
-    def offline(url, dest):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(weights, "_download_url", offline)
+    monkeypatch.setenv("LUMICAP_OFFLINE", "1")
     monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))
     with pytest.raises(WeightsError) as info:
         load_inference_model("retinexformer-lol-v1-official", "cpu")
@@ -202,6 +199,11 @@ def test_offline_official_name_says_where_to_download_and_where_to_put(tmp_path,
     assert "\n" not in message
     assert "drive.google.com" in message and "LOL_v1.pth" in message
     assert str(tmp_path / "cache" / "retinexformer-lol-v1-official" / "LOL_v1.pth") in message
+    with pytest.raises(WeightsError) as info:  # RetinexNet: all four TF files named in the one line
+        load_inference_model("retinexnet-lol-v1-official", "cpu")
+    message = str(info.value)
+    assert "\n" not in message and "4 weight files" in message
+    assert "lumicap weights download retinexnet-lol-v1-official" in message
 
 
 def test_official_name_loads_from_the_cache_and_checks_the_pinned_sha256(tmp_path, monkeypatch):

@@ -272,10 +272,11 @@ def _official_model(text: str):
 
 def _from_official_model(text: str):
     """A catalogue name of official pretrained weights: its model, and its file(s) from the cache."""
-    from lumicap.weights import resolve_weights
+    from lumicap.weights import ensure_weights
 
     entry = _official_model(text)
-    paths = [resolve_weights(file, download=True) for file in entry.files]
+    found = ensure_weights(entry.files, download=True, needed_by=f"model '{entry.name}'", fetch_names=[entry.name])
+    paths = [found[file] for file in entry.files]
     if entry.tf_folders:
         from lumicap.models.official.tf_checkpoint import read_tf_checkpoint_files
 
