@@ -20,7 +20,7 @@ from _reliability_support import assert_one_line_error, truncate, write_code_pic
 from lumicap.errors import WeightsError
 from lumicap.inference import load_inference_model
 from lumicap.models import build_model
-from lumicap.testing.fuzzrun import run_cli
+from reliability.fuzzrun import run_cli
 
 SMALL_RETINEXFORMER = {"n_feat": 8, "stage": 1, "num_blocks": [1, 1, 1]}
 
@@ -372,3 +372,26 @@ def test_initialisations_follow_the_official_code():
         bound = 1 / math.sqrt(conv.out_channels)
         assert conv.weight.abs().max().item() <= bound
         assert conv.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+def test_serve_menu_offers_multi_file_official_weights_once(tmp_path, monkeypatch):
+    """`lumicap serve` lists cached catalogue weights by model; RetinexNet's four TF files are one entry."""
+    pytest.importorskip("starlette", reason="lumicap serve needs the serve extra")
+    from lumicap.serve.jobs import _cached_catalog_entries
+    from lumicap.weights import cached_path, get_known
+    from lumicap.weights_catalog import OFFICIAL_MODELS
+
+    monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))
+    files = OFFICIAL_MODELS["retinexnet-lol-v1-official"].files
+    for name in files[:-1]:
+        target = cached_path(get_known(name))
+        target.parent.mkdir(parents=True)
+        target.write_bytes(b"x")
+    assert not [e for e in _cached_catalog_entries() if "retinexnet" in e.key]  # one file still missing
+    target = cached_path(get_known(files[-1]))
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x")
+    entries = [e for e in _cached_catalog_entries() if "retinexnet" in e.key]
+    assert [(e.key, e.spec, e.weights) for e in entries] == [
+        ("weights:retinexnet-lol-v1-official", "retinexnet", "retinexnet-lol-v1-official")
+    ]

@@ -167,13 +167,21 @@ def _cached_catalog_entries() -> list[MenuEntry]:
     from lumicap.models import list_models
     from lumicap.weights import cached_path, known_weights
 
+    from lumicap.weights_catalog import OFFICIAL_MODELS
+
     names = sorted((info.name for info in list_models()), key=len, reverse=True)
+    # Official weights in several files (RetinexNet's TensorFlow checkpoints) are one entry, not one per file.
+    parts = {f: m for m in OFFICIAL_MODELS.values() if len(m.files) > 1 for f in m.files}
     entries = []
     for weight_name, known in sorted(known_weights().items()):
         key = weight_name.lower().replace("-", "_")
         model = next((n for n in names if key.startswith(n + "_")), None)
-        if model is not None and cached_path(known).is_file():
+        if model is not None and weight_name not in parts and cached_path(known).is_file():
             entries.append(MenuEntry(f"weights:{weight_name}", f"{model}: {weight_name} (cached)", model, weight_name))
+    for official in {id(m): m for m in parts.values()}.values():
+        if all(cached_path(known_weights()[f]).is_file() for f in official.files):
+            entries.append(MenuEntry(f"weights:{official.name}", f"{official.model}: {official.name} (cached)",
+                                     official.model, official.name))
     return entries
 
 
