@@ -218,12 +218,21 @@ def test_official_name_loads_from_the_cache_and_checks_the_pinned_sha256(tmp_pat
     assert "does not match" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_init_weights_accepts_an_official_name():
-    from lumicap.config import load_config
+def test_training_preflight_accepts_official_files_and_names(tmp_path, monkeypatch):
+    """model.init_weights is checked before a run starts through the same loader the trainer uses: an
+    official container passes, an official name that is not cached (offline) is one problem line."""
+    from lumicap.engine.preflight import _check_init_weights
 
-    config = Path(__file__).resolve().parents[1] / "configs" / "iat" / "iat-lol-v1-baseline.yaml"
-    cfg = load_config(config, ["model.init_weights=iat-lol-v1-official"])
-    assert cfg.model.init_weights == "iat-lol-v1-official"
+    source, _ = _official_retinexformer_file(tmp_path)
+    problems: list[str] = []
+    _check_init_weights(str(source), "retinexformer", build_model("retinexformer", **SMALL_RETINEXFORMER), problems)
+    assert problems == []
+
+    monkeypatch.setenv("LUMICAP_OFFLINE", "1")
+    monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))
+    _check_init_weights("iat-lol-v1-official", "iat", build_model("iat"), problems)
+    assert len(problems) == 1 and "\n" not in problems[0]
+    assert problems[0].startswith("model.init_weights: ") and "best_Epoch_lol_v1.pth" in problems[0]
 
 
 # ------------------------------------------------------------------------------------------ RetinexNet
