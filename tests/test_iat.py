@@ -1,0 +1,151 @@
+"""IAT computed the fast way (channels-last, norms and layer scales folded into the 1x1 convs, a chunked
+in-place tail without autograd) equals the plain formula, keeps the official state-dict layout, loads the
+files users have, and matches the official model's golden outputs where ``../shared/golden`` exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lumicap.inference import load_inference_model
+from lumicap.inference.loading import save_inference_model
+from lumicap.models import build_model
+from lumicap.models.iat import DropPath, PEMBlock
+
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "iat"
+
+
+def _perturbed(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    # Random values everywhere, so a folded norm, layer scale or bias that went missing shows.
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return module
+
+
+def _plain_block(block: PEMBlock, x: torch.Tensor) -> torch.Tensor:
+    """The block's formula step by step on an NCHW map, each piece used as the official code uses it."""
+    x = x + block.pos_embed(x)
+    tokens = lambda t: t.permute(0, 2, 3, 1)  # noqa: E731
+    nchw = lambda t: t.permute(0, 3, 1, 2)  # noqa: E731
+    x = x + block.gamma_1 * block.conv2(block.attn(block.conv1(nchw(block.norm1(tokens(x))))))
+    return x + block.gamma_2 * block.mlp(nchw(block.norm2(tokens(x))))
+
+
+@pytest.fixture
+def block() -> PEMBlock:
+    torch.manual_seed(0)
+    return _perturbed(PEMBlock(16)).double().eval()
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_block_and_its_gradients_equal_the_plain_formula(block, layout):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 16, 13, 17, generator=gen, dtype=torch.float64)
+    grads = {}
+    for name, fn in (("plain", lambda t: _plain_block(block, t)), ("fast", block)):
+        block.zero_grad(set_to_none=True)
+        inp = x.contiguous(memory_format=layout).requires_grad_(True)
+        out = fn(inp)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        grads[name] = (out.detach(), inp.grad, {k: p.grad.clone() for k, p in block.named_parameters()})
+    (out_p, gin_p, gp), (out_f, gin_f, gf) = grads["plain"], grads["fast"]
+    torch.testing.assert_close(out_f, out_p, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gin_f, gin_p, rtol=0, atol=1e-12)
+    assert gp.keys() == gf.keys() and len(gp) == 20  # every parameter of the block
+    for key in gp:
+        torch.testing.assert_close(gf[key], gp[key], rtol=1e-10, atol=1e-12, msg=key)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_inference_path_in_chunks_equals_the_plain_formula(block, layout, monkeypatch):
+    # 13x17 = 221 tokens per image in chunks of 50: several full chunks and a remainder.
+    monkeypatch.setattr(PEMBlock, "CHUNK_TOKENS", 50)
+    x = torch.rand(2, 16, 13, 17, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        expected = _plain_block(block, x)
+        got = block(x.contiguous(memory_format=layout))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    with torch.inference_mode():
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-12)
+
+
+def test_drop_path_scales_whole_samples():
+    drop = DropPath(0.5).train()
+    torch.manual_seed(3)
+    residual, branch = torch.rand(64, 2, 3, 5), torch.rand(64, 2, 3, 5)
+    out = drop.add_to(residual, branch)
+    kept = torch.isclose(out, residual + 2 * branch).flatten(1).all(1)
+    dropped = torch.equal(out[~kept], residual[~kept])
+    assert dropped and 0 < int(kept.sum()) < 64  # each sample either whole (x 1/keep) or dropped
+    assert torch.equal(drop.eval().add_to(residual, branch), residual + branch)
+
+
+def test_whole_model_grad_and_no_grad_paths_agree():
+    torch.manual_seed(4)
+    model = _perturbed(build_model("iat"), scale=0.02).eval()
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        fast = model.training_outputs(x)
+    slow = model.training_outputs(x)  # autograd on: the differentiable path
+    for key in ("mul", "add", "output"):
+        torch.testing.assert_close(fast[key], slow[key].detach(), rtol=0, atol=1e-5, msg=key)
+        assert fast[key].is_contiguous()
+
+
+def test_files_in_the_1x1_conv_layout_load(tmp_path):
+    # The state dict keeps the official (and earlier lumicap) shapes: a 1x1 conv is (out, in, 1, 1).
+    torch.manual_seed(6)
+    model = _perturbed(build_model("iat"), scale=0.02).eval()
+    state = model.state_dict()
+    assert state["local_net.mul_blocks.0.conv1.weight"].shape == (16, 16, 1, 1)
+    assert state["local_net.add_blocks.2.mlp.fc2.weight"].shape == (16, 64, 1, 1)
+    x = torch.rand(1, 3, 21, 34, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = model(x)
+    safetensors_path, _ = save_inference_model(tmp_path / "iat.safetensors", "iat", state)
+    torch.save(dict(state), tmp_path / "official_layout.pth")  # a bare state dict, as the official code saves
+    for loaded in (load_inference_model(safetensors_path), load_inference_model("iat", weights=tmp_path / "official_layout.pth")):
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------- official golden cases
+
+
+def _golden_cases() -> list[Path]:
+    if not (GOLDEN / "weights.pth").is_file():
+        return []
+    return sorted(p for p in GOLDEN.iterdir() if (p / "input.npy").is_file())
+
+
+@pytest.fixture(scope="module")
+def golden_model():
+    if not _golden_cases():
+        pytest.skip(f"official IAT golden cases not found at {GOLDEN} (only present on development machines)")
+    return load_inference_model("iat", weights=GOLDEN / "weights.pth").module
+
+
+def test_state_dict_layout_is_the_official_one(golden_model):
+    manifest = json.loads((GOLDEN / "manifest.json").read_text())
+    official = {k["key"]: tuple(k["shape"]) for k in manifest["state_dict"]["keys"]}
+    ours = {k: tuple(v.shape) for k, v in build_model("iat").state_dict().items()}
+    assert ours == official and len(ours) == 161  # names and shapes; the order may differ
+
+
+@pytest.mark.parametrize("case", _golden_cases() or ["absent"], ids=lambda p: getattr(p, "name", p))
+def test_matches_the_official_golden_outputs(golden_model, case):
+    x = torch.from_numpy(np.load(case / "input.npy"))
+    aux = np.load(case / "aux.npz")
+    for grad in (False, True):  # the chunked inference path and the differentiable one
+        with torch.set_grad_enabled(grad):
+            got = golden_model.training_outputs(x)
+        np.testing.assert_allclose(got["output"].detach().numpy(), np.load(case / "output.npy"), rtol=0, atol=1e-5)
+        for key in aux.files:
+            np.testing.assert_allclose(got[key].detach().numpy(), aux[key], rtol=0, atol=1e-5, err_msg=key)
