@@ -172,19 +172,24 @@ class PEMBlock(nn.Module):
     @torch.no_grad()
     def _pointwise_tail_in_chunks(self, tokens: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Without autograd: ``tokens += g1*conv2(y)``, then ``tokens += g2*mlp(norm2(tokens))``, in place,
-        chunk by chunk (the same arithmetic as the differentiable path)."""
+        chunk by chunk, in one reused hidden buffer. Few ops per chunk (each is a parallel region, and a
+        thread barrier): conv2's bias joins the residual at the end, through the MLP's input bias."""
         dim = tokens.shape[-1]
         flat, y = tokens.view(-1, dim), y.reshape(-1, dim)
         step = self.CHUNK_TOKENS if flat.device.type == "cpu" else max(flat.shape[0], 1)
         w2, b2 = _pointwise(self.conv2, self.gamma_1)
         w_in, b_in = self.norm2.fold_into(*_pointwise(self.mlp.fc1))
         w_out, b_out = _pointwise(self.mlp.fc2, self.gamma_2)
+        b_in, b_end = b_in + w_in @ b2, b2 + b_out
         w2, w_in, w_out = w2.t(), w_in.t(), w_out.t()
+        hidden = flat.new_empty(min(step, flat.shape[0]), w_in.shape[1])
         for start in range(0, flat.shape[0], step):
             chunk = flat[start : start + step]
-            chunk += torch.addmm(b2, y[start : start + step], w2)
-            hidden = self.mlp.act(torch.addmm(b_in, chunk, w_in))
-            chunk += torch.addmm(b_out, hidden, w_out)
+            h = hidden[: chunk.shape[0]]
+            chunk.addmm_(y[start : start + step], w2)
+            torch.addmm(b_in, chunk, w_in, out=h)
+            torch.ops.aten.gelu_(h)  # exact (erf) GELU, as nn.GELU()
+            chunk.addmm_(h, w_out).add_(b_end)
         return tokens
 
 
