@@ -33,6 +33,8 @@ def _load(name: str):
 common = _load("_common")
 train_step = _load("bench_train_step")
 inference = _load("bench_inference")
+cpu_table = _load("bench_cpu")
+vs_official = _load("bench_vs_official")
 
 
 @pytest.fixture
@@ -230,3 +232,72 @@ def test_loader_benchmark_times_every_stage_and_worker_count(tmp_path):
     assert [(r["stage"], r["workers"]) for r in rows] == [(s, w) for s in ("patches", "large_patches") for w in (0, 1)]
     assert all(r["error"] is None and r["batches_per_s"] > 0 and math.isfinite(r["ms_per_batch"]) for r in rows)
     assert record["settings"]["pairs"] == 12 and "batches/s" in markdown
+
+
+def test_cpu_table_has_train_and_inference_per_model(tmp_path, one_thread):
+    paths = cpu_table.main(
+        ["--models", "iat,retinexnet", "--batch", "1", "--patch", "32", "--size", "48x40", "--repeats", "2",
+         "--warmup", "0", "--out-dir", str(tmp_path), *one_thread]
+    )
+    record, markdown = _read(paths)
+    _check_environment(record, markdown)
+    assert record["benchmark"] == "cpu_models" and record["settings"]["threads"] == 1
+    assert "1 torch threads, OMP_WAIT_POLICY=" in markdown
+    rows = record["rows"]
+    assert [r["model"] for r in rows] == ["iat", "retinexnet"]
+    assert [r["train_shape"] for r in rows] == ["1 x 32x32 (patches)", "1 x 32x32 (relight)"]
+    for row in rows:
+        assert row["error"] is None, row["error"]
+        assert row["infer_mode"] == "48x40 whole" and len(row["train_samples_ms"]) == len(row["infer_samples_ms"]) == 2
+        for key in ("train_ms", "train_best_ms", "infer_ms", "infer_best_ms"):
+            assert math.isfinite(row[key]) and row[key] > 0
+        assert row["train_best_ms"] <= row["train_ms"] and row["params_m"] > 0
+    assert [r[0] for r in _table_rows(markdown)] == ["iat", "retinexnet"]
+
+
+OFFICIAL_STAND_IN = """
+import torch
+from lumicap.models.iat import IAT as _IAT
+
+class Official(torch.nn.Module):  # the official IAT's interface: same keys, forward returns (mul, add, image)
+    def __init__(self, type="lol"):
+        super().__init__()
+        self.inner = _IAT(variant=type)
+    def state_dict(self, *args, **kwargs):
+        return self.inner.state_dict(*args, **kwargs)
+    def forward(self, x):
+        out = self.inner.training_outputs(x)
+        return out["mul"], out["add"], out["output"]
+"""
+
+
+def test_side_by_side_with_an_official_file(tmp_path, one_thread):
+    official = tmp_path / "official_iat.py"
+    official.write_text(OFFICIAL_STAND_IN)
+    paths = vs_official.main(
+        ["--model", "iat", "--official", str(official), "--official-class", "Official", "--official-kwargs", '{"type": "lol"}',
+         "--batch", "1", "--patch", "32", "--size", "40x24", "--rounds", "2", "--out-dir", str(tmp_path / "out"), *one_thread]
+    )
+    record, markdown = _read(paths)
+    assert record["benchmark"] == "vs_official" and record["settings"]["official_file"] == "official_iat.py"
+    assert record["settings"]["max_abs_diff_eval"] < 1e-6  # same weights, same network
+    rows = record["rows"]
+    assert [r["measure"] for r in rows] == ["train step, batch 1, 32x32", "inference 40x24"]
+    for row in rows:
+        assert len(row["samples_s"]["official"]) == len(row["samples_s"]["lumicap"]) == 2
+        assert row["official_s"] == min(row["samples_s"]["official"]) > 0
+        assert row["ratio"] == pytest.approx(row["lumicap_s"] / row["official_s"])
+    assert "interleaved rounds, best of 2" in markdown and "load average" in markdown
+
+
+def test_side_by_side_refuses_an_official_model_with_other_keys(tmp_path, capsys):
+    official = tmp_path / "other.py"
+    official.write_text("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n"
+                        "        super().__init__()\n        self.conv = torch.nn.Conv2d(3, 3, 1)\n")
+    with pytest.raises(SystemExit) as info:
+        vs_official.main(["--model", "iat", "--official", str(official), "--official-class", "Net", "--no-save"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "does not load into 'iat'" in err and "\n" not in err
+    with pytest.raises(SystemExit):
+        vs_official.main(["--model", "iat", "--official", str(tmp_path / "missing.py"), "--official-class", "Net", "--no-save"])
+    assert "no such file" in capsys.readouterr().err
