@@ -13,6 +13,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lumicap.errors import LumicapError
@@ -67,6 +68,33 @@ def test_forward_backward_any_size(name: str, size: tuple[int, int]) -> None:
     assert first.grad is not None, f"{name}: no gradient reached the first layer ({first_name})"
     assert torch.isfinite(first.grad).all(), f"{name}: non-finite gradient in {first_name}"
     assert first.grad.abs().sum() > 0, f"{name}: zero gradient at the first layer ({first_name})"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_inference_path_equals_the_autograd_path(name: str) -> None:
+    # Several networks compute differently without autograd, for CPU speed (in-place activations, chunks,
+    # channels-last): the result must be the same.
+    model = _model(name).eval()
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(2)) * 0.3
+    with torch.no_grad():
+        fast = model(x)
+    plain = model(x).detach()
+    assert fast.shape == plain.shape
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5, msg=name)
+
+
+def test_in_place_gelu_only_without_autograd() -> None:
+    from lumicap.models.common import GELUInPlaceWithoutGrad
+
+    gelu = GELUInPlaceWithoutGrad()
+    x = torch.randn(2, 5, 7, 3)
+    expected = F.gelu(x)
+    kept = x.clone()
+    torch.testing.assert_close(gelu(x), expected, rtol=0, atol=0)
+    assert torch.equal(x, kept)  # autograd on: the input is left alone
+    with torch.no_grad():
+        out = gelu(x)
+    assert out.data_ptr() == x.data_ptr() and torch.equal(out, expected)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -36,6 +36,12 @@ both within 0.1% of the count. The blur filters are buffers, not parameters.
 Padding: two stride-2 blurs need H and W divisible by 4 (the official test feeds images unchanged;
 LOL's 400x600 already is); the input is padded to a multiple of 4 and the output cropped back.
 
+Speed (CPU): the network is convolutions through and through, as in the official code (the profile of a
+training step is ~70% convolution forward/backward; the blur, bilinear resizing and PReLU are the rest).
+Without autograd the input goes channels-last, so every convolution runs oneDNN's NHWC kernels (the 3x3
+and depth-wise ones are several times faster there than in NCHW): inference at 256x256 took 27% less
+CPU time (2 threads, 17.6 -> 12.9 s). Training stays in NCHW: its backward was ~40% slower channels-last.
+
 Memory: with gradients on images larger than 256x256, activations are recomputed in backward
 (two-level checkpointing: MRB inputs, then each unit inside); a 400x600 forward/backward would
 otherwise hold about 40 GB of activations (measured ~10.7 GB at 200x300).
@@ -284,10 +290,13 @@ class MIRNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, size = pad_to_multiple(x, self.pad_multiple)
         checkpointing = self._should_checkpoint(padded)
+        if not torch.is_grad_enabled():
+            # Inference in channels-last (the convs follow the input's layout): see "Speed" above.
+            padded = padded.contiguous(memory_format=torch.channels_last)
         features = self.conv_in(padded)
         for group in self.groups:
             features = group(features, checkpointing)
-        return crop_to(padded + self.conv_out(features), size)
+        return crop_to(padded + self.conv_out(features), size).contiguous()
 
     def _should_checkpoint(self, x: torch.Tensor) -> bool:
         if self.activation_checkpointing == "never" or not torch.is_grad_enabled():
