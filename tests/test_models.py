@@ -97,6 +97,16 @@ def test_in_place_gelu_only_without_autograd() -> None:
     assert out.data_ptr() == x.data_ptr() and torch.equal(out, expected)
 
 
+def test_channels_last_only_without_autograd() -> None:
+    from lumicap.models.common import channels_last_without_grad
+
+    x = torch.rand(1, 4, 5, 6)
+    assert channels_last_without_grad(x) is x
+    with torch.no_grad():
+        y = channels_last_without_grad(x)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous() and torch.equal(y, x)
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_parameter_count_matches_official(name: str) -> None:
     info = model_info(name)

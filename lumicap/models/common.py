@@ -1,4 +1,4 @@
-"""Pieces shared by several networks: padding to a multiple and back, an inference-friendly GELU."""
+"""Pieces shared by several networks: padding to a multiple and back, inference-only speed helpers."""
 
 from __future__ import annotations
 
@@ -39,3 +39,15 @@ class GELUInPlaceWithoutGrad(nn.Module):
         if torch.is_grad_enabled():
             return F.gelu(x)
         return torch.ops.aten.gelu_(x)
+
+
+def channels_last_without_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory when autograd is off, else unchanged.
+
+    A convolution follows its input's layout, so this switches the convs after it to oneDNN's NHWC kernels,
+    much faster on the CPU for 3x3 and depth-wise convs (measured 28 -> 3.7 ms for a 48-channel 256x256
+    depth-wise 3x3, one core). Only for inference: for some networks NHWC backward was slower.
+    """
+    if torch.is_grad_enabled():
+        return x
+    return x.contiguous(memory_format=torch.channels_last)

@@ -57,7 +57,7 @@ from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lumicap.models.common import crop_to, pad_to_multiple
+from lumicap.models.common import channels_last_without_grad, crop_to, pad_to_multiple
 from lumicap.models.registry import Recipe, Stage, register_model
 
 MIRNET_OFFICIAL_PARAMS = 31_787_419
@@ -290,9 +290,7 @@ class MIRNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, size = pad_to_multiple(x, self.pad_multiple)
         checkpointing = self._should_checkpoint(padded)
-        if not torch.is_grad_enabled():
-            # Inference in channels-last (the convs follow the input's layout): see "Speed" above.
-            padded = padded.contiguous(memory_format=torch.channels_last)
+        padded = channels_last_without_grad(padded)  # see "Speed" above
         features = self.conv_in(padded)
         for group in self.groups:
             features = group(features, checkpointing)

@@ -26,6 +26,11 @@ Parameter count: **444,613** (Decom-Net 207,748 + Enhance-Net 236,865), computed
 definition (DecomNet channel 64, kernel 3, layer_num 5; RelightNet channel 64). Comparison tables elsewhere
 quote other figures for RetinexNet (e.g. 0.84M in Retinexformer's Table 1); we match the official code.
 
+Speed (CPU): all convolutions, as in the official code (~90% of a training step's profile is convolution
+forward/backward). Without autograd both sub-networks run channels-last (``channels_last_without_grad``):
+oneDNN's NHWC kernels made 600x400 inference take 26% less CPU time (2.9 -> 2.2 s, one or two threads).
+Training stays NCHW (not measured to gain from NHWC).
+
 Sizes: any H, W. The stride-2 convs pad as TF 'SAME' does (``SameStrideConv2d``: ceil(H/2) outputs, the
 extra row/column of an even side at the bottom/right), and every upsampling resizes to the skip's exact
 size, so no padding is needed.
@@ -44,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lumicap.errors import LumicapError
+from lumicap.models.common import channels_last_without_grad
 from lumicap.models.registry import Recipe, Stage, register_model
 
 __all__ = [
@@ -70,9 +76,9 @@ class DecomNet(nn.Module):
         self.recon_layer = nn.Conv2d(channels, 4, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([x.amax(dim=1, keepdim=True), x], dim=1)
+        x = channels_last_without_grad(torch.cat([x.amax(dim=1, keepdim=True), x], dim=1))
         out = self.recon_layer(self.activated_layers(self.shallow_feature_extraction(x)))
-        return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
+        return torch.sigmoid(out[:, :3]).contiguous(), torch.sigmoid(out[:, 3:4]).contiguous()
 
 
 class SameStrideConv2d(nn.Conv2d):
@@ -105,7 +111,7 @@ class EnhanceNet(nn.Module):
         self.output = nn.Conv2d(channels, 1, 3, padding=1)
 
     def forward(self, reflectance: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
-        conv0 = self.conv0(torch.cat([reflectance, illumination], dim=1))
+        conv0 = self.conv0(channels_last_without_grad(torch.cat([reflectance, illumination], dim=1)))
         skips = [conv0]
         for down in self.down:
             skips.append(F.relu(down(skips[-1])))
