@@ -99,6 +99,22 @@ def test_whole_model_grad_and_no_grad_paths_agree():
         assert fast[key].is_contiguous()
 
 
+def test_onnx_export_records_the_plain_path(tmp_path, monkeypatch):
+    # The chunked in-place tail is eager-only: a traced export must hold the plain form, which works for
+    # any size (here the eager run needs many chunks, the export was traced on another size).
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the test extra (pip install -e '.[test]')")
+    from lumicap.inference.onnx_model import OnnxEnhancer, export_onnx
+
+    monkeypatch.setattr(PEMBlock, "CHUNK_TOKENS", 64)
+    torch.manual_seed(8)
+    model = _perturbed(build_model("iat"), scale=0.02).eval()
+    assert export_onnx(model, tmp_path / "iat.onnx") < 1e-4
+    x = torch.rand(1, 3, 41, 67, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        expected = model(x)
+    assert (OnnxEnhancer(tmp_path / "iat.onnx")(x) - expected).abs().max() < 1e-4
+
+
 def test_files_in_the_1x1_conv_layout_load(tmp_path):
     # The state dict keeps the official (and earlier lumicap) shapes: a 1x1 conv is (out, in, 1, 1).
     torch.manual_seed(6)
