@@ -26,9 +26,10 @@ and earlier lumicap files load unchanged.
 
 Speed (CPU): IAT is 16-channel maps at full resolution, so its time goes to memory passes, not arithmetic.
 ``PEMBlock`` says how the local branch avoids them (channels-last, folded norms and layer scales, a
-chunked in-place tail without autograd). Side by side with the official code on a shared 2-core CPU
-(``benchmarks/bench_vs_official.py``, same weights, interleaved rounds, best of 3, 2 threads): train step
-(batch 4, 192x192) 0.52-0.56x the official time, 600x400 inference 0.51-0.55x, 1920x1080 inference 0.42x.
+chunked in-place tail without autograd). Side by side with the official code on a 2-core CPU, quiet or
+shared (``benchmarks/bench_vs_official.py``, same weights, interleaved rounds, best of 3, 2 threads):
+train step (batch 4, 192x192) 0.52-0.60x the official time, 600x400 inference 0.48-0.55x, 1920x1080
+inference 0.22-0.42x.
 """
 
 from __future__ import annotations
