@@ -99,6 +99,25 @@ def test_whole_model_grad_and_no_grad_paths_agree():
         assert fast[key].is_contiguous()
 
 
+def test_inference_path_under_bf16_autocast():
+    # In-place ops are not autocast: the chunked tail must follow the map's dtype as F.linear would.
+    torch.manual_seed(10)
+    model = _perturbed(build_model("iat"), scale=0.02).eval()
+    x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        reference = model.training_outputs(x)  # float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            fast = model.training_outputs(x)
+        plain = model.training_outputs(x)
+    for key in ("mul", "add", "output"):
+        assert fast[key].dtype == plain[key].dtype
+        # bf16 keeps ~3 significant digits (mul reaches ~8 here): both paths are that close to float32
+        fast_error = (fast[key].float() - reference[key]).abs().max()
+        plain_error = (plain[key].detach().float() - reference[key]).abs().max()
+        assert fast_error < 2 * plain_error + 0.02 and fast_error < 0.15, (key, fast_error, plain_error)
+
+
 def test_onnx_export_records_the_plain_path(tmp_path, monkeypatch):
     # The chunked in-place tail is eager-only: a traced export must hold the plain form, which works for
     # any size (here the eager run needs many chunks, the export was traced on another size).

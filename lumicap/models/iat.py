@@ -192,7 +192,9 @@ class PEMBlock(nn.Module):
         w_in, b_in = self.norm2.fold_into(*_pointwise(self.mlp.fc1))
         w_out, b_out = _pointwise(self.mlp.fc2, self.gamma_2)
         b_in, b_end = b_in + w_in @ b2, b2 + b_out
-        w2, w_in, w_out = w2.t(), w_in.t(), w_out.t()
+        # In-place ops are not autocast: give everything the map's dtype (bf16 under autocast, as F.linear would).
+        w2, w_in, w_out = (w.t().to(flat.dtype) for w in (w2, w_in, w_out))
+        b_in, b_end, y = b_in.to(flat.dtype), b_end.to(flat.dtype), y.to(flat.dtype)
         hidden = flat.new_empty(min(step, flat.shape[0]), w_in.shape[1])
         for start in range(0, flat.shape[0], step):
             chunk = flat[start : start + step]
