@@ -42,6 +42,17 @@ class ReportRow:
     note: str = ""
     captions: dict[str, str] = field(default_factory=dict)
     thumbs: dict[str, str] = field(default_factory=dict)  # role -> thumbnail path relative to the report
+    # --compare: label -> that folder's image of the same key, measured as the enhanced one (path, psnr, ssim,
+    # clipped); shown beside it on the contact sheet, in the table and in metrics.csv
+    compared: dict[str, "Compared"] = field(default_factory=dict)
+
+
+@dataclass
+class Compared:
+    path: Path
+    psnr: float | None = None
+    ssim: float | None = None
+    clipped: float | None = None
 
 
 @dataclass
@@ -114,11 +125,14 @@ def build_report(
     captions: str | os.PathLike | None = None,
     overwrite: bool = False,
     title: str | None = None,
+    compare: dict[str, str | os.PathLike] | None = None,
 ) -> Report:
     """Measure and draw every image in ``pred_dir``; write index.html, contact sheet(s), metrics.csv.
 
     An existing report in ``out_dir`` is replaced only with ``overwrite``. ``captions`` defaults to
-    ``pred_dir/captions.json`` when that file exists.
+    ``pred_dir/captions.json`` when that file exists. ``compare`` maps a label to another folder of enhanced
+    images (another model's outputs of the same inputs): each is measured the same way and shown beside
+    ``pred_dir``'s image, so two models can be judged scene by scene.
     """
     pred_dir, out_dir = Path(pred_dir), Path(out_dir)
     predictions = index_images(pred_dir, exclude=out_dir)
@@ -129,6 +143,10 @@ def build_report(
     if captions is None and (pred_dir / "captions.json").is_file():
         captions = pred_dir / "captions.json"
     caption_map = read_captions(Path(captions)) if captions is not None else {}
+    for label in compare or {}:
+        if label in ("low", "enhanced", "reference") or not label.strip():
+            raise LumicapError(f"--compare {label!r}: choose another label (low, enhanced and reference are taken)")
+    compared = {label: index_images(Path(folder), exclude=out_dir) for label, folder in (compare or {}).items()}
     existing = [out_dir / name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not overwrite:
         raise LumicapError(f"{existing[0]}: a report already exists there; pass --overwrite to replace it")
@@ -141,6 +159,7 @@ def build_report(
     for index, (key, enhanced_path) in enumerate(predictions.items()):
         row = ReportRow(key=key, enhanced=enhanced_path, low=lows.get(key), reference=refs.get(key))
         row.captions = caption_map.get(key) or caption_map.get(Path(key).name, {})
+        row.compared = {label: Compared(images[key]) for label, images in compared.items() if key in images}
         try:
             _measure_and_thumbnail(row, index, thumbs_dir, out_dir)
         except LumicapError as exc:  # an unreadable image is left out, as enhance skips one
@@ -149,10 +168,12 @@ def build_report(
         rows.append(row)
     if not rows:
         raise LumicapError(f"{shown(pred_dir)}: none of the {len(predictions)} images could be read ({failed[0]})")
-    sheets = write_contact_sheets(rows, out_dir, show_low=bool(lows), show_reference=bool(refs))
-    csv_path = write_metrics_csv(rows, out_dir / "metrics.csv")
+    sheets = write_contact_sheets(rows, out_dir, show_low=bool(lows), show_reference=bool(refs),
+                                  compared=list(compared))
+    csv_path = write_metrics_csv(rows, out_dir / "metrics.csv", compared=list(compared))
     html_path = out_dir / "index.html"
-    _atomic_write_text(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}"))
+    _atomic_write_text(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}",
+                                              compared=list(compared)))
     return Report(out_dir, rows, html_path, sheets, csv_path, failed)
 
 
@@ -167,8 +188,8 @@ def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir
         low = read_image(row.low)
         row.mean_low = float(low.mean())
         images["low"] = low
-    if row.reference is not None:
-        reference = read_image(row.reference)
+    reference = read_image(row.reference) if row.reference is not None else None
+    if reference is not None:
         images["reference"] = reference
         if reference.shape == enhanced.shape and min(enhanced.shape[1:]) < 11:
             row.note = f"{tuple(enhanced.shape[1:])} is smaller than SSIM's 11x11 window: not measured"
@@ -176,6 +197,12 @@ def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir
             row.psnr, row.ssim = measure(enhanced, reference)
         else:
             row.note = f"size differs from reference ({tuple(enhanced.shape[1:])} vs {tuple(reference.shape[1:])})"
+    for number, (label, other) in enumerate(row.compared.items()):
+        image = read_image(other.path)
+        other.clipped = float((image >= CLIP_LEVEL).any(dim=0).float().mean())
+        if reference is not None and reference.shape == image.shape and min(image.shape[1:]) >= 11:
+            other.psnr, other.ssim = measure(image, reference)
+        images[f"compare{number}"] = image
     for role, image in images.items():
         target = thumbs_dir / f"{index:05d}_{role}.jpg"
         _save_thumbnail(image, target)
@@ -222,15 +249,23 @@ def row_label(row: ReportRow) -> str:
         parts.append(f"PSNR {row.psnr:.2f} dB  SSIM {row.ssim:.4f}")
     elif row.note:
         parts.append(row.note)
+    for label, other in row.compared.items():
+        if other.psnr is not None:
+            parts.append(f"{label}: {other.psnr:.2f} dB  {other.ssim:.4f}")
     return "   ".join(parts)
 
 
-def write_contact_sheets(rows: list[ReportRow], out_dir: Path, show_low: bool, show_reference: bool) -> list[Path]:
-    """One PNG per ``SHEET_ROWS`` images: a row per image with its label above the thumbnails."""
+def write_contact_sheets(rows: list[ReportRow], out_dir: Path, show_low: bool, show_reference: bool,
+                         compared: list[str] = ()) -> list[Path]:
+    """One PNG per ``SHEET_ROWS`` images: a row per image with its label above the thumbnails
+    (dark input | compared folders | enhanced | reference)."""
     from PIL import Image, ImageDraw
 
-    roles = [r for r, shown in (("low", show_low), ("enhanced", True), ("reference", show_reference)) if shown]
-    headers = {"low": "dark input", "enhanced": "enhanced", "reference": "reference"}
+    compare_roles = [f"compare{i}" for i in range(len(compared))]
+    roles = [r for r, shown in (("low", show_low), *((c, True) for c in compare_roles), ("enhanced", True),
+                                ("reference", show_reference)) if shown]
+    headers = {"low": "dark input", "enhanced": "enhanced" if not compared else "enhanced (PRED_DIR)",
+               "reference": "reference", **dict(zip(compare_roles, compared))}
     gap, label_h, header_h = 8, 22, 26
     font, header_font = _font(14), _font(16)
     sheets = []
@@ -278,15 +313,20 @@ def _fmt(value: float | None, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def write_metrics_csv(rows: list[ReportRow], path: Path) -> Path:
+def write_metrics_csv(rows: list[ReportRow], path: Path, compared: list[str] = ()) -> Path:
     tmp = path.with_name(f".{path.name}.part")
     with open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
+        writer.writerow([*COLUMNS, *(f"{label} {m}" for label in compared for m in ("PSNR", "SSIM", "clipped"))])
         for row in rows:
+            extra = []
+            for label in compared:
+                other = row.compared.get(label)
+                extra += ["", "", ""] if other is None else [_fmt(other.psnr, 4), _fmt(other.ssim, 6),
+                                                             _fmt(other.clipped, 4)]
             writer.writerow(
                 [row.key, _fmt(row.psnr, 4), _fmt(row.ssim, 6), _fmt(row.mean_low, 4),
-                 _fmt(row.mean_enhanced, 4), _fmt(row.clipped, 4), row.note]
+                 _fmt(row.mean_enhanced, 4), _fmt(row.clipped, 4), row.note, *extra]
             )
     os.replace(tmp, path)
     return path
@@ -331,7 +371,8 @@ document.querySelectorAll('th[data-col]').forEach(function (th) {
 """
 
 
-def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title: str) -> str:
+def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title: str,
+                compared: list[str] = ()) -> str:
     esc = html.escape
     has_low = any(r.low for r in rows)
     has_ref = any(r.reference for r in rows)
@@ -340,9 +381,11 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
     columns = [("#", num), ("name", "")]  # (header, sort attributes), in table order
     if has_low:
         columns.append(("dark input", ""))
+    columns += [(label, "") for label in compared]
     columns.append(("enhanced", ""))
     if has_ref:
         columns += [("reference", ""), ("PSNR (dB)", worst_low), ("SSIM", worst_low)]
+        columns += [(f"{label} PSNR (dB)", worst_low) for label in compared]
     if has_low:
         columns.append(("mean in", worst_low))
     columns += [("mean out", worst_low), ("clipped %", worst_high)]
@@ -367,10 +410,14 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
         cells = [f'<td class="num" data-value="{number}">{number}</td>', f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>']
         if has_low:
             cells.append(image_cell(row, "low", row.low))
+        for number, label in enumerate(compared):
+            other = row.compared.get(label)
+            cells.append(image_cell(row, f"compare{number}", other.path if other else None))
         cells.append(image_cell(row, "enhanced", row.enhanced))
         if has_ref:
             cells.append(image_cell(row, "reference", row.reference))
             cells += [num_cell(row.psnr, 2), num_cell(row.ssim, 4)]
+            cells += [num_cell(row.compared[label].psnr if label in row.compared else None, 2) for label in compared]
         if has_low:
             cells.append(num_cell(row.mean_low, 3))
         cells += [num_cell(row.mean_enhanced, 3), num_cell(row.clipped, 2, 100.0)]

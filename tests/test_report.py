@@ -107,3 +107,41 @@ def test_report_of_an_empty_folder_is_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no image files" in err[0]
+
+
+def test_report_compares_another_models_outputs_scene_by_scene(folders, capsys):
+    rng = np.random.default_rng(1)
+    expected = {}
+    for name in ["beach", "night/street"]:  # odd_size's reference differs in size: no PSNR, still shown
+        gt_path = next((folders / "gt").glob(f"{name}.*")) if "/" not in name else folders / "gt" / f"{name}.png"
+        reference = np.asarray(Image.open(gt_path).convert("RGB"))
+        old = np.clip(reference.astype(int) + rng.integers(-60, 60, size=reference.shape), 0, 255).astype(np.uint8)
+        old[:6] = 255  # a clipped band: 6 of 48 rows
+        _save(folders / "old" / f"{name}.png", old)
+        expected[name] = (peak_signal_noise_ratio(reference, old, data_range=255), (old == 255).any(axis=2).mean())
+    out = folders / "report"
+    assert main(["report", str(folders / "pred"), "--low", str(folders / "low"), "--gt", str(folders / "gt"),
+                 "--compare", f"old={folders / 'old'}", "--out", str(out)]) == 0
+    with open(out / "metrics.csv", newline="") as fh:
+        rows = {r["name"]: r for r in csv.DictReader(fh)}
+    for name, (psnr_value, clipped) in expected.items():
+        assert float(rows[name]["old PSNR"]) == pytest.approx(psnr_value, abs=1e-3)
+        assert float(rows[name]["old clipped"]) == pytest.approx(clipped, abs=1e-4)
+        assert float(rows[name]["old PSNR"]) < float(rows[name]["PSNR"])  # old is noisier than pred
+    assert rows["odd_size"]["old PSNR"] == ""  # no old image for that scene
+    with Image.open(out / "contact_sheet.png") as sheet:  # dark input | old | enhanced | reference
+        assert sheet.size[0] == 8 + 4 * (256 + 8)
+    page = (out / "index.html").read_text()
+    assert "old PSNR (dB)" in page
+    parser = _Links()
+    parser.feed(page)
+    for link in parser.links:  # every image and link the page names exists
+        if link and not link.startswith("#"):
+            assert (out / unquote(link)).exists(), link
+
+
+@pytest.mark.parametrize("bad, message", [("old", "expected LABEL=DIR"), ("enhanced=x", "choose another label")])
+def test_report_compare_mistakes_are_one_line_errors(folders, capsys, bad, message):
+    assert main(["report", str(folders / "pred"), "--compare", bad, "--out", str(folders / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

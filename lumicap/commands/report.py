@@ -1,4 +1,5 @@
-"""`lumicap report PRED_DIR [--low DIR] [--gt DIR] [--captions FILE] --out DIR`: contact sheet + HTML page."""
+"""`lumicap report PRED_DIR [--low DIR] [--gt DIR] [--captions FILE] [--compare LABEL=DIR] --out DIR`: contact
+sheet + HTML page."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def register(sub):
         "--captions", metavar="FILE",
         help="JSON captions {image: caption or {label: caption}} (default: PRED_DIR/captions.json if present)",
     )
+    parser.add_argument(
+        "--compare", metavar="LABEL=DIR", action="append", default=[],
+        help="another folder of enhanced images of the same inputs (e.g. another model's), shown and measured "
+        "beside PRED_DIR under LABEL; repeat for several",
+    )
     parser.add_argument("--out", metavar="DIR", required=True, help="report folder")
     parser.add_argument("--title", help="page title")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
@@ -31,11 +37,19 @@ def run(args) -> int:
 
     import sys
 
-    from lumicap.errors import one_line
+    from lumicap.errors import LumicapError, one_line
 
+    compare = {}
+    for item in args.compare:
+        label, sep, folder = item.partition("=")
+        if not sep or not label or not folder:
+            raise LumicapError(f"--compare {item!r}: expected LABEL=DIR (e.g. --compare old=runs/old-model/enhanced)")
+        if label in compare:
+            raise LumicapError(f"--compare {item!r}: the label {label!r} is used twice")
+        compare[label] = folder
     report = build_report(
         args.pred_dir, args.out, low_dir=args.low, gt_dir=args.gt, captions=args.captions,
-        overwrite=args.overwrite, title=args.title,
+        overwrite=args.overwrite, title=args.title, compare=compare,
     )
     for line in report.failed:
         print(f"lumicap: error: {one_line(line)}; left out of the report", file=sys.stderr)
