@@ -25,6 +25,7 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,6 +331,17 @@ def write_results(
     with open(md_path, "x") as handle:
         handle.write("\n".join(text).rstrip() + "\n")
     return json_path, md_path
+
+
+def run_or_exit(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> Any:
+    """``run(args)`` of a benchmark; a LumicapError (unknown model, missing file) is one line and exit code 2."""
+    from lumicap.errors import LumicapError
+
+    try:
+        return run(args)
+    except LumicapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def report(

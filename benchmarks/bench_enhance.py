@@ -16,7 +16,6 @@ Outputs are PNG (the command's default).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -189,14 +188,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def main(argv: list[str] | None = None):
-    from lumicap.errors import LumicapError
-
     args = build_parser().parse_args(argv)
-    try:
-        rows, meta = run(args)
-    except LumicapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    rows, meta = _common.run_or_exit(run, args)
     s = meta["settings"]
     notes = [
         f"one photo through enhance_files (decode, network, PNG encode); median of {s['repeats']} rounds after "

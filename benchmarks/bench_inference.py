@@ -216,14 +216,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def main(argv: list[str] | None = None):
-    from lumicap.errors import LumicapError
-
     args = build_parser().parse_args(argv)
-    try:
-        rows, meta = run(args)
-    except LumicapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    rows, meta = _common.run_or_exit(run, args)
     s = meta["settings"]
     notes = [
         "one call = a decoded (3,H,W) CPU image through the network (whole or tiled) and back to the CPU",

@@ -163,15 +163,9 @@ def run(args: argparse.Namespace, emit=None) -> tuple[list[dict[str, Any]], dict
 
 
 def main(argv: list[str] | None = None):
-    from lumicap.errors import LumicapError
-
     args = build_parser().parse_intermixed_args(argv)  # overrides may follow the options
     emit = _common.rows_writer(args.rows_out)
-    try:
-        rows, meta = run(args, emit)
-    except LumicapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    rows, meta = _common.run_or_exit(lambda a: run(a, emit), args)
     notes = [
         "minutes of training only (evaluations not counted); metrics of the current weights, not selected ones",
         "mfr: the recipe plus the MFR block; teacher " + meta["settings"]["teacher"],

@@ -309,14 +309,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def main(argv: list[str] | None = None):
-    from lumicap.errors import LumicapError
-
     args = build_parser().parse_args(argv)
-    try:
-        rows, meta = run(args)
-    except LumicapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    rows, meta = _common.run_or_exit(run, args)
     notes = [
         "one step = training forward + stage losses (+ MFR) + backward + optimizer step; data loading excluded",
         f"median of {meta['settings']['repeats']} timed steps after {meta['settings']['warmup']} warm-up steps",

@@ -176,14 +176,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def main(argv: list[str] | None = None):
-    from lumicap.errors import LumicapError
-
     args = build_parser().parse_args(argv)
-    try:
-        rows, meta = run(args)
-    except LumicapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    rows, meta = _common.run_or_exit(run, args)
     env = meta["env"]
     notes = [
         f"same weights (official state dict loaded into lumicap), max output difference {meta['settings']['max_abs_diff_eval']:.1e}",
