@@ -22,3 +22,13 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "lol-v1" / "eval15" / "low").is_dir():
         pytest.skip(f"shared benchmark images not found at {SHARED_DATA} (only present on development machines)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny models: more threads only add synchronisation, a lot of it on a
+    shared CPU). Modules use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -12,12 +12,7 @@ from torch import nn
 from lumicap.teacher import MultimodalFeatureLoss, save_tiny_teacher
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,7 @@ from lumicap.errors import WeightsError
 from lumicap.teacher import ClipCapTeacher, load_clip_image_encoder, save_tiny_teacher
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: threads only add synchronisation cost (and on a shared CPU, a lot of it).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ reference forward passes
