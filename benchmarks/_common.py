@@ -173,16 +173,18 @@ def _rss_peak_mib() -> float | None:
         return None
 
 
-def rows_writer(path: str | None) -> Callable[[dict[str, Any]], None] | None:
-    """``--rows-out``: a function that appends one row as a JSON line and flushes it (None without a path)."""
-    if not path:
-        return None
+def row_recorder(rows: list[dict[str, Any]], path: str | None) -> Callable[[dict[str, Any]], None]:
+    """A function that keeps one finished row: appends it to ``rows`` and, with ``--rows-out`` (``path``),
+    appends it to that file as a JSON line, flushed at once (gpu_campaign.py reads the file, so a part stopped
+    at its time cap keeps its finished rows)."""
 
-    def write(row: dict[str, Any]) -> None:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, default=str) + "\n")
+    def record(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row, default=str) + "\n")
 
-    return write
+    return record
 
 
 def one_line(exc: BaseException, limit: int = 160) -> str:

@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     env = _common.environment(device)
     print(_common.describe_environment(env), flush=True)
-    emit = _common.rows_writer(args.rows_out)
     rows: list[dict[str, Any]] = []
+    record = _common.row_recorder(rows, args.rows_out)
     with tempfile.TemporaryDirectory(prefix="lumicap-bench-enhance-") as scratch_dir:
         scratch = Path(scratch_dir)
         photos = make_photos(scratch, sizes)
@@ -177,9 +177,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                         row["peak_mib"] = peak_rss(spec, photo, scratch / "rss", args.threads)
                     except Exception as exc:
                         row["error"] = _common.one_line(exc)
-                rows.append(row)
-                if emit:
-                    emit(row)
+                record(row)
                 shown = f"{row['s']:.2f} s, peak {row['peak_mib'] or 0:.0f} MiB" if row["s"] else row["error"]
                 print(f"  {row['model']:40} {key:>10}: {shown}", flush=True)
     settings = {"models": specs, "sizes": [f"{w}x{h}" for h, w in sizes], "repeats": repeats, "warmup": warmup,

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     env = _common.environment(device)
     print(_common.describe_environment(env), flush=True)
     rows: list[dict[str, Any]] = []
-    emit = _common.rows_writer(args.rows_out)
+    record = _common.row_recorder(rows, args.rows_out)
     for name in settings["models"]:
         torch.manual_seed(0)
         try:
@@ -178,9 +178,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                    "amp": args.amp, "ms": None, "ms_min": None, "samples_ms": None, "peak_mib": None, "error": None}
             if model is None:
                 row["error"] = build_error
-                rows.append(row)
-                if emit:
-                    emit(row)
+                record(row)
                 continue
             image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(1))
             try:
@@ -200,9 +198,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 row["error"] = "out of memory" if _common.is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
             finally:
                 _common.release_memory(device)
-            rows.append(row)
-            if emit:
-                emit(row)
+            record(row)
             status = f"{row['ms']:.1f} ms, peak {row['peak_mib']:.0f} MiB" if row["ms"] else row["error"]
             print(f"  {name:14} {row['size']:>10} {row['mode']:24}: {status}", flush=True)
         model = None

@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     env = _common.environment(torch.device("cpu"))
     print(_common.describe_environment(env), flush=True)
-    emit = _common.rows_writer(args.rows_out)
     warmup = args.warmup if args.warmup is not None else 5
-    rows = []
+    rows: list[dict[str, Any]] = []
+    record = _common.row_recorder(rows, args.rows_out)
     from lumicap.engine.data import BatchStream
 
     for stage in cfg.stages:
@@ -80,9 +80,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 del stream
             except Exception as exc:
                 row["error"] = _common.one_line(exc)
-            rows.append(row)
-            if emit:
-                emit(row)
+            record(row)
             shown = f"{row['batches_per_s']:.0f} batches/s" if row["batches_per_s"] else row["error"]
             print(f"  {stage.name:14} x{stage.batch_size} {row['patch']} workers={count}: {shown}", flush=True)
     settings = {"config": args.config, "data_root": args.data_root, "pairs": len(pairs), "workers": workers,

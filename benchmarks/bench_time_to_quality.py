@@ -131,7 +131,7 @@ def run_variant(args, variant: str, points: list[float], device: torch.device, s
         trainer.close()
 
 
-def run(args: argparse.Namespace, emit=None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _common.resolve_device(args.device)
@@ -141,10 +141,10 @@ def run(args: argparse.Namespace, emit=None) -> tuple[list[dict[str, Any]], dict
     print(_common.describe_environment(env), flush=True)
     rows: list[dict[str, Any]] = []
 
+    keep = _common.row_recorder(rows, args.rows_out)
+
     def record(row: dict[str, Any]) -> None:
-        rows.append(row)
-        if emit is not None:
-            emit(row)
+        keep(row)
         shown = f"{row['psnr']:.3f} dB / {row['ssim']:.4f}" if row.get("psnr") is not None else row["error"]
         print(f"  {row['variant']:8} {row['minutes']:5.2f} min {row.get('iterations') or 0:7d} it: {shown}", flush=True)
 
@@ -164,8 +164,7 @@ def run(args: argparse.Namespace, emit=None) -> tuple[list[dict[str, Any]], dict
 
 def main(argv: list[str] | None = None):
     args = build_parser().parse_intermixed_args(argv)  # overrides may follow the options
-    emit = _common.rows_writer(args.rows_out)
-    rows, meta = _common.run_or_exit(lambda a: run(a, emit), args)
+    rows, meta = _common.run_or_exit(run, args)
     notes = [
         "minutes of training only (evaluations not counted); metrics of the current weights, not selected ones",
         "mfr: the recipe plus the MFR block; teacher " + meta["settings"]["teacher"],

@@ -235,10 +235,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
         torch.backends.cudnn.benchmark = True  # fixed shapes, as in training: cuDNN picks its fastest kernels
     variants = {"both": [False, True], "off": [False], "only": [True]}[args.mfr]
-    emit = _common.rows_writer(args.rows_out)
     env = _common.environment(device)
     print(_common.describe_environment(env), flush=True)
     rows: list[dict[str, Any]] = []
+    record = _common.row_recorder(rows, args.rows_out)
     with tempfile.TemporaryDirectory(prefix="lumicap-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         mfr = build_mfr(args.teacher, scratch, device) if True in variants else None
@@ -266,9 +266,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                         row["mfr_precision_error"] = mfr_error
                     if with_mfr and not stage.mfr:
                         row["error"] = "recipe applies no MFR"
-                        rows.append(row)
-                        if emit:
-                            emit(row)
+                        record(row)
                         continue
                     try:
                         # Where a row's wall time goes (set-up, warm-up incl. autotuning/compilation, timed
@@ -294,9 +292,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                         baseline_ms = row["ms"]
                     elif baseline_ms and row["ms"]:
                         row["mfr_ratio"] = row["ms"] / baseline_ms
-                    rows.append(row)
-                    if emit:
-                        emit(row)
+                    record(row)
                     status = f"{row['ms']:.1f} ms, peak {row['peak_mib']:.0f} MiB" if row["ms"] else row["error"]
                     print(f"  {name:14} {stage.name:12} amp={amp:4} mfr={row['mfr']:5} {row['patch']:>8} x{shape[0]}: {status}", flush=True)
     settings = {
