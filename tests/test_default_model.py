@@ -69,8 +69,10 @@ def test_default_model_card_figures_on_eval15(shared_data, tmp_path):
     assert summary["ssim"] >= CARD_SSIM - 0.001
 
 
-def _enhance_unpaired(shared_data, tmp_path) -> dict[str, float]:
-    """Enhance the unpaired DICM/LIME photos with the default model; {"DICM/05": clipped share, ...}."""
+@pytest.fixture(scope="module")
+def unpaired_clipping(shared_data, tmp_path_factory) -> dict[str, float]:
+    """Enhance the unpaired DICM/LIME photos with the default model once; {"DICM/05": clipped share, ...}."""
+    tmp_path = tmp_path_factory.mktemp("unpaired")
     photos = sorted(p for d in ("DICM", "LIME") for p in (shared_data / "unpaired" / d).iterdir())
     assert photos, "no unpaired photos found"
     out = tmp_path / "enhanced"
@@ -91,8 +93,8 @@ def _enhance_unpaired(shared_data, tmp_path) -> dict[str, float]:
     return clipped
 
 
-def test_default_model_card_clipping_on_unpaired_photos(shared_data, tmp_path):
-    clipped = _enhance_unpaired(shared_data, tmp_path)
+def test_default_model_card_clipping_on_unpaired_photos(unpaired_clipping):
+    clipped = unpaired_clipping
     assert clipped.keys() == CARD_CLIPPED.keys()
     for name, share in clipped.items():
         assert share <= CARD_CLIPPED[name], f"{name}: {share:.1%} of pixels clipped (card: {CARD_CLIPPED[name]:.0%})"
@@ -103,7 +105,7 @@ def test_default_model_card_clipping_on_unpaired_photos(shared_data, tmp_path):
     reason="known limit (README model card, issue 14): three backlit DICM photos (05, 10, 40) clip more than "
     "5% of their pixels; strict, so this test fails as soon as a better default makes it pass",
 )
-def test_default_model_meets_the_clipping_goal_on_every_unpaired_photo(shared_data, tmp_path):
-    clipped = _enhance_unpaired(shared_data, tmp_path)
+def test_default_model_meets_the_clipping_goal_on_every_unpaired_photo(unpaired_clipping):
+    clipped = unpaired_clipping
     worst = max(clipped, key=clipped.get)
     assert clipped[worst] <= GOAL_MAX_CLIPPED, f"{worst}: {clipped[worst]:.1%} of pixels clipped"
