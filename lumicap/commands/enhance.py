@@ -8,14 +8,16 @@ import sys
 def register(sub):
     parser = sub.add_parser(
         "enhance",
-        help="enhance dark photos (files, folders, globs) with the default or a given model",
+        help="enhance dark photos and videos (files, folders, globs) with the default or a given model",
         description=(
             "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Existing outputs "
             "are skipped unless --overwrite. Big images are processed in overlapping, blended tiles. "
+            "Videos (.mp4 .m4v .mov .mkv .avi .webm; needs the 'video' extra) keep their frames, timing, rotation "
+            "and sound, and are smoothed over time so they do not flicker. "
             "--demo makes dark versions of bundled sample photos and enhances them (no network needed)."
         ),
     )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders or glob patterns")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     parser.add_argument(
         "--model", metavar="NAME|FILE", default="default",
@@ -43,8 +45,19 @@ def register(sub):
         "--network-megapixels", type=float, metavar="X",
         help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
         "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
-        "default model; 0: off)",
+        "default model; 0: off). Videos: default 0.1 (speed), 0: whole frames",
     )
+    videos = parser.add_argument_group("videos")
+    videos.add_argument("--video-format", default="mp4", choices=["mp4", "mov", "mkv"],
+                        help="container of enhanced videos (default mp4; mkv holds any audio codec)")
+    videos.add_argument("--codec", default="h264", choices=["h264", "hevc"], help="video encoder (default h264)")
+    videos.add_argument("--crf", type=int, default=18, metavar="N",
+                        help="encoder quality, 0-51, lower is better (default 18: visually lossless)")
+    videos.add_argument("--temporal", default="smooth", choices=["smooth", "none"],
+                        help="smooth (default): steady the network's answer over time, reset at scene cuts; "
+                        "none: each frame on its own (flickers)")
+    videos.add_argument("--smooth-seconds", type=float, default=0.5, metavar="S",
+                        help="time constant of the smoothing (default 0.5 s)")
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
     parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
@@ -60,6 +73,7 @@ def run(args) -> int:
 
     from lumicap.errors import LumicapError
     from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model, plan_outputs
+    from lumicap.inference.video import VideoSettings, is_video_file, require_video_support
 
     if args.tile is not None and args.tile_overlap > args.tile // 2:
         raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
@@ -71,6 +85,9 @@ def run(args) -> int:
         raise LumicapError(f"--quality {args.quality} is outside 1-100")
     if args.max_megapixels is not None and args.max_megapixels <= 0:
         raise LumicapError("--max-megapixels must be positive")
+    video = VideoSettings(fmt=args.video_format, codec=args.codec, crf=args.crf, temporal=args.temporal,
+                          smooth_seconds=args.smooth_seconds, network_megapixels=args.network_megapixels)
+    video.check()
     out = Path(args.out)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
@@ -89,12 +106,15 @@ def run(args) -> int:
         inputs = collect_inputs([demo.low_dir])
         enhanced_dir = out / "enhanced"
     else:
-        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out)
+        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out, videos=True)
         enhanced_dir = out
     if not inputs:
         _no_inputs(args.inputs, out)
     # Every output path is known (and checked against every input) before anything is written.
-    plan_outputs(inputs, enhanced_dir, args.format)
+    plan_outputs(inputs, enhanced_dir, args.format, args.video_format)
+    first_video = next((item.path for item in inputs if is_video_file(item.path)), None)
+    if first_video is not None:
+        print(f"videos: {require_video_support(first_video, model, video)}")
 
     captioner = None
     if args.caption:
@@ -105,7 +125,7 @@ def run(args) -> int:
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
         progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,
-        on_skipped=captioner.add_existing if captioner else None,
+        on_skipped=captioner.add_existing if captioner else None, video=video,
     )
     if captioner is not None:
         captioner.save()
@@ -130,7 +150,7 @@ def _no_inputs(inputs: list[str], out) -> None:
                 "are never read as inputs (outputs must not replace them), so nothing is left to enhance: "
                 "choose an --out outside the input folder"
             )
-    raise LumicapError(f"no image files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
+    raise LumicapError(f"no image or video files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
 
 
 def _demo_report(out, enhanced_dir, demo, overwrite: bool) -> None:

@@ -1,7 +1,7 @@
-"""Enhance many photo files: find the inputs, pick whole-image or tiled passes, write outputs, summarise.
+"""Enhance many photo (and video) files: find the inputs, pick whole-image or tiled passes, write outputs, summarise.
 
 Outputs keep the input's name (and, for a folder input, its sub-folder path) with the chosen format's
-suffix. Every output path is planned before anything is written: when one of them is any input of the
+suffix (videos: the chosen video format's, ``lumicap.inference.video``). Every output path is planned before anything is written: when one of them is any input of the
 run (``a.png`` and ``a.jpg`` with ``--format jpg``), the whole batch is refused, ``overwrite`` or not.
 An existing output is never replaced unless ``overwrite``. A file that cannot be read or written is
 reported on one line and skipped; the rest go on.
@@ -46,16 +46,25 @@ class InputImage:
 
 @dataclass
 class EnhanceSummary:
-    enhanced: list[Path] = field(default_factory=list)
+    enhanced: list[Path] = field(default_factory=list)  # images and videos written
     skipped: list[Path] = field(default_factory=list)  # outputs that existed (no --overwrite)
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # on images
     stale_parts_removed: int = 0  # temporary files of an earlier, killed run
+    videos: list = field(default_factory=list)  # EnhancedVideo of each video written
+    video_inputs: int = 0
 
     def line(self) -> str:
-        done = len(self.enhanced)
+        done = len(self.enhanced) - len(self.videos)
         per_image = f" ({self.seconds / done:.2f} s/image)" if done else ""
-        text = f"enhanced {done} image{'s' if done != 1 else ''} in {self.seconds:.1f} s{per_image}"
+        parts = [f"{done} image{'s' if done != 1 else ''} in {self.seconds:.1f} s{per_image}"] if done or not self.video_inputs else []
+        if self.video_inputs:
+            frames = sum(v.frames for v in self.videos)
+            seconds = sum(v.seconds for v in self.videos)
+            count = len(self.videos)
+            speed = f" ({frames} frames in {seconds:.1f} s, {frames / seconds if seconds > 0 else 0:.1f} fps)" if count else ""
+            parts.append(f"{count} video{'s' if count != 1 else ''}{speed}")
+        text = "enhanced " + " and ".join(parts)
         if self.skipped:
             text += f"; skipped {len(self.skipped)} whose output exists (--overwrite redoes them)"
         text += f"; {len(self.failed)} failed"
@@ -99,20 +108,23 @@ class TileSettings:
 
 
 def collect_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None
+    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None,
+    videos: bool = False,
 ) -> list[InputImage]:
-    """Expand files, folders (their image files; sub-folders too with ``recursive``) and glob patterns.
+    """Expand files, folders (their image files, and video files with ``videos``; sub-folders too with
+    ``recursive``) and glob patterns.
 
     Files under ``exclude`` (the output folder) are left out of folder and glob expansions, so a run
     whose output folder sits inside its input folder never enhances its own earlier outputs.
     An argument that matches nothing is an error (a typo should not silently enhance nothing).
     """
     from lumicap.data.io import is_image_file
+    from lumicap.inference.video import is_video_file
 
     excluded = Path(exclude).resolve() if exclude is not None else None
 
     def wanted(candidate: Path) -> bool:
-        if not (candidate.is_file() and is_image_file(candidate)):
+        if not (candidate.is_file() and (is_image_file(candidate) or (videos and is_video_file(candidate)))):
             return False
         return excluded is None or not candidate.resolve().is_relative_to(excluded)
 
@@ -132,7 +144,7 @@ def collect_inputs(
             matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
             files = [Path(m) for m in matches if wanted(Path(m))]
             if not files:
-                raise LumicapError(f"{text}: pattern matches no image files")
+                raise LumicapError(f"{text}: pattern matches no image{' or video' if videos else ''} files")
             for member in files:
                 found.setdefault(member.resolve(), InputImage(member, Path(member.name)))
         else:
@@ -140,11 +152,17 @@ def collect_inputs(
     return list(found.values())
 
 
-def output_path(item: InputImage, out_dir: Path, fmt: str) -> Path:
-    return out_dir / item.relative.with_suffix(OUTPUT_SUFFIXES[fmt])
+def output_path(item: InputImage, out_dir: Path, fmt: str, video_format: str = "mp4") -> Path:
+    """Where ``item``'s output goes: ``fmt`` (png, jpg, tiff) for an image, ``video_format`` for a video."""
+    from lumicap.inference.video import is_video_file
+
+    suffix = f".{video_format}" if is_video_file(item.path) else OUTPUT_SUFFIXES[fmt]
+    return out_dir / item.relative.with_suffix(suffix)
 
 
-def plan_outputs(inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: str) -> list[tuple[InputImage, Path]]:
+def plan_outputs(
+    inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: str, video_format: str = "mp4"
+) -> list[tuple[InputImage, Path]]:
     """(input, output path) for every input, decided before anything is written.
 
     An output that is any input of the run (same path, a link to it, or the same file under another name)
@@ -153,6 +171,10 @@ def plan_outputs(inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: 
     """
     if fmt not in OUTPUT_SUFFIXES:
         raise LumicapError(f"unknown output format '{fmt}'; choose one of {', '.join(OUTPUT_SUFFIXES)}")
+    from lumicap.inference.video import VIDEO_FORMATS
+
+    if video_format not in VIDEO_FORMATS:
+        raise LumicapError(f"unknown video format '{video_format}'; choose one of {', '.join(VIDEO_FORMATS)}")
     out_dir = Path(out_dir)
     by_path = {item.path.resolve(): item for item in inputs}
     by_inode = {}
@@ -162,7 +184,7 @@ def plan_outputs(inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: 
             by_inode[(st.st_dev, st.st_ino)] = item
     plan = []
     for item in inputs:
-        target = output_path(item, out_dir, fmt)
+        target = output_path(item, out_dir, fmt, video_format)
         victim = by_path.get(target.resolve())
         if victim is None:
             with contextlib.suppress(OSError):
@@ -172,7 +194,7 @@ def plan_outputs(inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: 
             whose = "the input itself" if victim is item else f"the input {shown(victim.path)}"
             raise LumicapError(
                 f"the output of {shown(item.path)} ({shown(target)}) would replace {whose}; nothing was written "
-                "(inputs are never replaced, even with --overwrite): choose another --out or --format"
+                "(inputs are never replaced, even with --overwrite): choose another --out, --format or --video-format"
             )
         plan.append((item, target))
     return plan
@@ -236,6 +258,7 @@ def enhance_files(
     report: Callable[[str], None] | None = None,
     quality: int = DEFAULT_JPEG_QUALITY,
     on_skipped: Callable[[InputImage, Path], None] | None = None,
+    video=None,
 ) -> EnhanceSummary:
     """Enhance each input into ``out_dir``; failures are reported via ``report`` (one line each) and skipped.
 
@@ -243,40 +266,59 @@ def enhance_files(
     it); ``low`` is None when the input was overwritten in place to save memory. ``quality``: JPEG only.
     ``on_skipped(item, output_path)`` is called for an output that existed and was kept (captions of an
     earlier run's outputs). Temporary files that a killed earlier run left in the output folders are
-    removed first.
+    removed first. Videos among the inputs are enhanced after the photos, with ``video``
+    (``lumicap.inference.video.VideoSettings``; None: its defaults), each with a progress bar in frames.
     """
     from tqdm import tqdm
 
     from lumicap.data.io import remove_stale_partial_files
+    from lumicap.inference.video import VideoSettings, is_video_file
 
-    plan = plan_outputs(inputs, out_dir, fmt)
+    video = video or VideoSettings()
+    plan = plan_outputs(inputs, out_dir, fmt, video.fmt)
     summary = EnhanceSummary()
     emit = report or (lambda line: tqdm.write(line, file=sys.stderr))
 
     def say(line: str) -> None:
         emit(one_line(line))  # a file name must not break the line
 
+    def fail(item: InputImage, exc: BaseException) -> None:
+        message = one_line(str(exc).strip() or type(exc).__name__)
+        summary.failed.append((item.path, message))
+        name = shown(item.path)
+        say(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
+
     for folder in sorted({target.parent for _, target in plan}):
         summary.stale_parts_removed += len(remove_stale_partial_files(folder))
     claimed: dict[Path, Path] = {}
-    start = time.perf_counter()
-    bar = tqdm(plan, desc="enhance", unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    for item, target in bar:
+
+    def wanted(item: InputImage, target: Path, tell_skipped: bool = True) -> bool:
+        """False for an output name already taken in this run, or an existing output kept (no --overwrite)."""
         key = target.resolve()
         if key in claimed:
             message = f"same output name as {shown(claimed[key])} ({shown(target.name)})"
             summary.failed.append((item.path, message))
             say(f"lumicap: error: {shown(item.path)}: {message}; skipped")
-            continue
+            return False
         claimed[key] = item.path
         if target.exists() and not overwrite:
             summary.skipped.append(item.path)
-            if on_skipped is not None:
+            if on_skipped is not None and tell_skipped:
                 try:
                     on_skipped(item, target)
                 except (LumicapError, OSError) as exc:
                     summary.failed.append((item.path, one_line(str(exc))))
                     say(f"lumicap: error: {exc}")
+            return False
+        return True
+
+    photos = [(item, target) for item, target in plan if not is_video_file(item.path)]
+    videos = [(item, target) for item, target in plan if is_video_file(item.path)]
+    summary.video_inputs = len(videos)
+    start = time.perf_counter()
+    bar = tqdm(photos, desc="enhance", unit="img", disable=not progress or not photos, file=sys.stderr, dynamic_ncols=True)
+    for item, target in bar:
+        if not wanted(item, target):
             continue
         if progress:
             def on_tile(done, total, name=shown(item.path.name)):
@@ -288,10 +330,7 @@ def enhance_files(
             result = enhance_file(item.path, target, model, device, fmt, tiles, quality=quality,
                                   keep_input=on_result is not None, on_tile=on_tile)
         except (LumicapError, OSError) as exc:
-            message = one_line(str(exc).strip() or type(exc).__name__)
-            summary.failed.append((item.path, message))
-            name = shown(item.path)
-            say(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
+            fail(item, exc)
             continue
         summary.enhanced.append(target)
         if on_result is not None:
@@ -299,7 +338,41 @@ def enhance_files(
         del result
     bar.close()
     summary.seconds = time.perf_counter() - start
+    for item, target in videos:
+        if not wanted(item, target, tell_skipped=False):  # on_skipped captions photos
+            continue
+        try:
+            written = _enhance_one_video(item, target, model, device, video, tiles, progress, say)
+        except (LumicapError, OSError) as exc:
+            fail(item, exc)
+            continue
+        summary.enhanced.append(target)
+        summary.videos.append(written)
     return summary
+
+
+def _enhance_one_video(item: InputImage, target: Path, model, device, settings, tiles, progress: bool, say):
+    """One video with its own progress bar (frames, frames per second); its notes as lines."""
+    from tqdm import tqdm
+
+    from lumicap.inference.video import enhance_video
+
+    bar = tqdm(desc=shown(item.path.name), unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def on_frame(done: int, total: int | None) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        written = enhance_video(item.path, target, model, device, settings, tiles, on_frame=on_frame)
+        bar.total = written.frames  # the count may have been an estimate
+        bar.refresh()
+    finally:
+        bar.close()
+    for note in written.notes:
+        say(f"lumicap: note: {note}")
+    return written
 
 
 @dataclass
