@@ -89,6 +89,7 @@ SPEED_COLUMNS = [
     Column("mode", "mode"),
     Column("network", "network input"),
     Column("fps", "fps end to end", "{:.1f}"),
+    Column("cpu_ms", "CPU ms/frame", "{:.0f}"),
     Column("predict_ms", "network ms/frame", "{:.0f}"),
     Column("apply_ms", "full-res ms/frame", "{:.0f}"),
     Column("error", "error"),
@@ -329,11 +330,13 @@ def measure_speed(model, sizes, frames: int, modes: list[str], repeats: int, war
         key = f"{width}x{height}"
         clip = write_speed_clip(scratch / f"clip_{key}.mp4", photo, (height, width), frames)
         samples: dict[str, list[float]] = {mode: [] for mode in modes}
+        cpu: dict[str, list[float]] = {mode: [] for mode in modes}
         errors: dict[str, str] = {}
         for round_index in range(warmup + repeats):
             for mode in modes:
                 if mode in errors:
                     continue
+                cpu_start = time.process_time()
                 try:
                     result = enhance_video(clip, scratch / f"out_{key}_{mode}.mp4", model, model.device,
                                            _speed_settings(mode, network_megapixels))
@@ -342,16 +345,18 @@ def measure_speed(model, sizes, frames: int, modes: list[str], repeats: int, war
                     continue
                 if round_index >= warmup:
                     samples[mode].append(result.frames / result.seconds)
+                    cpu[mode].append((time.process_time() - cpu_start) * 1000.0 / result.frames)
             print(f"  {key}: round {round_index + 1}/{warmup + repeats} done", flush=True)
         frame = torch.rand(1, 3, height, width) * 0.3
         for mode in modes:
             settings = _speed_settings(mode, network_megapixels)
             enhancer = FrameEnhancer(model, model.device, temporal=settings.temporal,
                                      network_megapixels=settings.network_megapixels)
-            row = {"size": key, "mode": mode, "network": None, "fps": None, "fps_samples": samples[mode],
+            row = {"size": key, "mode": mode, "network": None, "fps": None, "fps_samples": samples[mode], "cpu_ms": None,
                    "predict_ms": None, "apply_ms": None, "error": errors.get(mode)}
             if samples[mode]:
                 row["fps"] = statistics.median(samples[mode])
+                row["cpu_ms"] = statistics.median(cpu[mode])
             if enhancer.transform is not None:
                 net_h, net_w = enhancer.transform.network_size(height, width)
                 row["network"] = f"{net_w}x{net_h}"
@@ -443,7 +448,9 @@ def main(argv: list[str] | None = None):
     if speed_rows:
         notes_s = notes + [
             f"fps: enhance_video end to end (decode, enhance, H.264 CRF 18 encode, AAC copied) on {s['frames']} frames, "
-            f"median of {s['repeats']} runs after {s['warmup']}, modes interleaved; network/full-res ms: median per frame",
+            f"median of {s['repeats']} runs after {s['warmup']}, modes interleaved; CPU ms/frame: the process's CPU time "
+            "(all its threads: torch, FFmpeg's decoder and x264) per frame, less sensitive to other jobs than the wall "
+            "clock; network/full-res ms: median per frame, measured apart",
         ]
         paths.append(_common.report(f"{BENCHMARK}_speed", args, env, s, SPEED_COLUMNS, speed_rows, notes_s))
     return paths
