@@ -48,7 +48,12 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
 # Models in the package itself (loaded offline by name): the default, and the previous default for those who
 # prefer Retinexformer's quality over the default's speed (README model card).
-SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS.name, "retinexformer-lumicap": "retinexformer_lumicap.safetensors"}
+SHIPPED_MODELS = {
+    "default": DEFAULT_WEIGHTS.name,
+    "retinexformer-lumicap": "retinexformer_lumicap.safetensors",
+    # The default of 2026-11 (IAT on train80): the starting point of today's default's recipe, kept by name.
+    "iat-lumicap-2026-11": "iat_lumicap_2026_11.safetensors",
+}
 DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
 SIDECAR_FORMAT = "lumicap-inference-model"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -164,6 +169,8 @@ def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
     text = os.fspath(weights)
     if _official_model(text) is not None:
         _, _, state, _, source = _from_official_model(text)
+    elif text in SHIPPED_MODELS:  # a model in the package (a recipe may continue one)
+        _, _, state, _, source = _from_shipped(text)
     else:
         from lumicap.weights import resolve_weights
 
