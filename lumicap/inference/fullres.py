@@ -64,7 +64,8 @@ class FullResolutionTransform(nn.Module):
         # Both branches see a channels-last copy, as inside IAT's own forward (same kernels, same numbers).
         small = small.contiguous(memory_format=torch.channels_last)
         mul, add = self.module.local_net(small)
-        gamma, color = self.module.global_net(small)
+        # IAT's own global step (a coarser view of the frame where the model asks for one); older modules: the branch.
+        gamma, color = self.module.global_params(small) if hasattr(self.module, "global_params") else self.module.global_net(small)
         return PredictedTransform(mul=mul, add=add, gamma=gamma, color=color)
 
     def apply(self, x: torch.Tensor, transform: PredictedTransform) -> torch.Tensor:
