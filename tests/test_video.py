@@ -195,19 +195,35 @@ def _frames(count: int, seed: int = 0, level: int = 40) -> list[torch.Tensor]:
 
 
 def test_video_frames_go_through_the_photo_pipeline():
-    # Without smoothing a frame gets exactly what a photo of it gets from FullResolutionTransform at that
-    # network size: one per-frame function for photos and videos.
+    # Without smoothing a frame gets exactly what a photo of it gets from the model's chain (here highlight
+    # protection around the full-resolution transform) at that network size: one per-frame function.
+    from lumicap.inference.highlights import HighlightProtection
+
     iat = _random_iat()
     frame = _frames(1)[0]
+    frame[..., :10, :10] = 0.95  # a bright corner, where highlight protection keeps the input
     for limit in (0.001, 0.0):
-        enhancer = FrameEnhancer(iat, torch.device("cpu"), temporal="none", network_megapixels=limit)
-        photo = FullResolutionTransform(iat, limit or 1.0)
+        photo = HighlightProtection(FullResolutionTransform(iat, limit or float("inf")))
+        enhancer = FrameEnhancer(photo, torch.device("cpu"), temporal="none", network_megapixels=limit)
         with torch.no_grad():
             assert torch.equal(enhancer(frame, 1 / 24), photo(frame)[0])
+        assert "highlight protection" in enhancer.describe()
+    assert torch.allclose(enhancer(frame, 1 / 24)[..., :10, :10], frame[0, :, :10, :10])
+    # Whole frames give the network's own forward, also with the reflect border and a coarser global view.
+    torch.manual_seed(1)
+    framed = build_model("iat", border="reflect", global_downscale=2).eval()
+    with torch.no_grad():
+        whole = FrameEnhancer(framed, torch.device("cpu"), temporal="none", network_megapixels=0.0)(frame, 1 / 24)
+        assert torch.equal(whole, framed(frame)[0])
     seen = []
     iat.local_net.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
     FrameEnhancer(iat, torch.device("cpu"), temporal="none", network_megapixels=0.001)(frame, 1 / 24)
     assert seen[-1][0] * seen[-1][1] <= 1000  # the network saw a small copy of the 64x48 frame
+    # Smoothing goes inside the same chain: the photo model itself is left as it was.
+    smoothed = FrameEnhancer(photo, torch.device("cpu"), temporal="smooth", network_megapixels=0.001)
+    smoothed(frame, 1 / 24)
+    assert photo.module.adjust is None and photo.module.network_megapixels == float("inf")
+    assert smoothed.chain.module.adjust is not None and isinstance(smoothed.chain, HighlightProtection)
 
 
 def test_smoothing_steadies_a_noisy_static_scene_without_changing_its_brightness():

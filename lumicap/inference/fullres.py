@@ -18,8 +18,10 @@ Memory: a handful of full-size float planes (about 60 bytes per pixel at the pea
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +42,8 @@ class FullResolutionTransform(nn.Module):
 
     handles_large_images = True
 
-    def __init__(self, module: nn.Module, network_megapixels: float = 1.0):
+    def __init__(self, module: nn.Module, network_megapixels: float = 1.0,
+                 adjust: Callable[[torch.Tensor, PredictedTransform], PredictedTransform] | None = None):
         super().__init__()
         if not supports_full_resolution_transform(module):
             raise ValueError(f"{type(module).__name__} has no local/global transform branches (IAT has)")
@@ -48,6 +51,8 @@ class FullResolutionTransform(nn.Module):
             raise ValueError(f"network_megapixels must be > 0, got {network_megapixels}")
         self.module = module
         self.network_megapixels = float(network_megapixels)
+        # Between predict and apply: ``adjust(x, transform)`` -> the transform to apply (video smooths it over time).
+        self.adjust = adjust
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The size the network sees: the photo's, or the largest with the same aspect within the limit."""
@@ -79,7 +84,37 @@ class FullResolutionTransform(nn.Module):
         return out.clamp_(1e-8, 1.0).pow_(transform.gamma[:, :, None, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply(x, self.predict(x))
+        transform = self.predict(x)
+        if self.adjust is not None:
+            transform = self.adjust(x, transform)
+        return self.apply(x, transform)
+
+
+def with_transform_step(
+    chain: nn.Module,
+    network_megapixels: float,
+    adjust: Callable[[torch.Tensor, PredictedTransform], PredictedTransform] | None = None,
+) -> nn.Module | None:
+    """``chain`` (an inference module: wrappers with a ``.module`` inside one another, such as highlight
+    protection, around a ``FullResolutionTransform`` or a bare IAT) with its transform step rebuilt: the network
+    on at most ``network_megapixels``, ``adjust`` between predict and apply. The wrappers around it are kept
+    (shallow copies sharing their parameters; ``chain`` itself is not changed), so the result computes what
+    ``chain`` computes for a photo, with the new step inside. None when no network in it predicts a transform.
+    """
+    if isinstance(chain, FullResolutionTransform):
+        return FullResolutionTransform(chain.module, network_megapixels, adjust)
+    if supports_full_resolution_transform(chain):
+        return FullResolutionTransform(chain, network_megapixels, adjust)
+    inner = getattr(chain, "module", None)
+    if not isinstance(inner, nn.Module):
+        return None
+    rebuilt = with_transform_step(inner, network_megapixels, adjust)
+    if rebuilt is None:
+        return None
+    wrapper = copy.copy(chain)
+    wrapper._modules = dict(chain._modules)  # its own child table: setting .module must not touch ``chain``
+    wrapper.module = rebuilt
+    return wrapper
 
 
 @dataclass

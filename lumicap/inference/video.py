@@ -7,11 +7,12 @@ re-encoded. Video: H.264 (``libx264``) yuv420p at CRF 18 by default (visually lo
 ``crf`` and ``codec`` change it). Frames with an odd width or height cannot be 4:2:0, so they are encoded
 4:4:4 (said in a note).
 
-Frames go through the model one at a time (``FrameEnhancer``): a network that predicts a transform (IAT,
-the default) runs on a copy of the frame of at most ``network_megapixels``, its transform is smoothed
-over time (``lumicap.inference.temporal``) and applied at full resolution by the same
-``FullResolutionTransform.apply`` that photos use; any other network enhances each frame as a photo
-(``enhance_image``: tiles included) and, when smoothing, its frames' channel levels are steadied.
+Frames go through the model one at a time (``FrameEnhancer``), through the same chain of steps as a photo
+(``fullres.with_transform_step``): for a network that predicts a transform (IAT, the default), the network
+runs on a copy of the frame of at most ``network_megapixels``, its transform is smoothed over time
+(``lumicap.inference.temporal``) between ``FullResolutionTransform.predict`` and ``apply``, and whatever
+wraps the transform for photos (highlight protection) follows; any other network enhances each frame as a
+photo (``enhance_image``: tiles included) and, when smoothing, its frames' channel levels are steadied.
 
 The file is written to a hidden temporary file beside the target and renamed into place at the end, so an
 interrupted run (Ctrl-C, an error, a kill) never leaves a half-written video under the output's name; the
@@ -25,6 +26,7 @@ import contextlib
 import fractions
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -132,25 +134,33 @@ class FrameEnhancer:
     def __init__(self, model, device: torch.device, tiles=None, temporal: str = "smooth",
                  smooth_seconds: float = DEFAULT_SMOOTH_SECONDS, network_megapixels: float | None = None):
         from lumicap.inference.batch import TileSettings
-        from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
+        from lumicap.inference.fullres import FullResolutionTransform, with_transform_step
 
         self.model, self.device, self.tiles = model, device, tiles or TileSettings()
-        module = getattr(model, "module", model)
-        inner = module.module if isinstance(module, FullResolutionTransform) else module
-        self.transform = None
-        if supports_full_resolution_transform(inner):
-            limit = VIDEO_NETWORK_MEGAPIXELS if network_megapixels is None else network_megapixels
-            # 0 means "no limit": the network sees whole frames (still split into predict / apply, to smooth).
-            self.transform = FullResolutionTransform(inner, limit if limit > 0 else float("inf"))
+        limit = VIDEO_NETWORK_MEGAPIXELS if network_megapixels is None else network_megapixels
+        # The model's own chain (highlight protection and whatever else photos get) with its transform step
+        # rebuilt for video; 0 means no limit: whole frames (still split into predict / apply, to smooth).
+        module = model if isinstance(model, torch.nn.Module) else model.module  # an InferenceModel holds its module
+        self.chain = with_transform_step(module, limit if limit > 0 else float("inf"),
+                                         adjust=self._smooth if temporal == "smooth" else None)
+        self.transform = self.chain
+        while self.transform is not None and not isinstance(self.transform, FullResolutionTransform):
+            self.transform = self.transform.module  # the step itself: network size, predict, apply
         self.smoother = None
         if temporal == "smooth":
-            self.smoother = TransformSmoother(smooth_seconds) if self.transform else OutputLevelSmoother(smooth_seconds)
+            self.smoother = TransformSmoother(smooth_seconds) if self.chain is not None else OutputLevelSmoother(smooth_seconds)
+        self._dt = 0.0
+
+    def _smooth(self, x: torch.Tensor, transform):
+        return self.smoother(x, transform, self._dt)
 
     def describe(self) -> str:
         if self.transform is not None:
             limit = self.transform.network_megapixels
             size = "whole frames" if math.isinf(limit) else f"at most {limit:g} MP per frame"
             how = f"network on {size}, its transform applied at full resolution"
+            if self.chain is not self.transform:
+                how += " (then as for photos: " + _wrappers(self.chain) + ")"
             if self.smoother is not None:
                 how += f"; gamma, colour matrix and map levels smoothed over {self.smoother.average.seconds:g} s, reset at cuts"
             return how
@@ -165,18 +175,24 @@ class FrameEnhancer:
 
     @torch.no_grad()
     def __call__(self, frame: torch.Tensor, dt: float) -> torch.Tensor:
-        if self.transform is not None:
-            x = frame.to(self.device)
-            transform = self.transform.predict(x)
-            if self.smoother is not None:
-                transform = self.smoother(x, transform, dt)
-            return self.transform.apply(x, transform)[0].cpu()
+        if self.chain is not None:
+            self._dt = dt  # for _smooth, called by the chain between predict and apply
+            return self.chain(frame.to(self.device))[0].cpu()
         from lumicap.inference.batch import enhance_image
 
         enhanced = enhance_image(self.model, frame[0], self.device, self.tiles, inplace=False)
         if self.smoother is not None:
             enhanced = self.smoother(frame, enhanced[None], dt)[0]
         return enhanced
+
+
+def _wrappers(chain) -> str:
+    """The steps around the transform, for the user: e.g. 'highlight protection'."""
+    names = []
+    while chain is not None and hasattr(chain, "module") and not hasattr(chain, "predict"):
+        names.append(" ".join(re.findall(r"[A-Z][a-z]*", type(chain).__name__)).lower() or type(chain).__name__)
+        chain = chain.module
+    return ", ".join(names)
 
 
 def frame_to_tensor(frame) -> torch.Tensor:
