@@ -108,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", default="640x360,1920x1080", help="comma list of WxH for the speed part")
     parser.add_argument("--network-megapixels", type=float, default=None,
                         help="the network's frame size for video (default: lumicap's video default)")
-    parser.add_argument("--speed-modes", default="smooth,whole",
-                        help="speed part: smooth (the default video path), whole (network on whole frames), none")
+    parser.add_argument("--speed-modes", default="smooth,whole,photo",
+                        help="speed part: smooth (the default video path), whole (network on whole frames), none, "
+                        "photo (the eval15 photo through lumicap enhance, interleaved: a reference for the load, "
+                        "its quiet-machine time is in the README's model card)")
     _common.add_common_arguments(parser)
     return parser
 
@@ -312,6 +314,17 @@ def write_speed_clip(path: Path, photo: torch.Tensor, size: tuple[int, int], fra
     return path
 
 
+def _time_photo(model, photo: Path, out: Path) -> float:
+    """Seconds of ``enhance_files`` on one photo (PNG in and out), as ``bench_enhance.py`` times it."""
+    from lumicap.inference import collect_inputs, enhance_files
+
+    start = time.perf_counter()
+    summary = enhance_files(collect_inputs([photo]), out, model, model.device, overwrite=True, progress=False)
+    if summary.failed:
+        raise RuntimeError(summary.failed[0][1])
+    return time.perf_counter() - start
+
+
 def _speed_settings(mode: str, network_megapixels: float | None):
     from lumicap.inference.video import VideoSettings
 
@@ -325,6 +338,10 @@ def measure_speed(model, sizes, frames: int, modes: list[str], repeats: int, war
     from lumicap.inference.video import FrameEnhancer, enhance_video
 
     photo = _photo(STATIC_PHOTO, 0)
+    photo_file = scratch / "photo.png"
+    from lumicap.data.io import write_image
+
+    write_image(photo_file, photo)
     rows = []
     for height, width in sizes:
         key = f"{width}x{height}"
@@ -338,17 +355,27 @@ def measure_speed(model, sizes, frames: int, modes: list[str], repeats: int, war
                     continue
                 cpu_start = time.process_time()
                 try:
-                    result = enhance_video(clip, scratch / f"out_{key}_{mode}.mp4", model, model.device,
-                                           _speed_settings(mode, network_megapixels))
+                    if mode == "photo":
+                        count, seconds = 1, _time_photo(model, photo_file, scratch / "photo_out")
+                    else:
+                        result = enhance_video(clip, scratch / f"out_{key}_{mode}.mp4", model, model.device,
+                                               _speed_settings(mode, network_megapixels))
+                        count, seconds = result.frames, result.seconds
                 except Exception as exc:
                     errors[mode] = _common.one_line(exc)
                     continue
                 if round_index >= warmup:
-                    samples[mode].append(result.frames / result.seconds)
-                    cpu[mode].append((time.process_time() - cpu_start) * 1000.0 / result.frames)
+                    samples[mode].append(count / seconds)
+                    cpu[mode].append((time.process_time() - cpu_start) * 1000.0 / count)
             print(f"  {key}: round {round_index + 1}/{warmup + repeats} done", flush=True)
         frame = torch.rand(1, 3, height, width) * 0.3
         for mode in modes:
+            if mode == "photo":
+                rows.append({"size": f"{photo.shape[2]}x{photo.shape[1]} photo", "mode": "photo (reference)",
+                             "network": "as lumicap enhance PHOTO", "fps": statistics.median(samples[mode]) if samples[mode] else None,
+                             "fps_samples": samples[mode], "cpu_ms": statistics.median(cpu[mode]) if cpu[mode] else None,
+                             "predict_ms": None, "apply_ms": None, "error": errors.get(mode)})
+                continue
             settings = _speed_settings(mode, network_megapixels)
             enhancer = FrameEnhancer(model, model.device, temporal=settings.temporal,
                                      network_megapixels=settings.network_megapixels)
@@ -386,7 +413,7 @@ def run(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     DATA[0] = Path(args.data).expanduser()
     parts = _common.parse_list(args.parts, PARTS, "part")
-    speed_modes = _common.parse_list(args.speed_modes, ("smooth", "whole", "none"), "speed mode")
+    speed_modes = _common.parse_list(args.speed_modes, ("smooth", "whole", "none", "photo"), "speed mode")
     if args.clip_frames < 4 or args.frames < 1 or not 0 < args.clip_scale <= 1:
         raise LumicapError("--clip-frames must be at least 4, --frames at least 1, --clip-scale in (0, 1]")
     device = torch.device("cpu")
@@ -450,7 +477,9 @@ def main(argv: list[str] | None = None):
             f"fps: enhance_video end to end (decode, enhance, H.264 CRF 18 encode, AAC copied) on {s['frames']} frames, "
             f"median of {s['repeats']} runs after {s['warmup']}, modes interleaved; CPU ms/frame: the process's CPU time "
             "(all its threads: torch, FFmpeg's decoder and x264) per frame, less sensitive to other jobs than the wall "
-            "clock; network/full-res ms: median per frame, measured apart",
+            "clock; network/full-res ms: median per frame, measured apart; photo (reference): photos per second of "
+            "the 600x400 eval15 photo through enhance_files in the same rounds (0.27 s, 3.7 per second, on the quiet "
+            "machine: README model card), so fps x 3.7 / reference estimates the quiet figure",
         ]
         paths.append(_common.report(f"{BENCHMARK}_speed", args, env, s, SPEED_COLUMNS, speed_rows, notes_s))
     return paths
