@@ -21,7 +21,8 @@ def register(sub):
         "--model", metavar="NAME|FILE", default="default",
         help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
         "checkpoint or run folder (its best.pt), official pretrained weights by name (e.g. "
-        "retinexformer-lol-v1-official, see 'lumicap weights list'), or a registry model name with --weights",
+        "retinexformer-lol-v1-official), a registry network name with --weights, or FILE.onnx; "
+        "'lumicap models' lists every name",
     )
     parser.add_argument("--weights", metavar="FILE",
                         help="weights for --model NAME: a lumicap or official checkpoint of that model")
