@@ -209,7 +209,10 @@ class _open_pillow:
                     f"{shown(self.path)}: image is too large (possible decompression bomb; limit {MAX_PIXELS:,} pixels)"
                 ) from None
             except UnidentifiedImageError:
-                raise ImageReadError(f"{shown(self.path)}: not an image file (or a format Pillow cannot read)") from None
+                raise ImageReadError(
+                    f"{shown(self.path)}: not an image file (or not in a format lumicap reads: PNG, JPEG, TIFF, BMP, "
+                    f"WebP, HEIC)"
+                ) from None
             except (OSError, SyntaxError, ValueError, struct.error) as exc:
                 raise ImageReadError(f"{shown(self.path)}: cannot open image ({_first_line(exc)})") from None
         return self.image
