@@ -350,6 +350,24 @@ def test_menu_offers_default_given_models_and_cached_registry_weights(tmp_path, 
         assert torch.equal(a, b), k
 
 
+def test_downloads_keep_the_photos_colour_profile_as_the_cli_does(tmp_path, tiny_model):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = tmp_path / "phone.jpg"
+    rng = np.random.default_rng(6)
+    Image.fromarray(rng.integers(0, 80, size=(30, 40, 3), dtype=np.uint8)).save(photo, quality=95, icc_profile=profile)
+    cli_png = _cli_enhance(photo, tmp_path / "cli-png", tiny_model) / "phone.png"
+    cli_jpg = _cli_enhance(photo, tmp_path / "cli-jpg", tiny_model, "--format", "jpg", "--quality", "85") / "phone.jpg"
+    with serve_in_thread([tiny_model], tmp_path / "work") as served:
+        _, answer = upload(served.url, "phone.jpg", photo.read_bytes())
+        assert wait_for(served.url, answer["id"])["state"] == "done"
+        png = request(f"{served.url}/api/jobs/{answer['id']}/download")[2]
+        jpg = request(f"{served.url}/api/jobs/{answer['id']}/download?format=jpg&quality=85")[2]
+    assert png == cli_png.read_bytes() and jpg == cli_jpg.read_bytes()
+    assert Image.open(cli_jpg).info["icc_profile"] == profile
+
+
 def test_one_photo_by_two_models_downloads_as_two_names(tmp_path):
     photo = tmp_path / "10.png"
     data = _photo_bytes(photo, height=24, width=32, seed=5)

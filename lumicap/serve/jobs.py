@@ -380,7 +380,7 @@ class JobQueue:
         The JPEG is encoded from the PNG's levels, which for 8-bit photos are exactly the levels
         ``lumicap enhance --format jpg --quality Q`` encodes, so it is the same file too.
         """
-        from lumicap.data.io import read_image, write_image
+        from lumicap.data.io import image_icc_profile, read_image, write_image
 
         job = self.get(job_id)
         if job.state != "done":
@@ -394,7 +394,9 @@ class JobQueue:
         stem = Path(job.output_name).stem
         jpeg = job.folder / "jpeg" / f"q{quality}" / f"{stem}.jpg"
         if not jpeg.is_file():
-            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality)
+            # The PNG carries the photo's ICC profile (as lumicap enhance writes it); so does the JPEG.
+            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality,
+                        icc_profile=image_icc_profile(job.output_path))
         return jpeg, self.download_name(job, ".jpg")
 
     def close(self, wait: float = 0.0) -> bool:
