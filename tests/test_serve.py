@@ -334,15 +334,15 @@ def test_menu_offers_default_given_models_and_cached_registry_weights(tmp_path, 
 
     menu = ModelMenu.build([str(tiny_model)], None, "cpu")
     keys = [item["key"] for item in menu.listing()]
-    assert keys == ["default", "retinexformer-lumicap", "model-1", "weights:tiny_conv_test-lol-example"]
-    assert menu.selected == "model-1" and menu.listing()[2]["selected"]
+    assert keys == ["default", "retinexformer-lumicap", "iat-lumicap-2026-11", "model-1", "weights:tiny_conv_test-lol-example"]
+    assert menu.selected == "model-1" and menu.listing()[3]["selected"]
     default_name = load_inference_model("default", "cpu").name  # whatever the package ships
     labels = [item["label"] for item in menu.listing()]
     assert labels == [f"default ({default_name}, shipped)", "retinexformer-lumicap (retinexformer, shipped)",
-                      "tiny (tiny_conv_test, given to lumicap serve)",
+                      "iat-lumicap-2026-11 (iat, shipped)", "tiny (tiny_conv_test, given to lumicap serve)",
                       "tiny_conv_test-lol-example (tiny_conv_test, downloaded)"]
-    assert [item["name"] for item in menu.listing()] == ["default", "retinexformer-lumicap", "tiny",
-                                                         "tiny_conv_test-lol-example"]
+    assert [item["name"] for item in menu.listing()] == ["default", "retinexformer-lumicap", "iat-lumicap-2026-11",
+                                                         "tiny", "tiny_conv_test-lol-example"]
     cached = menu.load("weights:tiny_conv_test-lol-example")
     assert cached.name == "tiny_conv_test"
     expected = load_inference_model("tiny_conv_test", "cpu", weights=str(weights.cached_path(entry)))
