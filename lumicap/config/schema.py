@@ -23,7 +23,9 @@ MAX_COUNT = 2**31 - 1  # iterations and intervals: far above any recipe (150k), 
 
 # Loss names the engine implements itself (lumicap.losses); a stage whose objective is not
 # "enhance" may also name terms its model returns from ``stage_losses``.
-BUILTIN_LOSSES = ("l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "vgg19", "vgg16", "lowres_smooth_l1")
+BUILTIN_LOSSES = (
+    "l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "chroma", "vgg19", "vgg16", "lowres_smooth_l1",
+)
 SCHEDULERS = ("constant", "multistep", "cosine", "cosine_restart_cyclic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LAYOUTS = ("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders")  # lumicap.data.LAYOUTS + auto

@@ -103,6 +103,7 @@ class BatchStream:
             drop_last=True,
             # A private generator: creating an iterator must not draw from the global RNG (resume).
             generator=torch.Generator().manual_seed(seed),
+            worker_init_fn=_leave_stop_signals_to_the_trainer if workers > 0 else None,
         )
         self.epoch = 0
         self.position = 0
@@ -133,6 +134,16 @@ class BatchStream:
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}
+
+
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    """Ctrl-C in a terminal (SIGINT) and ``kill`` of the process group (SIGTERM) reach the data workers too. A
+    worker that dies of them makes the trainer fail in the middle of a step, without the checkpoint it writes
+    when it stops; the workers ignore them and the trainer, which handles both, shuts them down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def worker_error(exc: LumicapError) -> LumicapError:
