@@ -186,15 +186,15 @@ def run(args):
     only_networks = bool(args.names)
     shipped = [] if only_networks else shipped_rows()
     official = [] if only_networks else official_rows(root)
+    if not args.json and not only_networks:
+        # These two sections need no torch: shown at once, before the networks are built for their counts.
+        print("\n\n".join("\n".join(block) for block in (_shipped_text(shipped), _official_text(official))),
+              end="\n\n", flush=True)
     networks = network_rows(args.names, with_flops)
     if args.json:
         print(json.dumps({"shipped": shipped, "official": official, "networks": networks}, indent=2))
         return 0
-    blocks = []
-    if not only_networks:
-        blocks.append(_shipped_text(shipped))
-        blocks.append(_official_text(official))
-    blocks.append(_networks_text(networks, with_flops))
+    blocks = [_networks_text(networks, with_flops)]
     if not only_networks:
         blocks.append([f"--model also takes {OTHER_FORMS}."])
     print("\n\n".join("\n".join(block) for block in blocks))
