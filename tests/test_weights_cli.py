@@ -48,7 +48,10 @@ def test_list_shows_every_known_file_and_cache_state(capsys, tmp_path, local_ent
     assert " no " in row and local_entry.url in row and "105.0 KB" in row  # 21 bytes x 5000
     vit = next(line for line in lines if line.startswith("clip-vit-b32-openai"))
     assert "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt" in vit
-    assert lines[-1].startswith("shipped inside the package (no download): default, retinexformer-lumicap;")
+    from lumicap.inference.loading import SHIPPED_MODELS
+
+    assert "default" in SHIPPED_MODELS and "retinexformer-lumicap" in SHIPPED_MODELS
+    assert lines[-1].startswith(f"shipped inside the package (no download): {', '.join(SHIPPED_MODELS)};")
     assert "'lumicap models'" in lines[-1]
 
 
