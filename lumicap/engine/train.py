@@ -182,6 +182,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def frozen_parameters(model: nn.Module, prefixes: list[str], stage: str) -> set[int]:
+    """ids of the parameters a stage keeps fixed (``stages[].freeze``: name prefixes, each matching some)."""
+    names = dict(model.named_parameters())
+    frozen: set[int] = set()
+    for prefix in prefixes:
+        matched = [p for name, p in names.items() if name == prefix or name.startswith(prefix.rstrip(".") + ".")]
+        if not matched:
+            roots = sorted({name.split(".")[0] for name in names})
+            raise LumicapError(
+                f"stage '{stage}': freeze '{prefix}' names no parameter of the model (its parts: {', '.join(roots)})"
+            )
+        frozen.update(id(p) for p in matched)
+    return frozen
+
+
 def _check_context_support(model: nn.Module, cfg: Config) -> None:
     """``data.whole_image_context`` needs a model that takes the whole image beside the crop, and no mixup
     (a mixed crop has no single whole image)."""
@@ -216,6 +231,8 @@ class Trainer:
         self.model = build_model(cfg.model.name, **cfg.model.overrides)
         if cfg.data.whole_image_context:
             _check_context_support(self.model, cfg)
+        for stage in cfg.stages:  # a freeze prefix that names nothing is refused before the first step
+            frozen_parameters(self.model, stage.freeze, stage.name)
         if cfg.model.init_weights:
             note = load_init_weights(self.model, cfg.model.init_weights, cfg.model.name)
             if note and info.is_main:
@@ -289,8 +306,9 @@ class Trainer:
         # Model-defined stages may train part of the model (RetinexNet: Decom-Net, then Enhance-Net).
         restricted = stage.objective != "enhance" and hasattr(self.model, "stage_parameters")
         trainable = {id(p) for p in self.model.stage_parameters(stage.objective)} if restricted else None
+        frozen = frozen_parameters(self.model, stage.freeze, stage.name)
         for p in self.model.parameters():
-            p.requires_grad_(trainable is None or id(p) in trainable)
+            p.requires_grad_((trainable is None or id(p) in trainable) and id(p) not in frozen)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise LumicapError(f"stage '{stage.name}': the model has no parameters to train in this stage")
