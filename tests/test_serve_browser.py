@@ -257,4 +257,4 @@ def test_eval15_photo_through_the_page_equals_lumicap_enhance(browser, server, t
     assert card.get_attribute("data-state") == "done"
     assert "600×400" in card.find_element(By.CSS_SELECTOR, ".status").text
     cli = _cli(photo, tmp_path / "cli", tiny_model) / "1.png"
-    assert _download(browser, card, downloads, "1.png") == cli.read_bytes()
+    assert _download(browser, card, downloads, "1-tiny.png") == cli.read_bytes()
