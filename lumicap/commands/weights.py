@@ -121,7 +121,7 @@ def _verify(args, root) -> int:
 
 
 def _bundle(args, root) -> int:
-    from lumicap.weights_bundle import make_bundle
+    from lumicap.weights.bundle import make_bundle
 
     files = make_bundle(args.names, args.out, root=root)
     for item in files:
@@ -135,7 +135,7 @@ def _bundle(args, root) -> int:
 def _import(args, root) -> int:
     from lumicap.weights import cached_path
 
-    from lumicap.weights_bundle import import_bundle
+    from lumicap.weights.bundle import import_bundle
 
     for item in import_bundle(args.bundle, root=root):
         print(f"{item.entry.name}: {item.status}  {cached_path(item.entry, root)}")

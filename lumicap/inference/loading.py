@@ -265,7 +265,7 @@ def _from_name_and_weights(name: str, weights: str | os.PathLike):
 
 
 def _official_model(text: str):
-    from lumicap.weights_catalog import official_model
+    from lumicap.weights.catalogue import official_model
 
     return official_model(text)
 

@@ -167,7 +167,7 @@ def _cached_catalog_entries() -> list[MenuEntry]:
     from lumicap.models import list_models
     from lumicap.weights import cached_path, known_weights
 
-    from lumicap.weights_catalog import OFFICIAL_MODELS
+    from lumicap.weights.catalogue import OFFICIAL_MODELS
 
     names = sorted((info.name for info in list_models()), key=len, reverse=True)
     # Official weights in several files (RetinexNet's TensorFlow checkpoints) are one entry, not one per file.

@@ -42,7 +42,7 @@ from lumicap.teacher.mapping import mapper_from_state_dict
 from lumicap.teacher.preprocess import clip_preprocess
 from lumicap.teacher.presets import PRESETS, preset, weight_names
 from lumicap.teacher.tokenizer import CaptionTokenizer, load_tokenizer
-from lumicap.weights import KNOWN_SETS, KNOWN_WEIGHTS, _populate, ensure_weights, resolve_weights
+from lumicap.weights import KNOWN_SETS, KNOWN_WEIGHTS, ensure_weights, resolve_weights
 
 MANIFEST_NAME = "teacher.json"
 MANIFEST_FORMAT = "lumicap-teacher"
@@ -186,7 +186,6 @@ def _resolve_ref(ref, key: str, base: Path | None, download: bool, root: Path | 
     candidate = Path(text).expanduser()
     if candidate.is_absolute() and candidate.exists():
         return candidate
-    _populate()
     if text in KNOWN_WEIGHTS:
         return resolve_weights(text, download=download, root=root)
     where = f" (looked in {base})" if base is not None else ""
@@ -195,7 +194,6 @@ def _resolve_ref(ref, key: str, base: Path | None, download: bool, root: Path | 
 
 def _fetch_known_files(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
     """Fetch (or name as missing, all in one error) every catalogue file the manifest needs, before any is read."""
-    _populate()
     known = [ref for ref in weight_names(manifest) if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())]
     if known:
         # A preset's weight set has the preset's name: one word fetches all of it.

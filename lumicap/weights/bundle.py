@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
-from lumicap.weights import (
-    KnownWeights,
+from lumicap.weights.registry import KnownWeights, expand_names, known_weights
+from lumicap.weights.store import (
     cache_dir,
     cached_path,
     check_file,
     ensure_weights,
-    expand_names,
-    known_weights,
     make_folder,
     remove_if_empty,
     sha256_of,

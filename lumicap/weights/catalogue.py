@@ -1,4 +1,4 @@
-"""The catalogue of known weight files (see ``lumicap.weights``). One entry per file, and named sets
+"""The catalogue of known weight files (see ``lumicap.weights``): it only declares entries. One entry per file, and named sets
 of the files one thing needs (``lumicap weights download|bundle`` accept both).
 
 Owners: LPIPS/AlexNet (metrics), VGG (perceptual losses), CLIP/GPT-2/ClipCap (teacher), the baselines'
@@ -11,7 +11,7 @@ else recorded at first download.
 from dataclasses import dataclass
 
 from lumicap.teacher.presets import PRESETS, weight_names
-from lumicap.weights import KnownWeights, register_set, register_weights
+from lumicap.weights.registry import KnownWeights, register_set, register_weights
 
 # --- metrics: LPIPS (AlexNet backbone, v0.1 linear heads) ---------------------------------------------
 register_weights(KnownWeights(
