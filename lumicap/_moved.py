@@ -15,6 +15,7 @@ import sys
 MOVED = {
     "lumicap.weights_catalog": "lumicap.weights.catalogue",
     "lumicap.weights_bundle": "lumicap.weights.bundle",
+    "lumicap.teacher.presets": "lumicap.weights.teacher_presets",
 }
 
 

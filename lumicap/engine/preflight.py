@@ -166,7 +166,7 @@ def _check_losses(cfg: Config, problems: list[str]) -> None:
 def _check_teacher(cfg: Config, problems: list[str]) -> None:
     if not cfg.mfr.enabled or not any(stage.mfr for stage in cfg.stages):
         return
-    from lumicap.teacher.presets import PRESETS
+    from lumicap.weights.teacher_presets import PRESETS
 
     if cfg.mfr.teacher not in PRESETS and not Path(cfg.mfr.teacher).expanduser().exists():
         problems.append(

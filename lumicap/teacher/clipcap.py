@@ -40,9 +40,9 @@ from lumicap.teacher.generation import beam_decode, greedy_decode
 from lumicap.teacher.gpt2 import build_gpt2, gpt2_state_from
 from lumicap.teacher.mapping import mapper_from_state_dict
 from lumicap.teacher.preprocess import clip_preprocess
-from lumicap.teacher.presets import PRESETS, preset, weight_names
 from lumicap.teacher.tokenizer import CaptionTokenizer, load_tokenizer
 from lumicap.weights import KNOWN_SETS, KNOWN_WEIGHTS, ensure_weights, resolve_weights
+from lumicap.weights.teacher_presets import PRESETS, preset, weight_names
 
 MANIFEST_NAME = "teacher.json"
 MANIFEST_FORMAT = "lumicap-teacher"

@@ -3,7 +3,8 @@
 Arrows run one way inside the package::
 
     registry   the record of one file (KnownWeights), named sets, the registry they live in
-    catalogue  declares every known file, set and official model (imports registry only)
+    catalogue  declares every known file, set and official model (imports registry and teacher_presets)
+    teacher_presets  the published ClipCap teachers as manifests over known files (plain data)
     store      the cache: explicit path -> cache -> download, sha256 records, verification
     bundle     carrying the cache to a machine without network (imports registry and store)
     reader     reading weight files safely (safetensors, torch pickles with weights_only=True)

@@ -10,8 +10,8 @@ else recorded at first download.
 
 from dataclasses import dataclass
 
-from lumicap.teacher.presets import PRESETS, weight_names
 from lumicap.weights.registry import KnownWeights, register_set, register_weights
+from lumicap.weights.teacher_presets import PRESETS, weight_names
 
 # --- metrics: LPIPS (AlexNet backbone, v0.1 linear heads) ---------------------------------------------
 register_weights(KnownWeights(
