@@ -16,6 +16,9 @@ MOVED = {
     "lumicap.weights_catalog": "lumicap.weights.catalogue",
     "lumicap.weights_bundle": "lumicap.weights.bundle",
     "lumicap.teacher.presets": "lumicap.weights.teacher_presets",
+    "lumicap.vgg": "lumicap.losses.vgg",
+    "lumicap.demo": "lumicap.report.demo",
+    "lumicap.config.problems": "lumicap.problems",
 }
 
 

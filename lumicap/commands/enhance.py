@@ -82,7 +82,7 @@ def run(args) -> int:
     if model.note:
         print(f"note: {model.note}")
     if args.demo:
-        from lumicap.demo import write_demo_inputs
+        from lumicap.report.demo import write_demo_inputs
 
         demo = write_demo_inputs(out)
         print(f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in {demo.reference_dir})")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from lumicap.config.problems import CUSTOM, problems_from
+from lumicap.problems import CUSTOM, problems_from
 
 INT64_MAX = 2**63 - 1
 MAX_COUNT = 2**31 - 1  # iterations and intervals: far above any recipe (150k), within int32

@@ -143,7 +143,7 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
 def _check_losses(cfg: Config, problems: list[str]) -> None:
     if cfg.train.allow_missing_perceptual:
         return
-    from lumicap.vgg import resolve_vgg_weights
+    from lumicap.losses.vgg import resolve_vgg_weights
 
     checked: dict[str, str | None] = {}
     for i, stage in enumerate(cfg.stages):

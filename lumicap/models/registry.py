@@ -221,10 +221,10 @@ def overrides_schema(name: str):
 
 
 def override_problems(name: str, overrides: Mapping[str, Any]) -> list:
-    """``lumicap.config.problems.Problem`` per override ``name``'s constructor cannot take (keys relative)."""
+    """``lumicap.problems.Problem`` per override ``name``'s constructor cannot take (keys relative)."""
     from pydantic import ValidationError
 
-    from lumicap.config.problems import Problem, problems_from
+    from lumicap.problems import Problem, problems_from
 
     schema = overrides_schema(model_info(name).name)
     if schema is None:

@@ -8,7 +8,7 @@ Each term is a plain ``nn.Module`` ``term(prediction, target) -> scalar``:
 ``charbonnier``        mean sqrt((p - t)^2 + eps^2), eps = 1e-3 (SNR-Aware's value)
 ``smooth_l1``          Huber with beta 1 (``F.smooth_l1_loss``; LLFormer, UHDFour)
 ``ssim``               1 - SSIM (Gaussian window 11, sigma 1.5; differentiable, ``lumicap.metrics.ssim``)
-``vgg19`` / ``vgg16``  VGG feature distance (``lumicap.vgg``): ``vgg19`` is UHDFour's term (conv4_4, MSE, no
+``vgg19`` / ``vgg16``  VGG feature distance (``lumicap.losses.vgg``): ``vgg19`` is UHDFour's term (conv4_4, MSE, no
                        ImageNet normalisation), ``vgg16`` RCTNet's (relu1_2/2_2/3_2, L1, normalised)
 ``lowres_smooth_l1``   smooth L1 between the model's ``output_lowres`` and the target resized to its size
 =====================  ===========================================================================
@@ -98,7 +98,7 @@ BUILTIN = tuple(PIXEL_LOSSES) + tuple(PERCEPTUAL_LOSSES) + tuple(AUXILIARY_LOSSE
 
 def perceptual_loss(name: str, weights: str | None = None) -> nn.Module:
     """The recipe's VGG perceptual term; missing weights raise a one-line ``WeightsError``."""
-    from lumicap.vgg import VGGPerceptualLoss
+    from lumicap.losses.vgg import VGGPerceptualLoss
 
     return VGGPerceptualLoss.from_preset(PERCEPTUAL_LOSSES[name], weights=weights)
 
