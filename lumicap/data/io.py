@@ -13,9 +13,7 @@ is the picture as a viewer shows it.
 from __future__ import annotations
 
 import os
-import re
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from lumicap.errors import ImageReadError, LumicapError, shown
+from lumicap.files import atomic_write, remove_stale_partial_files  # noqa: F401  (its old home)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -316,63 +315,20 @@ def write_image(
     array = quantized.permute(1, 2, 0).numpy().astype(np.uint16 if bit_depth == 16 else np.uint8)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a later run can tell a killed writer's leftover from a live one's.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.lumicap-{os.getpid()}-", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if bit_depth == 16:
-                import png  # pypng
 
-                height, width, _ = array.shape
-                png.Writer(width, height, greyscale=False, bitdepth=16).write(fh, array.reshape(height, width * 3))
-            else:
-                from PIL import Image
+    def encode(handle) -> None:
+        if bit_depth == 16:
+            import png  # pypng
 
-                options = {"quality": quality} if _PILLOW_FORMATS[suffix] == "JPEG" else {}
-                Image.fromarray(array).save(fh, format=_PILLOW_FORMATS[suffix], **options)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an output image is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            height, width, _ = array.shape
+            png.Writer(width, height, greyscale=False, bitdepth=16).write(handle, array.reshape(height, width * 3))
+        else:
+            from PIL import Image
+
+            options = {"quality": quality} if _PILLOW_FORMATS[suffix] == "JPEG" else {}
+            Image.fromarray(array).save(handle, format=_PILLOW_FORMATS[suffix], **options)
+
+    # Through a temporary file named with the writer's pid, so a later run can tell a killed writer's
+    # leftover from a live one's (remove_stale_partial_files).
+    atomic_write(path, encode)
     return path
-
-
-_PART_FILE = re.compile(r"^\..*\.lumicap-(\d+)-[^.]*\.part$")
-
-
-def remove_stale_partial_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files ``write_image`` left in ``folder`` when its process was killed.
-
-    Only files whose writing process no longer exists are removed, so a run writing into the same
-    folder at the same time keeps its own. Returns the removed paths.
-    """
-    folder = Path(folder)
-    removed: list[Path] = []
-    try:
-        names = [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return removed
-    for name in names:
-        match = _PART_FILE.match(name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        try:
-            (folder / name).unlink()
-        except OSError:
-            continue
-        removed.append(folder / name)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name != "posix":  # no harmless existence probe elsewhere (os.kill would terminate it): keep the file
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True

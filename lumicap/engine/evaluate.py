@@ -12,13 +12,13 @@ import csv
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from lumicap import jsonfile
 from lumicap.errors import LumicapError, shown
+from lumicap.files import atomic_write
 
 CSV_NAME = "per_image.csv"
 SUMMARY_NAME = "summary.json"
@@ -217,18 +217,6 @@ def write_results(out_dir: str | os.PathLike, rows: list[dict], summary: dict, o
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in fields})
-    _write_atomic(csv_path, buffer.getvalue())
-    _write_atomic(json_path, jsonfile.dumps(summary, indent=2) + "\n")  # an infinite PSNR is written "inf"
+    atomic_write(csv_path, buffer.getvalue())
+    atomic_write(json_path, jsonfile.dumps(summary, indent=2) + "\n")  # an infinite PSNR is written "inf"
     return csv_path, json_path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)

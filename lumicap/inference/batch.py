@@ -247,7 +247,7 @@ def enhance_files(
     """
     from tqdm import tqdm
 
-    from lumicap.data.io import remove_stale_partial_files
+    from lumicap.files import remove_stale_partial_files
 
     plan = plan_outputs(inputs, out_dir, fmt)
     summary = EnhanceSummary()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError, shown
+from lumicap.files import atomic_write
+from lumicap.weights.reader import read_torch_file, read_training_checkpoint, training_checkpoint_problem
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
@@ -254,8 +255,8 @@ def _from_name_and_weights(name: str, weights: str | os.PathLike):
     path = resolve_weights(weights, download=True)
     if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
         # A training checkpoint given with an explicit name: keep its overrides when it names the same model.
-        raw = _torch_load(path)
-        if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "config" in raw:
+        raw = read_torch_file(path)
+        if training_checkpoint_problem(raw) is None:
             ck_name, overrides = _model_from_config(raw["config"], path)
             if ck_name is not None and _registry_key(ck_name) != _registry_key(name):
                 raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
@@ -288,16 +289,8 @@ def _from_official_model(text: str):
 
 
 def _from_checkpoint(path: Path):
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    raw = _torch_load(path)
-    if not isinstance(raw, dict) or "model" not in raw or "config" not in raw:
-        keys = ", ".join(sorted(map(str, raw))[:6]) if isinstance(raw, dict) else type(raw).__name__
-        raise WeightsError(
-            f"{path}: not a lumicap training checkpoint (expected keys 'model' and 'config', found {keys}); "
-            f"for a bare state dict pass --model NAME --weights {path}"
-        )
-    name, overrides = _model_from_config(raw["config"], path)
+    raw = read_training_checkpoint(path)
+    name, overrides = _model_from_config(raw.get("config"), path)
     if name is None:
         raise WeightsError(f"{path}: the checkpoint's config names no model (config.model.name)")
     state, which = _checkpoint_weights(raw, path)
@@ -322,19 +315,10 @@ def _checkpoint_weights(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor],
     ema = raw.get("ema")
     if isinstance(ema, dict) and isinstance(ema.get("module"), dict) and ema["module"]:
         return _tensors_only(ema["module"], path), "ema"
-    return _tensors_only(raw["model"], path), "model"
+    return _tensors_only(raw.get("model"), path), "model"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _torch_load(path: Path) -> Any:
-    from lumicap.weights import torch_load_failure
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{shown(path)}: {torch_load_failure(exc)}") from None
 
 
 def _model_from_config(config: Any, path: Path) -> tuple[str | None, dict]:
@@ -481,7 +465,7 @@ def save_inference_model(
     ``record`` is free-form JSON (training command, data, metrics) kept in the sidecar and in the
     safetensors header. Existing files are refused unless ``overwrite``. Returns (weights, sidecar).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -495,18 +479,8 @@ def save_inference_model(
     # safetensors wants contiguous tensors that share no storage.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
-        save_file(tensors, str(tmp), metadata={"lumicap": json.dumps(metadata)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    tmp = _temp_beside(sidecar)
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, sidecar)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, save(tensors, metadata={"lumicap": json.dumps(metadata)}))
+    atomic_write(sidecar, text + "\n")
     return path, sidecar
 
 
@@ -519,9 +493,3 @@ def export_checkpoint(
     _load_weights(module, state, name, str(checkpoint))
     extra = {k: v for k, v in metadata.items() if k not in ("model", "overrides")}
     return save_inference_model(path, name, module.state_dict(), overrides, overwrite=overwrite, **{**extra, **record})
-
-
-def _temp_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    return Path(name)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from lumicap.errors import LumicapError
+from lumicap.files import move_into_place
 
 PREVIEW_SIDE = 1280  # previews on the page; downloads are full resolution
 PREVIEW_QUALITY = 90
@@ -267,7 +268,7 @@ class JobQueue:
                 job_id = secrets.token_hex(8)
                 job = Job(job_id, name, self.workdir / "jobs" / job_id, model_key, height, width)
                 job.input_path.parent.mkdir(parents=True)
-                os.replace(received, job.input_path)
+                move_into_place(received, job.input_path)
                 self._jobs[job.id] = job
                 self._enqueue(_Task(job, lambda: self._enhance(job)))
         finally:
@@ -289,7 +290,7 @@ class JobQueue:
             with self._lock:
                 target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(received, target)
+                move_into_place(received, target)
                 reference = {"name": name, "state": "queued", "path": target}
                 job.reference = reference
                 self._enqueue(_Task(job, lambda: self._measure(job, reference), reference))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
+from lumicap.files import atomic_write, move_into_place
 from lumicap.weights.registry import KnownWeights, expand_names, known_weights
 from lumicap.weights.store import (
     cache_dir,
@@ -116,10 +117,8 @@ def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = No
 def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
     import io
 
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp_name, "w", format=tarfile.PAX_FORMAT) as tar:
+    def write(handle) -> None:
+        with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
             info = tarfile.TarInfo(MANIFEST_NAME)
             info.size, info.mtime, info.mode = len(manifest), int(time.time()), 0o644
             tar.addfile(info, io.BytesIO(manifest))
@@ -129,10 +128,8 @@ def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> Non
                 info.size, info.mtime, info.mode = path.stat().st_size, int(path.stat().st_mtime), 0o644
                 with open(path, "rb") as fh:
                     tar.addfile(info, fh)
-        os.replace(tmp_name, out)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+
+    atomic_write(out, write)
 
 
 def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
@@ -144,7 +141,7 @@ def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> 
         (staging / MANIFEST_NAME).write_bytes(manifest)
         if out.exists():
             out.rmdir()  # checked empty above
-        os.replace(staging, out)
+        move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -217,7 +214,7 @@ def _install(staged: _Staged, root: Path, how: str) -> BundledFile:
     if staged.status == "installed":
         target.parent.mkdir(exist_ok=True)
         write_record(staged.entry, target, staged.sha256, how)
-        os.replace(staged.tmp, target)
+        move_into_place(staged.tmp, target)
     elif staged.status == "already cached, now verified":
         # Same bytes as a file the bundler vouched for: the cached copy is vouched for now too.
         write_record(staged.entry, target, staged.sha256, f"identical to the file {how}")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
+from lumicap.files import atomic_write, move_into_place
 from lumicap.weights.registry import KNOWN_SETS, KNOWN_WEIGHTS, KnownWeights, get_known, unknown_weights_error
 
 OFFLINE_VARIABLES = ("LUMICAP_OFFLINE", "HF_HUB_OFFLINE")
@@ -93,10 +94,7 @@ def write_record(entry: KnownWeights, path: Path, sha256: str, how: str) -> None
         "how": how,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    target = record_path(path)
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, target)
+    atomic_write(record_path(path), json.dumps(record, indent=1) + "\n")
 
 
 def _is_sha256(value) -> bool:
@@ -288,7 +286,7 @@ def download_to_cache(entry: KnownWeights, target: Path) -> str:
         target.parent.mkdir(exist_ok=True)
         # Record first: a crash between the two leaves a record without a file, which downloads again.
         write_record(entry, target, result.sha256, f"downloaded from {entry.source}")
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
         return result.sha256
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -317,7 +315,7 @@ def _fetch(entry: KnownWeights, dest: Path, staging: Path) -> None:
 
         fetched = hf_hub_download(entry.repo_id, entry.filename, cache_dir=str(staging / "hub"))
         # The hub's snapshot entry is a link to a blob in its cache; move the blob itself.
-        os.replace(Path(fetched).resolve(), dest)
+        move_into_place(Path(fetched).resolve(), dest)
     else:
         _download_url(str(entry.url), dest)
 
