@@ -36,13 +36,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError, shown
 from lumicap.files import atomic_write
+from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
+from lumicap.inference.onnx_model import OnnxEnhancer
+from lumicap.jsonfile import parse_json, read_json
+from lumicap.models import build_model, list_models, official
+from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint, read_tf_checkpoint_files
+from lumicap.weights import ensure_weights, load_state_dict, resolve_weights
+from lumicap.weights.catalogue import official_model
 from lumicap.weights.reader import read_torch_file, read_training_checkpoint, training_checkpoint_problem
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -53,6 +62,18 @@ SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS.name, "retinexformer-lumicap": "ret
 DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
 SIDECAR_FORMAT = "lumicap-inference-model"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+@dataclass
+class ModelWeights:
+    """What a model spec resolves to before the network is built (the hand-off from each source below
+    to ``load_inference_model``)."""
+
+    name: str  # registry model name
+    overrides: dict[str, Any]  # constructor overrides the file records
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, Any]  # the sidecar or checkpoint record, kept in InferenceModel.metadata
+    source: str  # where the weights came from, for messages
 
 
 @dataclass
@@ -113,39 +134,21 @@ def load_inference_model(
     if text is not None and text.lower().endswith(".onnx"):
         return _from_onnx(Path(text).expanduser(), device, weights)
     target = resolve_device(device)
-    if text is None or text in SHIPPED_MODELS:
-        if weights is not None:
-            raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
-        name, base, state, metadata, source = _from_shipped(text or "default")
-    elif weights is not None:
-        name, base, state, metadata, source = _from_name_and_weights(text, weights)
-    elif _official_model(text) is not None:
-        name, base, state, metadata, source = _from_official_model(text)
-    else:
-        path = Path(text).expanduser()
-        if path.is_dir():
-            path = _checkpoint_in_run_folder(path)
-        if path.suffix == ".safetensors":
-            name, base, state, metadata, source = _from_safetensors(path)
-        elif path.suffix in CHECKPOINT_SUFFIXES or path.is_file():
-            name, base, state, metadata, source = _from_checkpoint(path)
-        else:
-            _require_registry_name(text)
-            raise LumicapError(
-                f"model '{text}' needs weights: add --weights FILE (a state dict for '{text}'), "
-                f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
-            )
-    all_overrides = {**base, **dict(overrides or {})}
-    module = _build(name, all_overrides, source)
-    conversion = _load_weights(module, state, name, source)
-    metadata = {**metadata, "overrides": all_overrides}
+    read = next((read for _, matches, read in SPEC_FORMS if matches(text, weights)), _needs_weights)
+    loaded = read(text, weights)
+    all_overrides = {**loaded.overrides, **dict(overrides or {})}
+    module = _build(loaded.name, all_overrides, loaded.source)
+    conversion = _load_weights(module, loaded.state, loaded.name, loaded.source)
+    metadata = {**loaded.metadata, "overrides": all_overrides}
     if conversion is not None:
         metadata["official_format"] = conversion.description
         metadata["official_keys_left_out"] = conversion.ignored_keys
-    module = _with_full_resolution_transform(module, network_megapixels, metadata, source)
+    module = _with_full_resolution_transform(module, network_megapixels, metadata, loaded.source)
     module.to(target).eval()
     note = conversion.note() if conversion is not None else None
-    return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata, note=note)
+    return InferenceModel(
+        module=module, name=loaded.name, source=loaded.source, device=target, metadata=metadata, note=note
+    )
 
 
 def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
@@ -153,11 +156,10 @@ def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
     an already built ``module`` of registry model ``name`` (fine-tuning starts); returns the official
     ``Conversion`` when the file was an official checkpoint, else None."""
     text = os.fspath(weights)
-    if _official_model(text) is not None:
-        _, _, state, _, source = _from_official_model(text)
+    if official_model(text) is not None:
+        loaded = _from_official_model(text)
+        state, source = loaded.state, loaded.source
     else:
-        from lumicap.weights import resolve_weights
-
         path = resolve_weights(text, download=True)
         state, source = read_weights(path), str(path)
     return _load_weights(module, state, name, source)
@@ -166,9 +168,6 @@ def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a weight file (safetensors, torch pickle read with ``weights_only=True``, wrapped
     or not) or a TensorFlow checkpoint (file, prefix or folder; needs the ``tf`` extra)."""
-    from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint
-    from lumicap.weights import load_state_dict
-
     path = Path(path).expanduser()
     if is_tf_checkpoint(path):
         return read_tf_checkpoint(path)
@@ -178,8 +177,6 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _with_full_resolution_transform(module: nn.Module, megapixels: float | None, metadata: dict, source: str) -> nn.Module:
-    from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
-
     if megapixels is None:
         settings = metadata.get("inference") if isinstance(metadata, dict) else None
         megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
@@ -197,8 +194,6 @@ def _with_full_resolution_transform(module: nn.Module, megapixels: float | None,
 
 
 def _from_onnx(path: Path, device, weights) -> InferenceModel:
-    from lumicap.inference.onnx_model import OnnxEnhancer
-
     if weights is not None:
         raise LumicapError(f"{path}: an ONNX file holds its weights; drop --weights")
     if device is not None and str(device) not in ("auto", "cpu"):
@@ -212,7 +207,10 @@ def _from_onnx(path: Path, device, weights) -> InferenceModel:
 # ----------------------------------------------------------------------------------------------- sources
 
 
-def _from_shipped(key: str):
+def _from_shipped(spec: str | None, weights: str | os.PathLike | None) -> ModelWeights:
+    if weights is not None:
+        raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
+    key = spec or "default"
     weights = ASSETS_DIR / SHIPPED_MODELS[key]
     sidecar = weights.with_suffix(".json")
     if not weights.is_file() or not sidecar.is_file():
@@ -225,7 +223,7 @@ def _from_shipped(key: str):
     return _from_safetensors(weights, source="default model" if key == "default" else f"shipped model '{key}'")
 
 
-def _from_safetensors(path: Path, source: str | None = None):
+def _from_safetensors(path: Path, source: str | None = None) -> ModelWeights:
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     sidecar = path.with_suffix(".json")
@@ -235,60 +233,47 @@ def _from_safetensors(path: Path, source: str | None = None):
             f"{path}: no sidecar {sidecar.name} saying which model these weights are for; "
             f"pass --model NAME --weights {path}"
         )
-    from lumicap.weights import load_state_dict
-
     state = load_state_dict(path)
-    return metadata["model"], metadata.get("overrides") or {}, state, metadata, source or str(path)
+    return ModelWeights(metadata["model"], metadata.get("overrides") or {}, state, metadata, source or str(path))
 
 
-def _from_name_and_weights(name: str, weights: str | os.PathLike):
-    if _official_model(name) is not None:  # "--model iat-lol-v1-official --weights FILE": FILE is such a file
-        name = _official_model(name).model
+def _from_name_and_weights(name: str, weights: str | os.PathLike) -> ModelWeights:
+    if official_model(name) is not None:  # "--model iat-lol-v1-official --weights FILE": FILE is such a file
+        name = official_model(name).model
     _require_registry_name(name)
-    if _official_model(os.fspath(weights)) is not None:
-        model, _, state, metadata, source = _from_official_model(os.fspath(weights))
-        if _registry_key(model) != _registry_key(name):
-            raise WeightsError(f"weights '{os.fspath(weights)}' are for model '{model}', not '{name}'")
-        return name, {}, state, metadata, source
-    from lumicap.weights import resolve_weights
-
+    if official_model(os.fspath(weights)) is not None:
+        loaded = _from_official_model(os.fspath(weights))
+        if _registry_key(loaded.name) != _registry_key(name):
+            raise WeightsError(f"weights '{os.fspath(weights)}' are for model '{loaded.name}', not '{name}'")
+        return ModelWeights(name, {}, loaded.state, loaded.metadata, loaded.source)
     path = resolve_weights(weights, download=True)
     if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
         # A training checkpoint given with an explicit name: keep its overrides when it names the same model.
         raw = read_torch_file(path)
         if training_checkpoint_problem(raw) is None:
-            ck_name, overrides = _model_from_config(raw["config"], path)
+            ck_name, overrides = _model_from_config(raw.get("config"), path)
             if ck_name is not None and _registry_key(ck_name) != _registry_key(name):
                 raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
             state, which = _checkpoint_weights(raw, path)
-            return name, overrides, state, {"model": name, "overrides": overrides, "weights": which}, str(path)
-    return name, {}, read_weights(path), {"model": name}, str(path)
+            record = {"model": name, "overrides": overrides, "weights": which}
+            return ModelWeights(name, overrides, state, record, str(path))
+    return ModelWeights(name, {}, read_weights(path), {"model": name}, str(path))
 
 
-def _official_model(text: str):
-    from lumicap.weights.catalogue import official_model
-
-    return official_model(text)
-
-
-def _from_official_model(text: str):
+def _from_official_model(text: str) -> ModelWeights:
     """A catalogue name of official pretrained weights: its model, and its file(s) from the cache."""
-    from lumicap.weights import ensure_weights
-
-    entry = _official_model(text)
+    entry = official_model(text)
     found = ensure_weights(entry.files, download=True, needed_by=f"model '{entry.name}'", fetch_names=[entry.name])
     paths = [found[file] for file in entry.files]
     if entry.tf_folders:
-        from lumicap.models.official.tf_checkpoint import read_tf_checkpoint_files
-
         parts = {folder: (paths[2 * i], paths[2 * i + 1]) for i, folder in enumerate(entry.tf_folders)}
         state, source = read_tf_checkpoint_files(parts), f"{entry.name} ({paths[0].parent.parent})"
     else:
         state, source = read_weights(paths[0]), str(paths[0])
-    return entry.model, {}, state, {"model": entry.model, "weights": entry.name}, source
+    return ModelWeights(entry.model, {}, state, {"model": entry.model, "weights": entry.name}, source)
 
 
-def _from_checkpoint(path: Path):
+def _from_checkpoint(path: Path) -> ModelWeights:
     raw = read_training_checkpoint(path)
     name, overrides = _model_from_config(raw.get("config"), path)
     if name is None:
@@ -298,7 +283,45 @@ def _from_checkpoint(path: Path):
     for key in ("kind", "iteration", "best", "selected_on"):
         if key in raw and isinstance(raw[key], (int, float, str, dict)):
             metadata[key] = raw[key]
-    return name, overrides, state, metadata, str(path)
+    return ModelWeights(name, overrides, state, metadata, str(path))
+
+
+def _from_run_folder(folder: Path) -> ModelWeights:
+    return _from_checkpoint(_checkpoint_in_run_folder(folder))
+
+
+def _needs_weights(spec: str, weights: None) -> ModelWeights:
+    """No form matched: a registry name without weights (or an unknown name, or a missing file)."""
+    _require_registry_name(spec)
+    raise LumicapError(
+        f"model '{spec}' needs weights: add --weights FILE (a state dict for '{spec}'), "
+        f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
+    )
+
+
+def _path(spec: str) -> Path:
+    return Path(spec).expanduser()
+
+
+SpecTest = Callable[[Any, Any], bool]
+SpecReader = Callable[[Any, Any], ModelWeights]
+# The forms ``load_inference_model(spec, weights=...)`` accepts, tried in this order; the first whose test
+# matches reads the spec (an .onnx file is handled before: it holds a network, not weights).
+SPEC_FORMS: tuple[tuple[str, SpecTest, SpecReader], ...] = (
+    ("shipped model: None, 'default', 'retinexformer-lumicap'",
+     lambda spec, weights: spec is None or spec in SHIPPED_MODELS, _from_shipped),
+    ("registry model name with weights=",
+     lambda spec, weights: weights is not None, _from_name_and_weights),
+    ("official pretrained name from the catalogue",
+     lambda spec, weights: official_model(spec) is not None, lambda spec, _: _from_official_model(spec)),
+    ("lumicap run folder (its best.pt, else last.pt)",
+     lambda spec, weights: _path(spec).is_dir(), lambda spec, _: _from_run_folder(_path(spec))),
+    (".safetensors file with its sidecar",
+     lambda spec, weights: _path(spec).suffix == ".safetensors", lambda spec, _: _from_safetensors(_path(spec))),
+    ("lumicap training checkpoint",
+     lambda spec, weights: _path(spec).suffix in CHECKPOINT_SUFFIXES or _path(spec).is_file(),
+     lambda spec, _: _from_checkpoint(_path(spec))),
+)
 
 
 def _checkpoint_in_run_folder(folder: Path) -> Path:
@@ -346,24 +369,18 @@ def _tensors_only(state: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_sidecar(path: Path) -> dict:
-    from lumicap.jsonfile import read_json
-
     return _check_metadata(read_json(path, what="JSON sidecar", error=WeightsError), path)
 
 
 def _read_header_metadata(path: Path) -> dict | None:
     """The same record stored in the safetensors header (``__metadata__["lumicap"]``), if any."""
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
     except Exception:
         return None  # load_state_dict reports an unreadable file with the proper message
     if "lumicap" not in header:
         return None
-    from lumicap.jsonfile import parse_json
-
     return _check_metadata(parse_json(header["lumicap"], path, "header metadata 'lumicap' (JSON)", WeightsError), path)
 
 
@@ -380,8 +397,6 @@ def _registry_key(name: str) -> str:
 
 
 def _require_registry_name(name: str) -> None:
-    from lumicap.models import list_models
-
     known = {info.name for info in list_models()}
     if _registry_key(name) not in known:
         looks_like_path = os.sep in name or "." in Path(name).name
@@ -391,8 +406,6 @@ def _require_registry_name(name: str) -> None:
 
 
 def _build(name: str, overrides: dict, source: str) -> nn.Module:
-    from lumicap.models import build_model
-
     try:
         return build_model(name, **overrides)
     except LumicapError as exc:
@@ -402,8 +415,6 @@ def _build(name: str, overrides: dict, source: str) -> nn.Module:
 def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], name: str, source: str):
     """Load ``state`` into ``module``: as a lumicap state dict, else as the model's official layout
     (``lumicap.models.official``), whichever fits; returns the ``Conversion`` for an official file."""
-    from lumicap.models import official
-
     expected = module.state_dict()
     candidate = official.fit_to_model(official.strip_wrapper_prefixes(state, set(expected)), module)
     problems = official.fit_problems(candidate, expected)
@@ -465,8 +476,6 @@ def save_inference_model(
     ``record`` is free-form JSON (training command, data, metrics) kept in the sidecar and in the
     safetensors header. Existing files are refused unless ``overwrite``. Returns (weights, sidecar).
     """
-    from safetensors.torch import save
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise LumicapError(f"{path}: inference models are saved as .safetensors")
@@ -488,8 +497,10 @@ def export_checkpoint(
     checkpoint: str | os.PathLike, path: str | os.PathLike, overwrite: bool = False, **record: Any
 ) -> tuple[Path, Path]:
     """Convert a lumicap training checkpoint into ``path`` (.safetensors) + sidecar, checking it loads."""
-    name, overrides, state, metadata, _ = _from_checkpoint(Path(checkpoint))
-    module = _build(name, overrides, str(checkpoint))
-    _load_weights(module, state, name, str(checkpoint))
-    extra = {k: v for k, v in metadata.items() if k not in ("model", "overrides")}
-    return save_inference_model(path, name, module.state_dict(), overrides, overwrite=overwrite, **{**extra, **record})
+    loaded = _from_checkpoint(Path(checkpoint))
+    module = _build(loaded.name, loaded.overrides, str(checkpoint))
+    _load_weights(module, loaded.state, loaded.name, str(checkpoint))
+    extra = {k: v for k, v in loaded.metadata.items() if k not in ("model", "overrides")}
+    return save_inference_model(
+        path, loaded.name, module.state_dict(), loaded.overrides, overwrite=overwrite, **{**extra, **record}
+    )

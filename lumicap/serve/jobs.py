@@ -23,7 +23,7 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -188,6 +188,29 @@ def _cached_catalog_entries() -> list[MenuEntry]:
 
 # -------------------------------------------------------------------------------------------------- jobs
 
+JobState = Literal["queued", "running", "done", "failed"]  # of a job, and of a reference measurement
+
+
+@dataclass
+class Reference:
+    """A reference photo uploaded for a finished job, and its PSNR/SSIM against the result once measured."""
+
+    name: str  # safe base name of the upload
+    path: Path  # on the server; never shown to the page
+    state: JobState = "queued"
+    message: str | None = None  # why it failed
+    psnr: float | None = None
+    ssim: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What the page sees: name and state, the message of a failure, the measures once done."""
+        view: dict[str, Any] = {"name": self.name, "state": self.state}
+        if self.message is not None:
+            view["message"] = self.message
+        if self.state == "done":
+            view.update(psnr=self.psnr, ssim=self.ssim)
+        return view
+
 
 @dataclass
 class Job:
@@ -197,7 +220,7 @@ class Job:
     model_key: str
     height: int
     width: int
-    state: str = "queued"  # queued | running | done | failed
+    state: JobState = "queued"
     message: str = ""
     tiles_done: int = 0
     tiles_total: int = 0
@@ -205,7 +228,7 @@ class Job:
     seconds: float | None = None
     bit_depth: int = 8
     captions: dict[str, str] | None = None
-    reference: dict[str, Any] | None = None
+    reference: Reference | None = None
     started: float | None = None  # wall-clock times, for the page and for checking the queue's order
     finished: float | None = None
 
@@ -229,7 +252,7 @@ class Job:
 class _Task:
     job: Job
     run: Callable[[], None] = field(repr=False)
-    reference: dict[str, Any] | None = None  # set for a measurement against a reference photo
+    reference: Reference | None = None  # set for a measurement against a reference photo
 
 
 class JobQueue:
@@ -291,7 +314,7 @@ class JobQueue:
                 target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 move_into_place(received, target)
-                reference = {"name": name, "state": "queued", "path": target}
+                reference = Reference(name, target)
                 job.reference = reference
                 self._enqueue(_Task(job, lambda: self._measure(job, reference), reference))
         finally:
@@ -308,9 +331,7 @@ class JobQueue:
         """What the page sees of a job (no server paths)."""
         with self._lock:
             ahead = next((i for i, task in enumerate(self._waiting) if task.job is job), None)
-        reference = None
-        if job.reference is not None:
-            reference = {k: v for k, v in job.reference.items() if k != "path"}
+        reference = job.reference.public() if job.reference is not None else None
         return {
             "id": job.id,
             "name": job.name,
@@ -405,7 +426,7 @@ class JobQueue:
 
     def _fail(self, task: _Task, message: str) -> None:
         if task.reference is not None:
-            task.reference.update(state="failed", message=message)
+            task.reference.message, task.reference.state = message, "failed"  # state last: the page polls
         else:
             task.job.state, task.job.message, task.job.finished = "failed", message, time.time()
 
@@ -440,17 +461,18 @@ class JobQueue:
                 job.captions = {"error": str(exc)}
         job.state, job.finished = "done", time.time()
 
-    def _measure(self, job: Job, reference: dict[str, Any]) -> None:
+    def _measure(self, job: Job, reference: Reference) -> None:
         """PSNR and SSIM by ``lumicap eval``'s evaluator, on the PNG result as written."""
         from lumicap.engine.evaluate import evaluate_pairs
 
-        reference["state"] = "running"
+        reference.state = "running"
         try:
-            rows, _ = evaluate_pairs([job.output_path], [reference["path"]], names=[job.name])
+            rows, _ = evaluate_pairs([job.output_path], [reference.path], names=[job.name])
         except LumicapError as exc:
-            reference.update(state="failed", message=_without_path(str(exc), reference["path"], reference["name"]))
+            reference.message = _without_path(str(exc), reference.path, reference.name)
+            reference.state = "failed"  # last: the page polls from another thread
             return
-        reference.update(state="done", psnr=rows[0]["psnr"], ssim=rows[0]["ssim"])
+        reference.psnr, reference.ssim, reference.state = rows[0]["psnr"], rows[0]["ssim"], "done"
 
 
 class _Stopped(Exception):
