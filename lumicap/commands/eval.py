@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lumicap.names import LAYOUTS, PSNR_CONVENTIONS
+
 _METRIC_LABELS = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
@@ -35,10 +37,10 @@ def register(sub):
     source.add_argument("--data", metavar="ROOT", help="dataset root of a known layout (use with --split)")
     parser.add_argument("--split", metavar="NAME", help="split of --data: train, test, or a folder name like eval15")
     parser.add_argument(
-        "--layout", default="auto", choices=["auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders"],
+        "--layout", default="auto", choices=["auto", *LAYOUTS],
         help="layout of --data (default: detected)",
     )
-    parser.add_argument("--psnr", default="float", choices=["float", "uint8"],
+    parser.add_argument("--psnr", default="float", choices=PSNR_CONVENTIONS,
                         help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels")
     parser.add_argument("--gt-mean", action="store_true",
                         help="also report every metric after GT-mean brightness scaling (keys *_gtmean)")

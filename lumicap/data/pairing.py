@@ -22,8 +22,7 @@ from pathlib import Path
 
 from lumicap.data.io import IMAGE_EXTENSIONS, image_size, is_image_file, read_image_array
 from lumicap.errors import DatasetError, ImageReadError
-
-LAYOUTS = ("lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders")
+from lumicap.names import LAYOUTS, LayoutChoice
 
 _LOW_DIR_NAMES = ("low", "input")
 _HIGH_DIR_NAMES = ("high", "normal", "gt", "target")
@@ -196,7 +195,7 @@ def detect_layout(root: str | os.PathLike) -> str:
     )
 
 
-def resolve_split(root: str | os.PathLike, split: str | None, layout: str = "auto") -> list[ImagePair]:
+def resolve_split(root: str | os.PathLike, split: str | None, layout: LayoutChoice = "auto") -> list[ImagePair]:
     """The image pairs of ``split`` ('train', 'test', or a literal sub-folder like 'eval15') under ``root``."""
     root = Path(root)
     if layout == "auto":

@@ -19,6 +19,7 @@ import torch
 from lumicap import jsonfile
 from lumicap.errors import LumicapError, shown
 from lumicap.files import atomic_write
+from lumicap.names import DeviceChoice, PsnrConvention
 
 CSV_NAME = "per_image.csv"
 SUMMARY_NAME = "summary.json"
@@ -35,7 +36,7 @@ def measure(
     gt: torch.Tensor,
     lpips: torch.nn.Module | None = None,
     gt_mean: bool = False,
-    psnr_convention: str = "float",
+    psnr_convention: PsnrConvention = "float",
 ) -> dict[str, float]:
     """Metrics of one image pair (3, H, W) or (1, 3, H, W) in [0, 1]: psnr, ssim[, lpips][, *_gtmean]."""
     from lumicap.metrics import gt_mean_scale, psnr, ssim_matlab
@@ -57,7 +58,7 @@ def measure(
     return result
 
 
-def protocol(psnr_convention: str, gt_mean: bool, lpips_status: str) -> dict[str, object]:
+def protocol(psnr_convention: PsnrConvention, gt_mean: bool, lpips_status: str) -> dict[str, object]:
     """The description stored beside every number: which conventions produced it."""
     return {
         "psnr": PSNR_PROTOCOLS[psnr_convention],
@@ -77,10 +78,10 @@ def evaluate_pairs(
     lpips: torch.nn.Module | None = None,
     gt_mean: bool = False,
     *,
-    psnr_convention: str = "float",
+    psnr_convention: PsnrConvention = "float",
     names: list[str] | None = None,
     lpips_status: str | None = None,
-    device: str | torch.device = "cpu",
+    device: DeviceChoice | torch.device = "cpu",
     progress: bool = False,
 ) -> tuple[list[dict], dict]:
     """Measure each prediction file against its reference file.
@@ -144,7 +145,7 @@ def metric_keys(rows: list[dict]) -> list[str]:
     return [k for k in rows[0] if k not in ("name", "pred", "gt")] if rows else []
 
 
-def summarize(rows: list[dict], psnr_convention: str, gt_mean: bool, lpips_status: str) -> dict:
+def summarize(rows: list[dict], psnr_convention: PsnrConvention, gt_mean: bool, lpips_status: str) -> dict:
     summary: dict[str, object] = {"count": len(rows)}
     for key in metric_keys(rows):
         summary[key] = math.fsum(row[key] for row in rows) / len(rows)

@@ -50,6 +50,7 @@ from lumicap.inference.onnx_model import OnnxEnhancer
 from lumicap.jsonfile import parse_json, read_json
 from lumicap.models import build_model, list_models, official
 from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint, read_tf_checkpoint_files
+from lumicap.names import DeviceChoice, model_key
 from lumicap.weights import ensure_weights, load_state_dict, resolve_weights
 from lumicap.weights.catalogue import official_model
 from lumicap.weights.reader import read_torch_file, read_training_checkpoint, training_checkpoint_problem
@@ -103,7 +104,7 @@ class InferenceModel:
         return text
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: DeviceChoice | torch.device | None) -> torch.device:
     """``"auto"``/None -> CUDA when available, else CPU; an unavailable CUDA is a one-line error."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -243,7 +244,7 @@ def _from_name_and_weights(name: str, weights: str | os.PathLike) -> ModelWeight
     _require_registry_name(name)
     if official_model(os.fspath(weights)) is not None:
         loaded = _from_official_model(os.fspath(weights))
-        if _registry_key(loaded.name) != _registry_key(name):
+        if model_key(loaded.name) != model_key(name):
             raise WeightsError(f"weights '{os.fspath(weights)}' are for model '{loaded.name}', not '{name}'")
         return ModelWeights(name, {}, loaded.state, loaded.metadata, loaded.source)
     path = resolve_weights(weights, download=True)
@@ -252,7 +253,7 @@ def _from_name_and_weights(name: str, weights: str | os.PathLike) -> ModelWeight
         raw = read_torch_file(path)
         if training_checkpoint_problem(raw) is None:
             ck_name, overrides = _model_from_config(raw.get("config"), path)
-            if ck_name is not None and _registry_key(ck_name) != _registry_key(name):
+            if ck_name is not None and model_key(ck_name) != model_key(name):
                 raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
             state, which = _checkpoint_weights(raw, path)
             record = {"model": name, "overrides": overrides, "weights": which}
@@ -392,13 +393,9 @@ def _check_metadata(metadata: Any, path: Path) -> dict:
     return metadata
 
 
-def _registry_key(name: str) -> str:
-    return name.lower().replace("-", "_")
-
-
 def _require_registry_name(name: str) -> None:
     known = {info.name for info in list_models()}
-    if _registry_key(name) not in known:
+    if model_key(name) not in known:
         looks_like_path = os.sep in name or "." in Path(name).name
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")

@@ -17,9 +17,8 @@ from __future__ import annotations
 import torch
 
 from lumicap.metrics._checks import as_batch
-
-WINDOW_SIZE = 11
-WINDOW_SIGMA = 1.5
+from lumicap.names import SSIM_SIGMA as WINDOW_SIGMA
+from lumicap.names import SSIM_WINDOW as WINDOW_SIZE
 K1, K2 = 0.01, 0.03
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from lumicap.errors import LumicapError
+from lumicap.names import model_key
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def model_names() -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     _load_all()
-    key = name.lower().replace("-", "_")
+    key = model_key(name)
     if key not in _REGISTRY:
         raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[key]

@@ -29,6 +29,7 @@ import torch
 
 from lumicap.errors import LumicapError
 from lumicap.files import move_into_place
+from lumicap.names import model_key
 
 PREVIEW_SIDE = 1280  # previews on the page; downloads are full resolution
 PREVIEW_QUALITY = 90
@@ -175,7 +176,7 @@ def _cached_catalog_entries() -> list[MenuEntry]:
     parts = {f: m for m in OFFICIAL_MODELS.values() if len(m.files) > 1 for f in m.files}
     entries = []
     for weight_name, known in sorted(known_weights().items()):
-        key = weight_name.lower().replace("-", "_")
+        key = model_key(weight_name)
         model = next((n for n in names if key.startswith(n + "_")), None)
         if model is not None and weight_name not in parts and cached_path(known).is_file():
             entries.append(MenuEntry(f"weights:{weight_name}", f"{model}: {weight_name} (cached)", model, weight_name))

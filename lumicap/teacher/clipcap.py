@@ -35,6 +35,7 @@ from torch import nn
 
 from lumicap.errors import WeightsError
 from lumicap.jsonfile import read_json
+from lumicap.names import PreprocessMode
 from lumicap.teacher.clip_tower import load_clip_image_encoder, read_weights_file
 from lumicap.teacher.generation import beam_decode, greedy_decode
 from lumicap.teacher.gpt2 import build_gpt2, gpt2_state_from
@@ -115,7 +116,7 @@ class ClipCapTeacher(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def clip_embedding(self, images: torch.Tensor, preprocess: str = "crop") -> torch.Tensor:
+    def clip_embedding(self, images: torch.Tensor, preprocess: PreprocessMode = "crop") -> torch.Tensor:
         """CLIP image embeddings (B, D) of images (B, 3, H, W) in [0, 1]; tiles are averaged."""
         # fp16/bf16 inputs are resized in the tower's precision (CPU bicubic has no half kernels).
         pixels, tiles = clip_preprocess(images.to(self._clip_dtype()), self.image_size, preprocess)
@@ -151,7 +152,7 @@ class ClipCapTeacher(nn.Module):
     # ------------------------------------------------------------------------------------------ captions
     @torch.no_grad()
     def caption_tokens(
-        self, images: torch.Tensor, beam: bool = False, preprocess: str = "crop", max_tokens: int = 67, beam_size: int = 5
+        self, images: torch.Tensor, beam: bool = False, preprocess: PreprocessMode = "crop", max_tokens: int = 67, beam_size: int = 5
     ) -> list[list[int]]:
         prefix = self.prefix_embeddings(self.clip_embedding(images, preprocess))
         return self.decode_prefix(prefix, beam=beam, max_tokens=max_tokens, beam_size=beam_size)
@@ -166,7 +167,7 @@ class ClipCapTeacher(nn.Module):
         return greedy_decode(self.gpt, prefix, stop, vocab, max_tokens=max_tokens)
 
     @torch.no_grad()
-    def caption(self, images: torch.Tensor, beam: bool = False, preprocess: str = "crop", max_tokens: int = 67) -> list[str]:
+    def caption(self, images: torch.Tensor, beam: bool = False, preprocess: PreprocessMode = "crop", max_tokens: int = 67) -> list[str]:
         """One caption per image (B, 3, H, W) in [0, 1]: greedy like ClipCap, or beam search (width 5)."""
         tokens = self.caption_tokens(images, beam=beam, preprocess=preprocess, max_tokens=max_tokens)
         return [self.tokenizer.decode(row) for row in tokens]

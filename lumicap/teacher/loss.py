@@ -52,10 +52,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lumicap.names import FEATURE_DISTANCES as DISTANCES
+from lumicap.names import PREPROCESS_MODES, FeatureDistance, GptLayerChoice, PreprocessMode
 from lumicap.teacher.clipcap import ClipCapTeacher
-from lumicap.teacher.preprocess import PREPROCESS_MODES
-
-DISTANCES = ("l1", "l2", "cosine")
 _EPS = 1e-8
 
 
@@ -64,9 +63,9 @@ class MultimodalFeatureLoss(nn.Module):
         self,
         teacher: ClipCapTeacher,
         weights: Sequence[float] = (1.0, 1.0, 1.0),
-        distance: str = "l1",
-        gpt_layers: str | Sequence[int] = "last",
-        preprocess: str = "crop",
+        distance: FeatureDistance = "l1",
+        gpt_layers: GptLayerChoice | Sequence[int] = "last",
+        preprocess: PreprocessMode = "crop",
         normalize: bool = True,
         caption_conditioned: bool = False,
         kl_weight: float = 0.0,
@@ -101,9 +100,9 @@ class MultimodalFeatureLoss(nn.Module):
         cls,
         name_or_path: str | os.PathLike = "clipcap-coco",
         weights: Sequence[float] = (1.0, 1.0, 1.0),
-        distance: str = "l1",
-        gpt_layers: str | Sequence[int] = "last",
-        preprocess: str = "crop",
+        distance: FeatureDistance = "l1",
+        gpt_layers: GptLayerChoice | Sequence[int] = "last",
+        preprocess: PreprocessMode = "crop",
         normalize: bool = True,
         caption_conditioned: bool = False,
         kl_weight: float = 0.0,
