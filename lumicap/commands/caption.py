@@ -8,6 +8,7 @@ line on stderr and the rest go on (exit code 1), as in ``lumicap enhance``.
 
 from __future__ import annotations
 
+from lumicap.commands.options import add_device_option
 from lumicap.names import PREPROCESS_MODES
 
 
@@ -33,7 +34,7 @@ def register(sub):
     parser.add_argument("--preprocess", default="crop", choices=PREPROCESS_MODES,
                         help="how the image is fitted to CLIP's input (default: crop, as CLIP does)")
     parser.add_argument("--max-tokens", type=int, default=67, metavar="N", help="longest caption in tokens (67)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(parser)
     parser.add_argument("--cache-dir", metavar="DIR", help="weights cache (default $LUMICAP_CACHE or ~/.cache/lumicap)")
     parser.set_defaults(func=run)
 

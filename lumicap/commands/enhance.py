@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from lumicap.commands.options import add_device_option, add_model_options, add_tiling_options, tile_settings
+
 
 def register(sub):
     parser = sub.add_parser(
@@ -17,34 +19,14 @@ def register(sub):
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
-    parser.add_argument(
-        "--model", metavar="NAME|FILE", default="default",
-        help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
-        "checkpoint or run folder (its best.pt), official pretrained weights by name (e.g. "
-        "retinexformer-lol-v1-official, see 'lumicap weights list'), or a registry model name with --weights",
-    )
-    parser.add_argument("--weights", metavar="FILE",
-                        help="weights for --model NAME: a lumicap or official checkpoint of that model")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    add_model_options(parser)
+    add_device_option(parser)
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
                         help="output format (png keeps 16 bits for 16-bit inputs)")
     parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    tiling = parser.add_mutually_exclusive_group()
-    tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
-    tiling.add_argument(
-        "--max-megapixels", type=float, metavar="X",
-        help="tile images larger than X megapixels (default 2 on CPU, 4 on CUDA)",
-    )
-    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N",
-                        help="tile overlap in pixels (default 64); automatic tiles are 512 px, or twice the overlap if larger")
-    parser.add_argument(
-        "--network-megapixels", type=float, metavar="X",
-        help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
-        "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
-        "default model; 0: off)",
-    )
+    add_tiling_options(parser)
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
     parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
@@ -59,18 +41,11 @@ def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
-    from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model, plan_outputs
+    from lumicap.inference import collect_inputs, enhance_files, load_inference_model, plan_outputs
 
-    if args.tile is not None and args.tile_overlap > args.tile // 2:
-        raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
-    if args.tile is not None and args.tile < 16:
-        raise LumicapError(f"--tile {args.tile} is too small (at least 16)")
-    if args.tile_overlap < 0:
-        raise LumicapError("--tile-overlap must not be negative")
+    tiles = tile_settings(args)
     if not 1 <= args.quality <= 100:
         raise LumicapError(f"--quality {args.quality} is outside 1-100")
-    if args.max_megapixels is not None and args.max_megapixels <= 0:
-        raise LumicapError("--max-megapixels must be positive")
     out = Path(args.out)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
@@ -101,7 +76,6 @@ def run(args) -> int:
         from lumicap.inference.captions import CaptionWriter
 
         captioner = CaptionWriter.open(enhanced_dir, model.device, teacher=args.teacher)
-    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
         progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,
