@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lumicap.inference import load_inference_model
 from lumicap.inference.loading import save_inference_model

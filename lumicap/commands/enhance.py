@@ -52,7 +52,9 @@ def run(args) -> int:
     if not args.demo and not args.inputs:
         raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
     # The model first: a missing or broken model file is reported before anything is written.
-    model = load_inference_model(args.model, args.device, weights=args.weights, network_megapixels=args.network_megapixels)
+    model = load_inference_model(
+        args.model, args.device, weights=args.weights, network_megapixels=args.network_megapixels
+    )
     print(f"model: {model.describe()}")
     if model.note:
         print(f"note: {model.note}")
@@ -60,7 +62,10 @@ def run(args) -> int:
         from lumicap.report.demo import write_demo_inputs
 
         demo = write_demo_inputs(out)
-        print(f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in {demo.reference_dir})")
+        print(
+            f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in "
+            f"{demo.reference_dir})"
+        )
         inputs = collect_inputs([demo.low_dir])
         enhanced_dir = out / "enhanced"
     else:

@@ -41,8 +41,12 @@ def register(sub):
         "--layout", default="auto", choices=["auto", *LAYOUTS],
         help="layout of --data (default: detected)",
     )
-    parser.add_argument("--psnr", default="float", choices=PSNR_CONVENTIONS,
-                        help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels")
+    parser.add_argument(
+        "--psnr",
+        default="float",
+        choices=PSNR_CONVENTIONS,
+        help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels",
+    )
     parser.add_argument("--gt-mean", action="store_true",
                         help="also report every metric after GT-mean brightness scaling (keys *_gtmean)")
     parser.add_argument("--lpips", action="store_true", help="also compute LPIPS (AlexNet, v0.1 heads)")

@@ -15,7 +15,11 @@ def register(sub) -> None:
         description="Export a network for other runtimes (ONNX) or as a lumicap inference model (safetensors). "
         "Existing files are never replaced unless --overwrite.",
     )
-    parser.add_argument("model", metavar="MODEL", help="'default', a .safetensors/.pt file, a run folder, or a registry name with --weights")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="'default', a .safetensors/.pt file, a run folder, or a registry name with --weights",
+    )
     parser.add_argument("--weights", metavar="FILE", help="state-dict file for MODEL given as a registry name")
     parser.add_argument("--format", required=True, choices=["onnx", "safetensors"])
     parser.add_argument("--out", required=True, metavar="FILE", help="output file (.onnx or .safetensors)")
@@ -47,7 +51,11 @@ def run(args) -> int:
         from lumicap.inference.onnx_model import export_onnx
 
         difference = export_onnx(network, out, metadata={"lumicap_model": model.name, "lumicap_source": model.source})
-        check = "onnxruntime not installed: not checked" if difference is None else f"max |ONNX - PyTorch| {difference:.2e} on a 53x37 image"
+        check = (
+            "onnxruntime not installed: not checked"
+            if difference is None
+            else f"max |ONNX - PyTorch| {difference:.2e} on a 53x37 image"
+        )
         print(f"wrote {out} ({model.name} from {model.source}; {check})")
         return 0
     overrides = model.metadata.get("overrides", {}) if isinstance(model.metadata.get("overrides"), dict) else {}

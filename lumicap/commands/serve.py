@@ -26,7 +26,9 @@ def register(sub):
     add_device_option(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; others print a warning)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="caption the dark and the enhanced photo with this ClipCap teacher (e.g. clipcap-coco)")
     add_tiling_options(parser)
@@ -137,13 +139,17 @@ def _listen(host: str, port: int):
     from lumicap.errors import LumicapError
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(64)
     except OSError as exc:
-        raise LumicapError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host") from None
+        raise LumicapError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+        ) from None
     return sock
 
 

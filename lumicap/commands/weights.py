@@ -47,7 +47,14 @@ def run(args) -> int:
 
     root = Path(args.cache_dir).expanduser() if getattr(args, "cache_dir", None) else None
     action = getattr(args, "action", None) or "list"
-    handler = {"list": _list, "download": _download, "path": _path, "verify": _verify, "bundle": _bundle, "import": _import}
+    handler = {
+        "list": _list,
+        "download": _download,
+        "path": _path,
+        "verify": _verify,
+        "bundle": _bundle,
+        "import": _import,
+    }
     return handler[action](args, root)
 
 

@@ -118,16 +118,20 @@ class DataConfig(Section):
     cache: bool = Field(True, description="decode the training images once and keep them in memory")
     num_workers: Int(0, 256) = 2
     mixup_alpha: Num(gt=0, le=100) = Field(1.2, description="Beta(alpha, alpha) for stages with mixup")
-    exposure_range: Optional[Annotated[tuple[Num(gt=0, le=100), Num(gt=0, le=100)], BeforeValidator(_as_tuple)]] = Field(
-        None,
-        description="training low images multiplied by a factor drawn log-uniformly from [low, high] (the "
-        "reference unchanged), so the network learns less gain for brighter inputs; null: off",
+    exposure_range: Optional[Annotated[tuple[Num(gt=0, le=100), Num(gt=0, le=100)], BeforeValidator(_as_tuple)]] = (
+        Field(
+            None,
+            description="training low images multiplied by a factor drawn log-uniformly from [low, high] (the "
+            "reference unchanged), so the network learns less gain for brighter inputs; null: off",
+        )
     )
 
     @model_validator(mode="after")
     def _ordered_exposure_range(self) -> "DataConfig":
         if self.exposure_range is not None and self.exposure_range[0] > self.exposure_range[1]:
-            _raise_all(type(self), [_problem(("exposure_range",), list(self.exposure_range), "[low, high] with low <= high")])
+            _raise_all(
+                type(self), [_problem(("exposure_range",), list(self.exposure_range), "[low, high] with low <= high")]
+            )
         return self
 
 
@@ -181,7 +185,9 @@ class SchedulerConfig(Section):
                 found.append(_problem((name,), value, f"scheduler '{self.name}' needs it", "missing"))
             elif name not in required + optional and value is not None:
                 takes = ", ".join(required + optional) or "no other keys"
-                found.append(_problem((name,), value, f"null (not used by scheduler '{self.name}', which takes {takes})"))
+                found.append(
+                    _problem((name,), value, f"null (not used by scheduler '{self.name}', which takes {takes})")
+                )
         if not found and self.name == "multistep" and sorted(self.milestones) != self.milestones:
             found.append(_problem(("milestones",), self.milestones, "increasing iteration numbers"))
         if not found and self.name == "cosine_restart_cyclic":
@@ -224,10 +230,14 @@ class StageConfig(Section):
             ))
         sch = self.scheduler
         if sch.name == "cosine_restart_cyclic" and sum(sch.periods) < self.iterations:
-            found.append(_problem(
-                ("scheduler", "periods"), sch.periods,
-                f"periods that sum to at least the stage's {self.iterations} iterations (they sum to {sum(sch.periods)})",
-            ))
+            found.append(
+                _problem(
+                    ("scheduler", "periods"),
+                    sch.periods,
+                    f"periods that sum to at least the stage's {self.iterations} iterations (they sum to "
+                    f"{sum(sch.periods)})",
+                )
+            )
         _raise_all(type(self), found)
         return self
 

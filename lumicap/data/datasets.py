@@ -207,7 +207,11 @@ class UnpairedImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         path = self.paths[index]
         array = read_image_array(path)
-        return {"low": _to_float(_to_tensor(array), 16 if array.dtype == np.uint16 else 8), "name": path.stem, "path": str(path)}
+        return {
+            "low": _to_float(_to_tensor(array), 16 if array.dtype == np.uint16 else 8),
+            "name": path.stem,
+            "path": str(path),
+        }
 
 
 class EpochSampler(Sampler):

@@ -147,7 +147,9 @@ class _open_pillow:
                     f"{shown(self.path)}: image is too large (possible decompression bomb; limit {MAX_PIXELS:,} pixels)"
                 ) from None
             except UnidentifiedImageError:
-                raise ImageReadError(f"{shown(self.path)}: not an image file (or a format Pillow cannot read)") from None
+                raise ImageReadError(
+                    f"{shown(self.path)}: not an image file (or a format Pillow cannot read)"
+                ) from None
             except (OSError, SyntaxError, ValueError, struct.error) as exc:
                 raise ImageReadError(f"{shown(self.path)}: cannot open image ({_first_line(exc)})") from None
         return self.image
@@ -299,7 +301,9 @@ def write_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _PILLOW_FORMATS:
-        raise LumicapError(f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})")
+        raise LumicapError(
+            f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})"
+        )
     if bit_depth not in (8, 16):
         raise LumicapError(f"{shown(path)}: bit_depth must be 8 or 16, got {bit_depth}")
     if bit_depth == 16 and suffix != ".png":

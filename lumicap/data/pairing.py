@@ -106,7 +106,10 @@ def find_pairs(
     problems: list[str] = []
     for label, folder, dups in ((labels[0], low_dir, low_dups), (labels[1], high_dir, high_dups)):
         if dups:
-            names = [" = ".join(p.name for p in paths) for _, paths in sorted(dups.items(), key=lambda kv: natural_key(kv[0]))]
+            names = [
+                " = ".join(p.name for p in paths)
+                for _, paths in sorted(dups.items(), key=lambda kv: natural_key(kv[0]))
+            ]
             problems.append(f"{len(dups)} duplicate stem(s) in {label} {folder}: {compact_list(names)}")
     all_low_keys = set(low_by_key) | set(low_dups)
     all_high_keys = set(high_by_key) | set(high_dups)
@@ -114,10 +117,14 @@ def find_pairs(
     no_low = sorted(all_high_keys - all_low_keys, key=natural_key)
     if no_high:
         names = [_display_name(low_by_key, low_dups, k) for k in no_high]
-        problems.append(f"{len(no_high)} {labels[0]} image(s) without a {labels[1]} partner in {high_dir}: {compact_list(names)}")
+        problems.append(
+            f"{len(no_high)} {labels[0]} image(s) without a {labels[1]} partner in {high_dir}: {compact_list(names)}"
+        )
     if no_low:
         names = [_display_name(high_by_key, high_dups, k) for k in no_low]
-        problems.append(f"{len(no_low)} {labels[1]} image(s) without a {labels[0]} partner in {low_dir}: {compact_list(names)}")
+        problems.append(
+            f"{len(no_low)} {labels[1]} image(s) without a {labels[0]} partner in {low_dir}: {compact_list(names)}"
+        )
 
     keys = sorted(set(low_by_key) & set(high_by_key), key=natural_key)
     pairs = [ImagePair(low=low_by_key[k], high=high_by_key[k], name=k) for k in keys]
@@ -137,7 +144,9 @@ def find_pairs(
         if unreadable:
             problems.append(f"{len(unreadable)} unreadable image(s): {compact_list(unreadable, 3)}")
         if mismatched:
-            problems.append(f"{len(mismatched)} size mismatch(es) {labels[0]} vs {labels[1]}: {compact_list(mismatched)}")
+            problems.append(
+                f"{len(mismatched)} size mismatch(es) {labels[0]} vs {labels[1]}: {compact_list(mismatched)}"
+            )
 
     if problems:
         raise DatasetError(f"{low_dir} <-> {high_dir}: " + "; ".join(problems))

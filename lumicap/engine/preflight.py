@@ -109,7 +109,8 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
         elif len(splits.train) // world_size < per_process:
             problems.append(
                 f"stages.{i}.batch_size: got {stage.batch_size}; allowed: at most the {len(splits.train)} training "
-                f"pairs of data.train_split '{d.train_split}'" + (f" ({world_size} processes)" if world_size > 1 else "")
+                f"pairs of data.train_split '{d.train_split}'"
+                + (f" ({world_size} processes)" if world_size > 1 else "")
             )
         if not train_sizes:
             continue
@@ -134,7 +135,8 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
     for pair, size in eval_sizes:
         if min(size) < SSIM_WINDOW:
             problems.append(
-                f"data: {pair.low} is {size[1]}x{size[0]}; evaluation measures SSIM on {SSIM_WINDOW}x{SSIM_WINDOW} windows"
+                f"data: {pair.low} is {size[1]}x{size[0]}; evaluation measures SSIM on "
+                f"{SSIM_WINDOW}x{SSIM_WINDOW} windows"
             )
             break
     return splits

@@ -81,7 +81,8 @@ def hold_run_lock(run: Path, enabled: bool = True) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise LumicapError(
-                f"{run} is being trained by another process (it holds {run / LOCK_FILE}); wait for it to finish or stop it"
+                f"{run} is being trained by another process (it holds {run / LOCK_FILE}); wait for it to finish "
+                "or stop it"
             ) from None
         for folder in (run, run / "checkpoints"):
             if folder.is_dir():

@@ -145,7 +145,12 @@ def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
 
 class Trainer:
     def __init__(
-        self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True, splits: Splits | None = None
+        self,
+        cfg: Config,
+        run_dir: Path,
+        info: dist_utils.DistInfo,
+        show_progress: bool = True,
+        splits: Splits | None = None,
     ):
         from lumicap.models import build_model
 
@@ -241,9 +246,13 @@ class Trainer:
         o = stage.optimizer
         fused = fused_optimizer_kwargs(cfg.train.fused_optimizer, self.device)
         if o.name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
+            self.optimizer = torch.optim.Adam(
+                params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused
+            )
         elif o.name == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
+            self.optimizer = torch.optim.AdamW(
+                params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused
+            )
         else:
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum or 0.0, weight_decay=o.weight_decay)
         self.scheduler = StageScheduler(self.optimizer, stage.scheduler, stage.iterations)
@@ -317,7 +326,9 @@ class Trainer:
             total, terms = self.losses[stage.name](outputs, high, model_terms)
         if self.mfr is not None and stage.mfr:
             if "output" not in outputs:
-                raise LumicapError(f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none")
+                raise LumicapError(
+                    f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none"
+                )
             # The teacher runs in fp32 unless mfr.amp says bf16; its reference features carry no gradient.
             # Its terms (mfr, mfr_clip, mfr_prefix, mfr_gpt[, mfr_kl]) are read when logging: one sync.
             with torch.autocast(self.device.type, dtype=self.mfr_dtype, enabled=self.mfr_dtype is not None):
@@ -355,7 +366,9 @@ class Trainer:
         for i, batch in enumerate(self.val_loader):
             pred = self.predict(model, batch["low"])
             high = batch["high"].to(self.device)
-            rows.append(measure(pred, high, gt_mean=self.cfg.eval.gt_mean, psnr_convention=self.cfg.eval.psnr_convention))
+            rows.append(
+                measure(pred, high, gt_mean=self.cfg.eval.gt_mean, psnr_convention=self.cfg.eval.psnr_convention)
+            )
             if i < self.cfg.eval.val_images:
                 panel = torch.cat([batch["low"][0].to(self.device), pred[0], high[0]], dim=-1)
                 self.log.images(f"val/{batch['name'][0]}", self.iteration, panel)
@@ -465,7 +478,9 @@ class Trainer:
         limit = min(total, budget.max_iters) if budget.max_iters else total
         if info.is_main:
             self.log = RunLogger(self.run_dir, self.iteration, total, self.show_progress)
-            self.log.event(self.iteration, event="start" if self.iteration == 0 else "resume", world_size=info.world_size)
+            self.log.event(
+                self.iteration, event="start" if self.iteration == 0 else "resume", world_size=info.world_size
+            )
             for name, why in self.dropped_terms().items():
                 self.log.message(f"warning: loss term {name} dropped (allow_missing_perceptual): {why}")
         stop_requested, restore_signals = _stop_signal_handler()
@@ -555,7 +570,12 @@ class Trainer:
         buffers = state_hash(dict(self.model.named_buffers()))
         folder = self.run_dir / "replicas"
         folder.mkdir(exist_ok=True)
-        record = {"rank": self.info.rank, "iteration": self.iteration, "parameters_sha256": digest, "buffers_sha256": buffers}
+        record = {
+            "rank": self.info.rank,
+            "iteration": self.iteration,
+            "parameters_sha256": digest,
+            "buffers_sha256": buffers,
+        }
         (folder / f"rank{self.info.rank}.json").write_text(json.dumps(record) + "\n")
         hashes = dist_utils.all_gather_object(digest, self.info)
         if self.info.is_main and len(set(hashes)) != 1:

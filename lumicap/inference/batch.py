@@ -233,7 +233,9 @@ def enhance_image(
                 torch.cuda.empty_cache()
             tile = tiles.automatic_tile
     try:
-        return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+        return run_tiled(
+            model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile
+        )
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise

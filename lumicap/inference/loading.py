@@ -177,19 +177,26 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return load_state_dict(path)
 
 
-def _with_full_resolution_transform(module: nn.Module, megapixels: float | None, metadata: dict, source: str) -> nn.Module:
+def _with_full_resolution_transform(
+    module: nn.Module, megapixels: float | None, metadata: dict, source: str
+) -> nn.Module:
     if megapixels is None:
         settings = metadata.get("inference") if isinstance(metadata, dict) else None
         megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
-        if megapixels is not None and (isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0):
-            raise WeightsError(f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}")
+        if megapixels is not None and (
+            isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0
+        ):
+            raise WeightsError(
+                f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}"
+            )
     if not megapixels:
         return module
     if megapixels < 0:
         raise LumicapError(f"--network-megapixels must be >= 0 (0: off), got {megapixels}")
     if not supports_full_resolution_transform(module):
         raise LumicapError(
-            f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} paints pixels"
+            f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} "
+            "paints pixels"
         )
     return FullResolutionTransform(module, float(megapixels))
 
@@ -444,7 +451,8 @@ def _misfit_message(source, name, state, expected, missing, unexpected, mismatch
     if mismatched:
         k = mismatched[0]
         parts.append(
-            f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+            f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model "
+            f"{tuple(expected[k].shape)})"
         )
     if missing:
         parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})")
@@ -480,7 +488,13 @@ def save_inference_model(
     for existing in (path, sidecar):
         if existing.exists() and not overwrite:
             raise LumicapError(f"{existing}: already exists (pass overwrite=True to replace it)")
-    metadata = {"format": SIDECAR_FORMAT, "version": 1, "model": model_name, "overrides": dict(overrides or {}), **record}
+    metadata = {
+        "format": SIDECAR_FORMAT,
+        "version": 1,
+        "model": model_name,
+        "overrides": dict(overrides or {}),
+        **record,
+    }
     text = json.dumps(metadata, indent=2, sort_keys=False)
     # safetensors wants contiguous tensors that share no storage.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}

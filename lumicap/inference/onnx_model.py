@@ -28,7 +28,9 @@ def _require(module: str):
     try:
         return __import__(module)
     except ImportError:
-        raise LumicapError(f"{module} is not installed; ONNX support is an optional extra: pip install \"lumicap[onnx]\"") from None
+        raise LumicapError(
+            f'{module} is not installed; ONNX support is an optional extra: pip install "lumicap[onnx]"'
+        ) from None
 
 
 def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,

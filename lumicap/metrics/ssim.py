@@ -22,7 +22,9 @@ from lumicap.names import SSIM_WINDOW as WINDOW_SIZE
 K1, K2 = 0.01, 0.03
 
 
-def gaussian_window(size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA, dtype=torch.float64, device=None) -> torch.Tensor:
+def gaussian_window(
+    size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA, dtype=torch.float64, device=None
+) -> torch.Tensor:
     """Normalised 1-D Gaussian taps (the 2-D window is its outer product)."""
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2.0
     taps = torch.exp(-(coords**2) / (2.0 * sigma**2))

@@ -239,7 +239,9 @@ class RecursiveResidualGroup(nn.Module):
 
     def __init__(self, n_feat: int, n_mrb: int, height: int, width: int, activation: nn.Module, bias: bool):
         super().__init__()
-        self.blocks = nn.ModuleList(MultiScaleResidualBlock(n_feat, height, width, activation, bias) for _ in range(n_mrb))
+        self.blocks = nn.ModuleList(
+            MultiScaleResidualBlock(n_feat, height, width, activation, bias) for _ in range(n_mrb)
+        )
         self.conv = conv3x3(n_feat, n_feat, bias)
 
     def forward(self, x: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:

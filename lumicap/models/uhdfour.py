@@ -319,8 +319,8 @@ UHDFOUR_RECIPE = Recipe(
             scheduler={"name": "constant"},
         ),
     ),
-    source="official code: src/train.py defaults, train.sh (LOLv1: --nb-epochs 1000 --batch-size 2 --train-size 400 600), "
-    "src/UHDFour_model.py (losses, optimizer)",
+    source="official code: src/train.py defaults, train.sh (LOLv1: --nb-epochs 1000 --batch-size 2 "
+    "--train-size 400 600), src/UHDFour_model.py (losses, optimizer)",
     notes=(
         "Loss (UHDFour_model.py): 5*SmoothL1(output, ref) + 0.5*SmoothL1(output_lowres, ref resized to the low-res "
         "size) + 0.001*MSE(VGG19 conv4_4 (pre-ReLU) of output_lowres, of the resized ref; inputs in [0,1], no ImageNet "

@@ -375,7 +375,11 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
     has_low = any(r.low for r in rows)
     has_ref = any(r.reference for r in rows)
     has_caps = any(r.captions for r in rows)
-    num, worst_low, worst_high = 'data-type="num"', 'data-type="num" data-first="asc"', 'data-type="num" data-first="desc"'
+    num, worst_low, worst_high = (
+        'data-type="num"',
+        'data-type="num" data-first="asc"',
+        'data-type="num" data-first="desc"',
+    )
     columns = [("#", num), ("name", "")]  # (header, sort attributes), in table order
     if has_low:
         columns.append(("dark input", ""))
@@ -405,7 +409,10 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
 
     body = []
     for number, row in enumerate(rows, start=1):
-        cells = [f'<td class="num" data-value="{number}">{number}</td>', f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>']
+        cells = [
+            f'<td class="num" data-value="{number}">{number}</td>',
+            f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>',
+        ]
         if has_low:
             cells.append(image_cell(row, "low", row.low))
         for number, label in enumerate(compared):

@@ -288,7 +288,9 @@ class JobQueue:
             height, width = self._check_image(received, name)
             with self._lock:
                 if len(self._waiting) >= self.limits.max_waiting:
-                    raise UploadRejected(f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503)
+                    raise UploadRejected(
+                        f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503
+                    )
                 job_id = secrets.token_hex(8)
                 job = Job(job_id, name, self.workdir / "jobs" / job_id, model_key, height, width)
                 job.input_path.parent.mkdir(parents=True)
@@ -309,7 +311,8 @@ class JobQueue:
             height, width = self._check_image(received, name)
             if (height, width) != (job.height, job.width):
                 raise UploadRejected(
-                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have the same size"
+                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have "
+                    "the same size"
                 )
             with self._lock:
                 target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
@@ -449,7 +452,11 @@ class JobQueue:
                                   keep_input=True, on_tile=on_tile)
             job.seconds = time.perf_counter() - start
         except (LumicapError, OSError) as exc:
-            job.state, job.message, job.finished = "failed", _without_path(str(exc), job.input_path, job.name), time.time()
+            job.state, job.message, job.finished = (
+                "failed",
+                _without_path(str(exc), job.input_path, job.name),
+                time.time(),
+            )
             shutil.rmtree(job.folder, ignore_errors=True)  # nothing to show or download: keep nothing
             return
         job.bit_depth = result.bit_depth
@@ -457,7 +464,10 @@ class JobQueue:
         _write_preview(result.enhanced, job.folder / "preview-output.jpg")
         if self.captioner is not None:
             try:
-                job.captions = {"input": self.captioner.caption(result.low), "enhanced": self.captioner.caption(result.enhanced)}
+                job.captions = {
+                    "input": self.captioner.caption(result.low),
+                    "enhanced": self.captioner.caption(result.enhanced),
+                }
             except LumicapError as exc:
                 job.captions = {"error": str(exc)}
         job.state, job.finished = "done", time.time()
@@ -481,7 +491,11 @@ class _Stopped(Exception):
 
 
 def _not_done(job: Job) -> str:
-    return f"{job.name} is not enhanced yet" if job.state in ("queued", "running") else f"{job.name} was not enhanced ({job.message})"
+    return (
+        f"{job.name} is not enhanced yet"
+        if job.state in ("queued", "running")
+        else f"{job.name} was not enhanced ({job.message})"
+    )
 
 
 def _without_path(message: str, path: Path, name: str) -> str:

@@ -95,7 +95,7 @@ class ClipCapTeacher(nn.Module):
                 )
             manifest = read_json(manifest_path, what="JSON manifest", error=WeightsError)
             if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-                raise WeightsError(f"{manifest_path}: not a lumicap teacher manifest (\"format\": \"{MANIFEST_FORMAT}\")")
+                raise WeightsError(f'{manifest_path}: not a lumicap teacher manifest ("format": "{MANIFEST_FORMAT}")')
             base, name = manifest_path.parent, str(manifest.get("name") or manifest_path.parent.name)
             source = str(manifest_path)  # messages name the file that holds the key
         teacher = _build_from_manifest(manifest, base, name, download, root, source=source)
@@ -152,7 +152,12 @@ class ClipCapTeacher(nn.Module):
     # ------------------------------------------------------------------------------------------ captions
     @torch.no_grad()
     def caption_tokens(
-        self, images: torch.Tensor, beam: bool = False, preprocess: PreprocessMode = "crop", max_tokens: int = 67, beam_size: int = 5
+        self,
+        images: torch.Tensor,
+        beam: bool = False,
+        preprocess: PreprocessMode = "crop",
+        max_tokens: int = 67,
+        beam_size: int = 5,
     ) -> list[list[int]]:
         prefix = self.prefix_embeddings(self.clip_embedding(images, preprocess))
         return self.decode_prefix(prefix, beam=beam, max_tokens=max_tokens, beam_size=beam_size)
@@ -167,7 +172,9 @@ class ClipCapTeacher(nn.Module):
         return greedy_decode(self.gpt, prefix, stop, vocab, max_tokens=max_tokens)
 
     @torch.no_grad()
-    def caption(self, images: torch.Tensor, beam: bool = False, preprocess: PreprocessMode = "crop", max_tokens: int = 67) -> list[str]:
+    def caption(
+        self, images: torch.Tensor, beam: bool = False, preprocess: PreprocessMode = "crop", max_tokens: int = 67
+    ) -> list[str]:
         """One caption per image (B, 3, H, W) in [0, 1]: greedy like ClipCap, or beam search (width 5)."""
         tokens = self.caption_tokens(images, beam=beam, preprocess=preprocess, max_tokens=max_tokens)
         return [self.tokenizer.decode(row) for row in tokens]
@@ -195,7 +202,11 @@ def _resolve_ref(ref, key: str, base: Path | None, download: bool, root: Path | 
 
 def _fetch_known_files(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
     """Fetch (or name as missing, all in one error) every catalogue file the manifest needs, before any is read."""
-    known = [ref for ref in weight_names(manifest) if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())]
+    known = [
+        ref
+        for ref in weight_names(manifest)
+        if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())
+    ]
     if known:
         # A preset's weight set has the preset's name: one word fetches all of it.
         fetch = [source] if source in PRESETS and source in KNOWN_SETS else None
@@ -206,7 +217,9 @@ def check_manifest(manifest: dict, source: str) -> None:
     """Every key's type and range, before any file is opened: one ``WeightsError`` naming the key."""
 
     def fail(key: str, expected: str, value) -> None:
-        shown_value = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        shown_value = (
+            repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        )
         raise WeightsError(f"{source}: manifest key '{key}' must be {expected}, got {shown_value[:60]}")
 
     def positive_int(key: str, value, optional: bool = False) -> None:
@@ -254,7 +267,9 @@ def check_manifest(manifest: dict, source: str) -> None:
         file_ref("gpt2.fallback", gpt.get("fallback"), optional=True)
         for key in ("n_head", "n_layer", "n_embd", "vocab_size", "n_positions"):
             positive_int(f"gpt2.{key}", gpt.get(key), optional=True)
-        if gpt.get("eos_token_id") is not None and (isinstance(gpt["eos_token_id"], bool) or not isinstance(gpt["eos_token_id"], int) or gpt["eos_token_id"] < 0):
+        if gpt.get("eos_token_id") is not None and (
+            isinstance(gpt["eos_token_id"], bool) or not isinstance(gpt["eos_token_id"], int) or gpt["eos_token_id"] < 0
+        ):
             fail("gpt2.eos_token_id", "a token id (an integer >= 0)", gpt["eos_token_id"])
     if not isinstance(manifest.get("normalize_clip", False), bool):
         fail("normalize_clip", "true or false", manifest["normalize_clip"])

@@ -185,7 +185,9 @@ class MultimodalFeatureLoss(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         total = output.new_zeros((), dtype=torch.float32)
         if w_clip > 0:
-            clip_term = self._term(self.teacher.mapper_input(clip_out), self.teacher.mapper_input(clip_ref), None, differs)
+            clip_term = self._term(
+                self.teacher.mapper_input(clip_out), self.teacher.mapper_input(clip_ref), None, differs
+            )
             terms["mfr_clip"] = clip_term.detach()
             total = total + w_clip * clip_term
         if w_prefix > 0:
@@ -218,7 +220,9 @@ class MultimodalFeatureLoss(nn.Module):
         want_all = self.gpt_layers != "last"
         want_logits = self.kl_weight > 0
         if fuse:
-            hidden_both, logits_both = teacher.language_model(torch.cat([embeds_ref, embeds_out]), want_all, want_logits)
+            hidden_both, logits_both = teacher.language_model(
+                torch.cat([embeds_ref, embeds_out]), want_all, want_logits
+            )
             hidden_ref = [h[:batch].detach() for h in hidden_both]
             hidden_out = [h[batch:] for h in hidden_both]
             logits_ref = logits_both[:batch].detach() if want_logits else None
@@ -259,7 +263,9 @@ class MultimodalFeatureLoss(nn.Module):
             mask[i, : len(row)] = 1.0
         return tokens, mask
 
-    def _term(self, out: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None, differs: torch.Tensor) -> torch.Tensor:
+    def _term(
+        self, out: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None, differs: torch.Tensor
+    ) -> torch.Tensor:
         """Batch mean of the per-sample distance between features (B, C) or (B, L, C)."""
         out, ref = out.float(), ref.float()
         if self.distance == "cosine":

@@ -54,14 +54,18 @@ class BundledFile:
 
 
 # ------------------------------------------------------------------------------------------------ bundle
-def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True) -> list[BundledFile]:
+def make_bundle(
+    names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True
+) -> list[BundledFile]:
     """Write every file ``names`` (files or sets) need to ``out`` (a new folder, or a new ``.tar``)."""
     out = Path(out).expanduser()
     if out.name.lower().endswith(_COMPRESSED):
         raise WeightsError(f"{out}: a bundle is a folder or an uncompressed .tar (weights do not compress)")
     as_tar = out.suffix.lower() == ".tar"
     if out.exists() and (as_tar or not out.is_dir() or any(out.iterdir())):
-        raise WeightsError(f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)")
+        raise WeightsError(
+            f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)"
+        )
     entries = expand_names(names)
     # Cached files first: refuse the ones nothing vouches for before downloading anything.
     checks, unverified = {}, []
@@ -81,7 +85,11 @@ def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = No
             f"and run the bundle again to download a checked copy"
         )
     paths = {e.name: cached_path(e, root) for e in entries if e.name in checks}
-    paths.update(ensure_weights([e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)))
+    paths.update(
+        ensure_weights(
+            [e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)
+        )
+    )
     files = []
     for entry in entries:
         # A fresh download was checked and recorded on its way in; hash it once more for the manifest.
@@ -234,7 +242,9 @@ def _read_manifest(bundle: Path, raw: bytes | None) -> list[dict]:
         raise WeightsError(f"{bundle}: bundle version {manifest.get('version')!r} is not supported (1 is)")
     files = manifest.get("files")
     fields = ("name", "filename", "path", "sha256")
-    if not isinstance(files, list) or not all(isinstance(f, dict) and all(isinstance(f.get(k), str) for k in fields) for f in files):
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and all(isinstance(f.get(k), str) for k in fields) for f in files
+    ):
         raise WeightsError(f"{bundle}: {MANIFEST_NAME}: 'files' must be a list of entries with {', '.join(fields)}")
     names = [f["name"] for f in files]
     duplicates = sorted({n for n in names if names.count(n) > 1})

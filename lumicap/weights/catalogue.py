@@ -1,5 +1,5 @@
-"""The catalogue of known weight files (see ``lumicap.weights``): it only declares entries. One entry per file, and named sets
-of the files one thing needs (``lumicap weights download|bundle`` accept both).
+"""The catalogue of known weight files (see ``lumicap.weights``): it only declares entries. One entry per file,
+and named sets of the files one thing needs (``lumicap weights download|bundle`` accept both).
 
 Owners: LPIPS/AlexNet (metrics), VGG (perceptual losses), CLIP/GPT-2/ClipCap (teacher), the baselines'
 official pretrained checkpoints (``OFFICIAL_MODELS``: each also a set, and a name usable as a model); the

@@ -46,7 +46,9 @@ def training_checkpoint_problem(raw: Any) -> str | None:
     """None when ``raw`` (a loaded file) is a lumicap training checkpoint, else what it is instead."""
     if isinstance(raw, dict) and raw.get("format") == TRAINING_CHECKPOINT_FORMAT:
         return None
-    found = f"keys {', '.join(sorted(map(str, raw))[:6]) or 'none'}" if isinstance(raw, dict) else f"a {type(raw).__name__}"
+    found = (
+        f"keys {', '.join(sorted(map(str, raw))[:6]) or 'none'}" if isinstance(raw, dict) else f"a {type(raw).__name__}"
+    )
     return (
         f"not a lumicap training checkpoint (format {TRAINING_CHECKPOINT_FORMAT!r} expected, found {found}); "
         "a bare state dict loads with --model NAME --weights FILE"

@@ -132,7 +132,9 @@ def check_file(entry: KnownWeights, path: Path, digest: str | None = None) -> Fi
             f"'{entry.name}' (corrupt or replaced file); delete it and download again"
         )
     elif entry.sha256_prefix and not actual.startswith(entry.sha256_prefix):
-        problem = f"{path}: sha256 {actual[:12]}... does not start with {entry.sha256_prefix} as published for '{entry.name}'"
+        problem = (
+            f"{path}: sha256 {actual[:12]}... does not start with {entry.sha256_prefix} as published for '{entry.name}'"
+        )
     return FileCheck(actual, trusted_by, problem)
 
 
@@ -256,7 +258,10 @@ def resolve_weights(name_or_path: str | os.PathLike, *, download: bool = True, r
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")
         if name in KNOWN_SETS:
-            raise WeightsError(f"'{name}' names a set of weight files, not one file; give one of: {', '.join(KNOWN_SETS[name].members)}")
+            raise WeightsError(
+                f"'{name}' names a set of weight files, not one file; give one of: "
+                f"{', '.join(KNOWN_SETS[name].members)}"
+            )
         raise unknown_weights_error(name, ", or give a file path")
     return ensure_weights([name], download=download, root=root)[name]
 
