@@ -61,6 +61,14 @@ class PairedImageDataset(Dataset):
     (then clamped to [0, 1]) while the reference stays: the network learns that a brighter dark photo needs
     less gain, instead of one fixed brightening for LOL's very dark inputs (which clips the highlights of
     photos that are only moderately dark). Drawn after the crop and flips, so it changes no other draw.
+
+    Args:
+        pairs: the (low, high) files, e.g. from ``resolve_split``.
+        patch_size: side of the random square crop; None: whole images.
+        augment: random flips and 90-degree rotations (with ``patch_size``).
+        cache: decode every image once and keep it in memory.
+        seed: with the epoch (``set_epoch``) and the index, decides every random draw.
+        exposure_range: (lo, hi) of the log-uniform factor the low image is multiplied by; None: off.
     """
 
     def __init__(

@@ -144,6 +144,17 @@ def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
 
 
 class Trainer:
+    """One training run of one seed: model, losses (pixel terms + MFR), optimizer, schedule, EMA, validation,
+    checkpoints and the final test; ``lumicap.engine.session`` makes run folders and drives it.
+
+    Args:
+        cfg: the validated experiment config.
+        run_dir: the run folder (config.yaml, run.json, checkpoints/, results/, log.jsonl).
+        info: this process's place in a distributed run (rank, world size, device).
+        show_progress: a progress bar on the main process.
+        splits: the data splits, when the caller resolved them already (pre-flight checks do).
+    """
+
     def __init__(
         self,
         cfg: Config,

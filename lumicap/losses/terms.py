@@ -109,6 +109,14 @@ class StageLoss(nn.Module):
     ``forward(outputs, target, extra_terms=None)``: ``outputs`` is the enhanced image or a dict with
     ``"output"`` plus auxiliary tensors (``"output_lowres"``); returns ``(total, terms)`` where
     ``terms`` holds each unweighted term (tensors, still attached to the graph).
+
+    Args:
+        losses: loss name -> weight; built-in names are ``lumicap.names.BUILTIN_LOSSES``.
+        allow_model_terms: accept other names, to be supplied by the model's ``stage_losses`` as
+            ``extra_terms`` (RetinexNet's decomposition stage).
+        perceptual_weights: VGG weights file or known name for ``vgg16``/``vgg19`` (default: from the cache).
+        allow_missing_perceptual: drop a VGG term whose weights cannot be found (listed in ``dropped``)
+            instead of failing.
     """
 
     def __init__(

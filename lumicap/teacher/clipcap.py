@@ -50,6 +50,20 @@ MANIFEST_FORMAT = "lumicap-teacher"
 
 
 class ClipCapTeacher(nn.Module):
+    """The frozen captioner; ``ClipCapTeacher.from_pretrained(name_or_path)`` builds it from files.
+
+    Args:
+        clip: the CLIP image tower: (B, 3, S, S) normalised images -> (B, D) embeddings.
+        mapper: ClipCap's mapping network: (B, D) -> (B, prefix_length, GPT-2 width) prefix embeddings.
+        gpt: GPT-2 with its language-model head.
+        tokenizer: GPT-2's tokenizer (captions in and out).
+        prefix_length: prefix positions the mapper produces (10 for the MLP models, 40 for the transformer).
+        normalize_clip: L2-normalise the CLIP embedding before the mapper (the transformer model does).
+        name: shown in messages and captions files.
+
+    Its parameters never require gradients and it stays in eval mode whatever ``train()`` is called with.
+    """
+
     def __init__(
         self,
         clip: nn.Module,

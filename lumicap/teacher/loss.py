@@ -59,6 +59,26 @@ _EPS = 1e-8
 
 
 class MultimodalFeatureLoss(nn.Module):
+    """``loss = mfr(output, target)``: the MFR term (module docstring), a scalar attached to ``output``'s graph.
+
+    Usually built with ``MultimodalFeatureLoss.from_pretrained(name_or_path, ...)``, which loads the teacher.
+
+    Args:
+        teacher: a frozen ``ClipCapTeacher``.
+        weights: (λ_clip, λ_prefix, λ_gpt), each >= 0; a zero weight skips the work of that term.
+        distance: ``"l1"``, ``"l2"`` (mean squared) or ``"cosine"``, for all three terms.
+        gpt_layers: ``"last"``, ``"all"`` or indices into GPT-2's hidden states (0 = input embeddings).
+        preprocess: how an image becomes CLIP's square: ``"crop"`` (centre, CLIP's own view), ``"tile"``
+            (the whole image in CLIP-sized tiles) or ``"resize"`` (squashed).
+        normalize: divide L1/L2 distances by the reference's own feature scale (terms near 1 when unrelated).
+        caption_conditioned: caption the reference (greedy, no gradient) and teacher-force the caption after
+            both prefixes; the GPT-2 term then covers prefix and caption positions.
+        kl_weight: λ_kl of the next-token KL term (0: off).
+        max_caption_tokens: longest reference caption with ``caption_conditioned`` (ClipCap's 67).
+        fuse_passes: reference and output through the teacher as one batch (True) or as a no-grad pass plus
+            a graph pass (False); None: by device (fused on GPUs).
+    """
+
     def __init__(
         self,
         teacher: ClipCapTeacher,
