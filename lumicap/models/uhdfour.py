@@ -34,7 +34,7 @@ grid twice) and both outputs are cropped back.
 
 Speed (CPU): about 80% of a training step (128x128, one core) is convolution forward/backward (the
 Fourier branches' 1x1 MLPs and the 3x3 convs), the FFTs, ``abs`` and ``angle`` about 5%; the op choices are
-the official ones. Channels-last was slower (+10% CPU time for 256x256 inference), so it stays NCHW. The
+the official ones. Channels-last inference was slower (``benchmarks/README.md``), so it stays NCHW. The
 modules the official forward never calls (below) are not built, so they cost nothing.
 
 Parameter count. The official ``InteractNet`` constructs modules its forward never calls (two 3x3 convs
