@@ -1,13 +1,17 @@
-"""No import cycle inside lumicap/: neither between modules nor between packages (the layers of the README's
-architecture section). Imports are read from the source (an AST walk), including those inside functions:
-a lazy import is still a dependency, it only moves the failure to run time."""
+"""The README's architecture table is the code's: every package is listed and imports only what its line
+allows, and no import circle exists inside lumicap/, neither between modules nor between packages.
+
+Imports are read from the source (an AST walk), including those inside functions: a lazy import is still a
+dependency, it only moves the failure to run time."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lumicap"
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "lumicap"
 
 
 def module_name(path: Path) -> str:
@@ -102,3 +106,41 @@ def test_the_walk_sees_a_cycle():
     graph = import_graph()
     assert "lumicap.weights.registry" in graph["lumicap.weights.store"]  # a top-level import
     assert "lumicap.losses.vgg" in graph["lumicap.losses.terms"]  # an import inside a function
+
+
+def readme_table() -> dict[str, set[str] | None]:
+    """package -> the packages its README line allows (None: any), from the table under '### Architecture'."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Architecture", 1)[1].split("\n#", 1)[0]
+    table: dict[str, set[str] | None] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        allowed = None if cells[2] == "any package" else {_module(n) for n in re.findall(r"`([^`]+)`", cells[2])}
+        for name in re.findall(r"`([^`]+)`", cells[0]):
+            table[_module(name)] = allowed
+    return table
+
+
+def _module(name: str) -> str:
+    """``weights/`` -> lumicap.weights, ``files.py`` -> lumicap.files, ``__init__.py`` -> lumicap."""
+    stem = name.rstrip("/").removesuffix(".py")
+    return "lumicap" if stem == "__init__" else f"lumicap.{stem}"
+
+
+def test_readme_architecture_lists_every_package_and_what_it_imports():
+    table = readme_table()
+    graph = import_graph()
+    unlisted = sorted({package_of(module) for module in graph} - set(table))
+    assert not unlisted, f"packages missing from the README's architecture table: {unlisted}"
+    not_allowed = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if table[package_of(module)] is not None
+        and package_of(target) not in table[package_of(module)] | {package_of(module), "lumicap"}
+    )
+    assert not not_allowed, "imports the README's architecture table does not allow: " + "; ".join(not_allowed)
+    stale = sorted(name for name in table if name not in {package_of(m) for m in graph})
+    assert not stale, f"the README's architecture table lists packages that do not exist: {stale}"
