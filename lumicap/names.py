@@ -11,7 +11,9 @@ from typing import Literal, get_args
 
 # Loss terms the engine implements itself (lumicap.losses); a stage whose objective is not "enhance" may also
 # name terms its model returns from ``stage_losses``.
-LossName = Literal["l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "vgg19", "vgg16", "lowres_smooth_l1"]
+LossName = Literal[
+    "l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "chroma", "vgg19", "vgg16", "lowres_smooth_l1"
+]
 BUILTIN_LOSSES: tuple[str, ...] = get_args(LossName)
 
 # Dataset folder layouts lumicap.data recognises; "auto" (configs, commands) detects one of them.

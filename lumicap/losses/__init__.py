@@ -11,6 +11,7 @@ from lumicap.losses.terms import (
     PERCEPTUAL_LOSSES,
     PIXEL_LOSSES,
     CharbonnierLoss,
+    ChromaLoss,
     L1Loss,
     LowResSmoothL1Loss,
     MSELoss,
@@ -22,7 +23,7 @@ from lumicap.losses.terms import (
 from lumicap.losses.vgg import VGGFeatures, VGGPerceptualLoss
 
 __all__ = [
-    "AUXILIARY_LOSSES", "BUILTIN", "PERCEPTUAL_LOSSES", "PIXEL_LOSSES", "CharbonnierLoss", "L1Loss",
+    "AUXILIARY_LOSSES", "BUILTIN", "PERCEPTUAL_LOSSES", "PIXEL_LOSSES", "CharbonnierLoss", "ChromaLoss", "L1Loss",
     "LowResSmoothL1Loss", "MSELoss", "SSIMLoss", "SmoothL1Loss", "StageLoss", "VGGFeatures", "VGGPerceptualLoss",
     "perceptual_loss",
 ]
