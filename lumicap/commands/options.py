@@ -16,8 +16,8 @@ from lumicap.names import DEVICE_CHOICES
 
 MODEL_FORMS = (
     "'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training checkpoint "
-    "or run folder (its best.pt), official pretrained weights by name (e.g. retinexformer-lol-v1-official, see "
-    "'lumicap weights list'), or a registry model name with --weights"
+    "or run folder (its best.pt), official pretrained weights by name (e.g. retinexformer-lol-v1-official), "
+    "a registry network name with --weights, or FILE.onnx; 'lumicap models' lists every name"
 )
 
 

@@ -223,7 +223,12 @@ class StageConfig(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     mixup: bool = False
     objective: NonEmpty = Field("enhance", description="enhance, or a model-defined stage (model.stage_losses)")
-    mfr: bool = Field(True, description="whether the MFR block (when enabled) applies to this stage")
+    mfr: bool = Field(True, description="whether MFR applies to this stage; only when mfr.enabled is true (the "
+                      "run-wide switch): with mfr.enabled false no stage uses MFR, whatever this says")
+    freeze: Annotated[list[NonEmpty], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="parameters kept fixed in this stage, by name prefix (e.g. global_net: IAT's global branch)",
+    )
 
     @model_validator(mode="after")
     def _losses_fit_the_stage(self) -> "StageConfig":

@@ -53,7 +53,7 @@ from lumicap.models import build_model, list_models, official
 from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint, read_tf_checkpoint_files
 from lumicap.names import DeviceChoice, model_key
 from lumicap.weights import ensure_weights, load_state_dict, resolve_weights
-from lumicap.weights.catalogue import official_model
+from lumicap.weights.catalogue import OFFICIAL_MODELS, official_model
 from lumicap.weights.reader import read_torch_file, read_training_checkpoint, training_checkpoint_problem
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -331,9 +331,11 @@ def _from_run_folder(folder: Path) -> ModelWeights:
 def _needs_weights(spec: str, weights: None) -> ModelWeights:
     """No form matched: a registry name without weights (or an unknown name, or a missing file)."""
     _require_registry_name(spec)
+    trained = trained_names_for(spec)
+    use = f", or use trained weights by name: {', '.join(trained)}" if trained else ""
     raise LumicapError(
-        f"model '{spec}' needs weights: add --weights FILE (a state dict for '{spec}'), "
-        f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
+        f"model '{spec}' is a network without weights, so it needs weights: add --weights FILE (a checkpoint "
+        f"of '{spec}'){use}; 'lumicap models' lists every name --model takes"
     )
 
 
@@ -436,7 +438,31 @@ def _require_registry_name(name: str) -> None:
         looks_like_path = os.sep in name or "." in Path(name).name
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")
-        raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(known)) or 'none'}")
+        shipped = ", ".join(SHIPPED_MODELS)
+        raise LumicapError(
+            f"unknown model '{name}': not a file, a shipped model ({shipped}), official weights by name "
+            f"(e.g. iat-lol-v1-official) or a network ({', '.join(sorted(known))}: with --weights FILE); "
+            f"'lumicap models' lists every name --model takes"
+        )
+
+
+def trained_names_for(network: str) -> list[str]:
+    """Names that load trained weights of registry network ``network``: the shipped models built on it
+    (their sidecars say which network) and the official pretrained weights of it."""
+    key = model_key(network)
+    names = []
+    for name, filename in SHIPPED_MODELS.items():
+        sidecar = (ASSETS_DIR / filename).with_suffix(".json")
+        try:
+            record = read_json(sidecar, what="JSON sidecar") if sidecar.is_file() else {}
+        except LumicapError:
+            continue  # a broken sidecar is reported when that model is loaded
+        if isinstance(record, dict) and isinstance(record.get("model"), str) and model_key(record["model"]) == key:
+            names.append(f"{name} (shipped)")
+    names += [
+        f"{name} (the authors')" for name, entry in sorted(OFFICIAL_MODELS.items()) if model_key(entry.model) == key
+    ]
+    return names
 
 
 def _build(name: str, overrides: dict, source: str) -> nn.Module:
