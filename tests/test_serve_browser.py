@@ -114,7 +114,7 @@ def _cli(photo: Path, out: Path, model: Path, *extra) -> Path:
 
 
 def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_model, downloads, tmp_path):
-    from lumicap.demo import write_demo_inputs
+    from lumicap.report.demo import write_demo_inputs
     from lumicap.engine.evaluate import evaluate_pairs
 
     demo = write_demo_inputs(tmp_path / "demo", names=("astronaut",))
