@@ -134,7 +134,7 @@ def _photo(relative: Path, fallback_index: int) -> torch.Tensor:
 @functools.lru_cache(maxsize=1)
 def _demo_photos() -> list[torch.Tensor]:
     from lumicap.data.io import read_image
-    from lumicap.demo import write_demo_inputs
+    from lumicap.report.demo import write_demo_inputs
 
     with tempfile.TemporaryDirectory(prefix="lumicap-bench-video-") as folder:
         demo = write_demo_inputs(Path(folder))

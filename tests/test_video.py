@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from _enhance_support import register_tiny, save_tiny_safetensors
 from _video_support import (audio_packets, dark_frames, decoded_frames, first_frame_rotation, frame_times,
                             make_clip)
 from lumicap.cli import main
-from lumicap.data.io import _PART_FILE
+from lumicap.files import is_partial_file
 from lumicap.inference.fullres import FullResolutionTransform, PredictedTransform
 from lumicap.inference.temporal import SceneCutDetector, TransformSmoother, luminance
 from lumicap.inference.video import FrameEnhancer
@@ -123,7 +122,7 @@ def test_ctrl_c_leaves_no_half_written_video(tmp_path, monkeypatch, capsys):
     assert "interrupted" in capsys.readouterr().err
     assert os.listdir(out) == []  # neither long.mp4 nor its temporary file
     # While it ran, the output was a hidden temporary file of the kind a later run removes when its writer is dead.
-    assert seen_parts and all(_PART_FILE.match(name) for name in seen_parts)
+    assert seen_parts and all(is_partial_file(name) for name in seen_parts)
 
 
 def test_bad_videos_get_one_line_and_leave_nothing(tmp_path, capsys):
@@ -164,9 +163,8 @@ def test_without_pyav_a_video_is_one_line_with_the_install_command(tmp_path, mon
     assert not (tmp_path / "out" / "a.mp4").exists()
 
 
-def test_other_networks_enhance_each_frame_as_a_photo(tmp_path, monkeypatch, capsys):
-    register_tiny(monkeypatch)
-    model_file = save_tiny_safetensors(tmp_path / "model")
+def test_other_networks_enhance_each_frame_as_a_photo(tmp_path, tiny_model, capsys):
+    model_file = tiny_model
     clip = make_clip(tmp_path / "a.mkv", frames=5)
     assert _enhance(clip, "--model", model_file, "--temporal", "none", "--out", tmp_path / "out") == 0
     assert "each frame enhanced as a photo" in capsys.readouterr().out

@@ -1,10 +1,11 @@
-"""Enhance many photo (and video) files: find the inputs, pick whole-image or tiled passes, write outputs, summarise.
+"""Enhance many photo (and video) files: find the inputs, pick whole-image or tiled passes, write outputs,
+summarise.
 
 Outputs keep the input's name (and, for a folder input, its sub-folder path) with the chosen format's
-suffix (videos: the chosen video format's, ``lumicap.inference.video``). Every output path is planned before anything is written: when one of them is any input of the
-run (``a.png`` and ``a.jpg`` with ``--format jpg``), the whole batch is refused, ``overwrite`` or not.
-An existing output is never replaced unless ``overwrite``. A file that cannot be read or written is
-reported on one line and skipped; the rest go on.
+suffix (videos: the chosen video format's, ``lumicap.inference.video``). Every output path is planned before
+anything is written: when one of them is any input of the run (``a.png`` and ``a.jpg`` with ``--format jpg``),
+the whole batch is refused, ``overwrite`` or not. An existing output is never replaced unless ``overwrite``.
+A file that cannot be read or written is reported on one line and skipped; the rest go on.
 """
 
 from __future__ import annotations
@@ -22,14 +23,23 @@ import torch
 
 from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
-from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
+# TileSettings, enhance_image and the tile defaults live in tiling (video frames use them too); imported here
+# as well, so lumicap.inference.batch.TileSettings and friends keep working.
+from lumicap.inference.tiling import (  # noqa: F401
+    DEFAULT_MAX_MEGAPIXELS,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    MIN_TILE,
+    TileSettings,
+    enhance_image,
+    plan_tiles,
+    planned_tile,
+    run_tiled,
+    run_whole,
+)
+from lumicap.inference.video import VIDEO_FORMATS, EnhancedVideo, VideoSettings, enhance_video, is_video_file
 
-OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 64
-# Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
-# at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
-DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
+OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff", "webp": ".webp", "heic": ".heic"}
 _GLOB_CHARS = set("*?[")
 # Above this many pixels a photo gets a note before it is read: decoding alone then needs gigabytes.
 LARGE_IMAGE_PIXELS = 50_000_000
@@ -51,18 +61,22 @@ class EnhanceSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0  # on images
     stale_parts_removed: int = 0  # temporary files of an earlier, killed run
-    videos: list = field(default_factory=list)  # EnhancedVideo of each video written
+    videos: list[EnhancedVideo] = field(default_factory=list)  # each video written
     video_inputs: int = 0
+    unreadable: list[Path] = field(default_factory=list)  # pictures in formats lumicap does not read (not tried)
 
     def line(self) -> str:
         done = len(self.enhanced) - len(self.videos)
         per_image = f" ({self.seconds / done:.2f} s/image)" if done else ""
-        parts = [f"{done} image{'s' if done != 1 else ''} in {self.seconds:.1f} s{per_image}"] if done or not self.video_inputs else []
+        parts = []
+        if done or not self.video_inputs:
+            parts.append(f"{done} image{'s' if done != 1 else ''} in {self.seconds:.1f} s{per_image}")
         if self.video_inputs:
             frames = sum(v.frames for v in self.videos)
             seconds = sum(v.seconds for v in self.videos)
             count = len(self.videos)
-            speed = f" ({frames} frames in {seconds:.1f} s, {frames / seconds if seconds > 0 else 0:.1f} fps)" if count else ""
+            fps = frames / seconds if seconds > 0 else 0.0
+            speed = f" ({frames} frames in {seconds:.1f} s, {fps:.1f} fps)" if count else ""
             parts.append(f"{count} video{'s' if count != 1 else ''}{speed}")
         text = "enhanced " + " and ".join(parts)
         if self.skipped:
@@ -70,45 +84,27 @@ class EnhanceSummary:
         text += f"; {len(self.failed)} failed"
         if self.stale_parts_removed:
             text += f"; removed {self.stale_parts_removed} partial file(s) an interrupted run left"
+        if self.unreadable:
+            text += f"; not read: {unreadable_note(self.unreadable)}"
         return text
 
 
-@dataclass(frozen=True)
-class TileSettings:
-    """How to split images: ``tile`` forces tiling at that size; otherwise images above
-    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget)."""
-
-    tile: int | None = None
-    overlap: int = DEFAULT_OVERLAP
-    max_megapixels: float | None = None
-
-    def budget(self, device: torch.device) -> float:
-        if self.max_megapixels is not None:
-            return self.max_megapixels
-        return DEFAULT_MAX_MEGAPIXELS.get(device.type, DEFAULT_MAX_MEGAPIXELS["cpu"])
-
-    def tile_for(self, height: int, width: int, device: torch.device) -> int | None:
-        """Tile size to use for an image, or None for a whole-image pass.
-
-        Automatic tiles are ``DEFAULT_TILE``, or twice the overlap when that is larger (a tile must be at
-        least twice its overlap), so any ``--tile-overlap`` works with ``--max-megapixels``.
-        """
-        if self.tile is not None:
-            return self.tile
-        if height * width > self.budget(device) * 1e6:
-            return self.automatic_tile
-        return None
-
-    @property
-    def automatic_tile(self) -> int:
-        return max(DEFAULT_TILE, 2 * self.overlap)
+def unreadable_note(paths: Sequence[Path], named: int = 5) -> str:
+    """'3 pictures in formats lumicap does not read (.dng, .gif): a.gif, b.dng, c.dng'."""
+    kinds = sorted({p.suffix.lower() for p in paths})
+    names = ", ".join(shown(p) for p in paths[:named]) + (f", +{len(paths) - named} more" if len(paths) > named else "")
+    count = len(paths)
+    return f"{count} picture{'s' if count != 1 else ''} in formats lumicap does not read ({', '.join(kinds)}): {names}"
 
 
 # ------------------------------------------------------------------------------------------------ inputs
 
 
 def collect_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None,
+    inputs: Sequence[str | os.PathLike],
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
+    unreadable: list[Path] | None = None,
     videos: bool = False,
 ) -> list[InputImage]:
     """Expand files, folders (their image files, and video files with ``videos``; sub-folders too with
@@ -117,16 +113,26 @@ def collect_inputs(
     Files under ``exclude`` (the output folder) are left out of folder and glob expansions, so a run
     whose output folder sits inside its input folder never enhances its own earlier outputs.
     An argument that matches nothing is an error (a typo should not silently enhance nothing).
+    Pictures in formats lumicap does not read (GIF, camera RAW: ``IMAGE_LIKE_EXTENSIONS``) found by a folder
+    or glob expansion are appended to ``unreadable`` so the caller can name them; a file named explicitly is
+    always an input (reading it then says what is wrong).
     """
-    from lumicap.data.io import is_image_file
-    from lumicap.inference.video import is_video_file
+    from lumicap.data.io import is_image_file, is_unreadable_image_kind
 
     excluded = Path(exclude).resolve() if exclude is not None else None
+    seen_unreadable: set[Path] = set()
 
     def wanted(candidate: Path) -> bool:
-        if not (candidate.is_file() and (is_image_file(candidate) or (videos and is_video_file(candidate)))):
+        if not candidate.is_file():
             return False
-        return excluded is None or not candidate.resolve().is_relative_to(excluded)
+        if excluded is not None and candidate.resolve().is_relative_to(excluded):
+            return False
+        if is_unreadable_image_kind(candidate):
+            if unreadable is not None and candidate.resolve() not in seen_unreadable:
+                seen_unreadable.add(candidate.resolve())
+                unreadable.append(candidate)
+            return False
+        return is_image_file(candidate) or (videos and is_video_file(candidate))
 
     found: dict[Path, InputImage] = {}
     for item in inputs:
@@ -134,9 +140,9 @@ def collect_inputs(
         path = Path(text).expanduser()
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            members = sorted(p for p in path.glob(pattern) if wanted(p))
-            members = [p for p in members if not any(part.startswith(".") for part in p.relative_to(path).parts)]
-            for member in members:
+            members = sorted(p for p in path.glob(pattern)
+                             if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            for member in filter(wanted, members):
                 found.setdefault(member.resolve(), InputImage(member, member.relative_to(path)))
         elif path.is_file():
             found.setdefault(path.resolve(), InputImage(path, Path(path.name)))
@@ -154,8 +160,6 @@ def collect_inputs(
 
 def output_path(item: InputImage, out_dir: Path, fmt: str, video_format: str = "mp4") -> Path:
     """Where ``item``'s output goes: ``fmt`` (png, jpg, tiff) for an image, ``video_format`` for a video."""
-    from lumicap.inference.video import is_video_file
-
     suffix = f".{video_format}" if is_video_file(item.path) else OUTPUT_SUFFIXES[fmt]
     return out_dir / item.relative.with_suffix(suffix)
 
@@ -171,8 +175,6 @@ def plan_outputs(
     """
     if fmt not in OUTPUT_SUFFIXES:
         raise LumicapError(f"unknown output format '{fmt}'; choose one of {', '.join(OUTPUT_SUFFIXES)}")
-    from lumicap.inference.video import VIDEO_FORMATS
-
     if video_format not in VIDEO_FORMATS:
         raise LumicapError(f"unknown video format '{video_format}'; choose one of {', '.join(VIDEO_FORMATS)}")
     out_dir = Path(out_dir)
@@ -203,48 +205,6 @@ def plan_outputs(
 # ----------------------------------------------------------------------------------------------- running
 
 
-def planned_tile(model, tiles: TileSettings, height: int, width: int, device: torch.device) -> int | None:
-    """The tile size ``enhance_image`` will use for this photo and model, or None for one whole pass."""
-    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
-        return None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
-    return tiles.tile_for(height, width, device)
-
-
-def enhance_image(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    image: torch.Tensor,
-    device: torch.device,
-    tiles: TileSettings = TileSettings(),
-    inplace: bool = False,
-    on_tile: Callable[[], None] | None = None,
-) -> torch.Tensor:
-    """Enhance one (3,H,W) image, whole or in tiles per ``tiles``; returns a CPU tensor in [0, 1].
-
-    A whole-image pass that runs out of memory (GPU or CPU allocator) is retried in tiles; tiles that
-    still do not fit raise a one-line ``LumicapError`` suggesting a smaller ``--tile``.
-    """
-    height, width = image.shape[-2:]
-    tile = planned_tile(model, tiles, height, width, device)
-    if tile is None:
-        try:
-            return run_whole(model, image, device)
-        except (RuntimeError, MemoryError) as exc:
-            if not _is_out_of_memory(exc):
-                raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            tile = tiles.automatic_tile
-    try:
-        return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
-    except (RuntimeError, MemoryError) as exc:
-        if not _is_out_of_memory(exc):
-            raise
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        smaller = max(64, tile // 2)
-        raise LumicapError(f"out of memory on {device} with {tile}px tiles; try --tile {smaller}") from None
-
-
 def enhance_files(
     inputs: Sequence[InputImage],
     out_dir: str | os.PathLike,
@@ -271,8 +231,7 @@ def enhance_files(
     """
     from tqdm import tqdm
 
-    from lumicap.data.io import remove_stale_partial_files
-    from lumicap.inference.video import VideoSettings, is_video_file
+    from lumicap.files import remove_stale_partial_files
 
     video = video or VideoSettings()
     plan = plan_outputs(inputs, out_dir, fmt, video.fmt)
@@ -316,7 +275,8 @@ def enhance_files(
     videos = [(item, target) for item, target in plan if is_video_file(item.path)]
     summary.video_inputs = len(videos)
     start = time.perf_counter()
-    bar = tqdm(photos, desc="enhance", unit="img", disable=not progress or not photos, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(photos, desc="enhance", unit="img", disable=not progress or not photos, file=sys.stderr,
+               dynamic_ncols=True)
     for item, target in bar:
         if not wanted(item, target):
             continue
@@ -354,8 +314,6 @@ def enhance_files(
 def _enhance_one_video(item: InputImage, target: Path, model, device, settings, tiles, progress: bool, say):
     """One video with its own progress bar (frames, frames per second); its notes as lines."""
     from tqdm import tqdm
-
-    from lumicap.inference.video import enhance_video
 
     bar = tqdm(desc=shown(item.path.name), unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
@@ -405,8 +363,9 @@ def enhance_file(
     as given (the caller decides about existing files). Unreadable input: ``LumicapError``; unwritable
     output: ``OSError``.
     """
-    from lumicap.data.io import write_image
+    from lumicap.data.io import image_icc_profile, write_image
 
+    profile = image_icc_profile(Path(source))  # header only; the output keeps the input's colour space
     image, in_bits = read_float_image(Path(source))
     bits = 16 if fmt == "png" and in_bits == 16 else 8
     height, width = image.shape[-2:]
@@ -420,7 +379,7 @@ def enhance_file(
 
     enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input,
                              on_tile=count_tile if on_tile is not None else None)
-    written = write_image(target, enhanced, bit_depth=bits, quality=quality)
+    written = write_image(target, enhanced, bit_depth=bits, quality=quality, icc_profile=profile)
     return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
 
 
@@ -452,12 +411,3 @@ def read_float_image(path: Path) -> tuple[torch.Tensor, int]:
     image.copy_(torch.from_numpy(array).permute(2, 0, 1))
     del array
     return image.div_(65535.0 if bits == 16 else 255.0), bits
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    # torch.cuda.OutOfMemoryError subclasses RuntimeError; the CPU allocator raises a plain RuntimeError.
-    if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
-        return True
-    text = str(exc)
-    return "out of memory" in text or "can't allocate memory" in text
-

@@ -70,7 +70,9 @@ class FullResolutionTransform(nn.Module):
         small = small.contiguous(memory_format=torch.channels_last)
         mul, add = self.module.local_net(small)
         # IAT's own global step (a coarser view of the frame where the model asks for one); older modules: the branch.
-        gamma, color = self.module.global_params(small) if hasattr(self.module, "global_params") else self.module.global_net(small)
+        gamma, color = (
+            self.module.global_params(small) if hasattr(self.module, "global_params") else self.module.global_net(small)
+        )
         return PredictedTransform(mul=mul, add=add, gamma=gamma, color=color)
 
     def apply(self, x: torch.Tensor, transform: PredictedTransform) -> torch.Tensor:

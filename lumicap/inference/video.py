@@ -14,9 +14,10 @@ runs on a copy of the frame of at most ``network_megapixels``, its transform is 
 wraps the transform for photos (highlight protection) follows; any other network enhances each frame as a
 photo (``enhance_image``: tiles included) and, when smoothing, its frames' channel levels are steadied.
 
-The file is written to a hidden temporary file beside the target and renamed into place at the end, so an
-interrupted run (Ctrl-C, an error, a kill) never leaves a half-written video under the output's name; the
-leftover of a killed run is removed by the next run into the same folder (``remove_stale_partial_files``).
+The file is written to a hidden temporary file beside the target and renamed into place at the end
+(``lumicap.files.replacing``), so an interrupted run (Ctrl-C, an error, a kill) never leaves a half-written
+video under the output's name; the leftover of a killed run is removed by the next run into the same folder
+(``lumicap.files.remove_stale_partial_files``).
 PyAV (``pip install 'lumicap[video]'``) bundles FFmpeg's libraries: no ffmpeg program is needed.
 """
 
@@ -27,7 +28,6 @@ import fractions
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,15 +37,18 @@ import numpy as np
 import torch
 
 from lumicap.errors import LumicapError, shown
+from lumicap.files import replacing
+from lumicap.inference.fullres import FullResolutionTransform, with_transform_step
 from lumicap.inference.temporal import DEFAULT_SMOOTH_SECONDS, OutputLevelSmoother, TransformSmoother
+from lumicap.inference.tiling import TileSettings, enhance_image
+from lumicap.names import TEMPORAL_MODES, TemporalMode, VideoCodec, VideoFormat
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
-# --video-format: output suffix -> FFmpeg muxer.
-VIDEO_FORMATS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska"}
-# --codec: name -> FFmpeg encoder (both bundled in PyAV's wheels).
-VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265"}
+# --video-format (lumicap.names.VideoFormat): output suffix -> FFmpeg muxer.
+VIDEO_FORMATS: dict[VideoFormat, str] = {"mp4": "mp4", "mov": "mov", "mkv": "matroska"}
+# --codec (lumicap.names.VideoCodec): name -> FFmpeg encoder (both bundled in PyAV's wheels).
+VIDEO_CODECS: dict[VideoCodec, str] = {"h264": "libx264", "hevc": "libx265"}
 DEFAULT_CRF = 18
-TEMPORAL_MODES = ("smooth", "none")
 # The network's frame size for video when --network-megapixels is not given (see the README's video
 # section for what it costs in quality and buys in speed).
 VIDEO_NETWORK_MEGAPIXELS = 0.1
@@ -66,14 +69,17 @@ def _av(source: str | os.PathLike | None = None):
     return av
 
 
-def require_video_support(source: str | os.PathLike, model, settings: "VideoSettings") -> str:
-    """Before any file is touched: PyAV and the chosen encoder are there. Returns how frames will be enhanced
-    (one line for the user)."""
+def require_video_support(source: str | os.PathLike, settings: "VideoSettings") -> None:
+    """Before the model is loaded and any file is touched: PyAV and the chosen encoder are there."""
     av = _av(source)
     settings.check()
     encoder = VIDEO_CODECS[settings.codec]
     if encoder not in av.codecs_available:
         raise LumicapError(f"this PyAV build has no {encoder} encoder for --codec {settings.codec}; use --codec h264")
+
+
+def describe_video_enhancement(model, settings: "VideoSettings") -> str:
+    """How the frames of a video will be enhanced and written (one line for the user)."""
     enhancer = FrameEnhancer(model, getattr(model, "device", torch.device("cpu")), temporal=settings.temporal,
                              smooth_seconds=settings.smooth_seconds, network_megapixels=settings.network_megapixels)
     return f"{enhancer.describe()}; {settings.codec} CRF {settings.crf} in .{settings.fmt}, sound copied"
@@ -83,10 +89,10 @@ def require_video_support(source: str | os.PathLike, model, settings: "VideoSett
 class VideoSettings:
     """How ``lumicap enhance`` writes videos (its ``--video-format``, ``--codec``, ``--crf``, ``--temporal``)."""
 
-    fmt: str = "mp4"
-    codec: str = "h264"
+    fmt: VideoFormat = "mp4"
+    codec: VideoCodec = "h264"
     crf: int = DEFAULT_CRF
-    temporal: str = "smooth"
+    temporal: TemporalMode = "smooth"
     smooth_seconds: float = DEFAULT_SMOOTH_SECONDS
     network_megapixels: float | None = None  # None: VIDEO_NETWORK_MEGAPIXELS
 
@@ -131,11 +137,8 @@ class FrameEnhancer:
     (3, H, W) on the CPU. Holds the smoothing state, so use a new one per video.
     """
 
-    def __init__(self, model, device: torch.device, tiles=None, temporal: str = "smooth",
+    def __init__(self, model, device: torch.device, tiles=None, temporal: TemporalMode = "smooth",
                  smooth_seconds: float = DEFAULT_SMOOTH_SECONDS, network_megapixels: float | None = None):
-        from lumicap.inference.batch import TileSettings
-        from lumicap.inference.fullres import FullResolutionTransform, with_transform_step
-
         self.model, self.device, self.tiles = model, device, tiles or TileSettings()
         limit = VIDEO_NETWORK_MEGAPIXELS if network_megapixels is None else network_megapixels
         # The model's own chain (highlight protection and whatever else photos get) with its transform step
@@ -148,7 +151,8 @@ class FrameEnhancer:
             self.transform = self.transform.module  # the step itself: network size, predict, apply
         self.smoother = None
         if temporal == "smooth":
-            self.smoother = TransformSmoother(smooth_seconds) if self.chain is not None else OutputLevelSmoother(smooth_seconds)
+            smoother = TransformSmoother if self.chain is not None else OutputLevelSmoother
+            self.smoother = smoother(smooth_seconds)
         self._dt = 0.0
 
     def _smooth(self, x: torch.Tensor, transform):
@@ -162,7 +166,8 @@ class FrameEnhancer:
             if self.chain is not self.transform:
                 how += " (then as for photos: " + _wrappers(self.chain) + ")"
             if self.smoother is not None:
-                how += f"; gamma, colour matrix and map levels smoothed over {self.smoother.average.seconds:g} s, reset at cuts"
+                seconds = self.smoother.average.seconds
+                how += f"; gamma, colour matrix and map levels smoothed over {seconds:g} s, reset at cuts"
             return how
         how = "each frame enhanced as a photo"
         if self.smoother is not None:
@@ -178,8 +183,6 @@ class FrameEnhancer:
         if self.chain is not None:
             self._dt = dt  # for _smooth, called by the chain between predict and apply
             return self.chain(frame.to(self.device))[0].cpu()
-        from lumicap.inference.batch import enhance_image
-
         enhanced = enhance_image(self.model, frame[0], self.device, self.tiles, inplace=False)
         if self.smoother is not None:
             enhanced = self.smoother(frame, enhanced[None], dt)[0]
@@ -232,22 +235,17 @@ def enhance_video(
     settings.check()
     source, target = Path(source), Path(target)
     start = time.perf_counter()
-    enhancer = FrameEnhancer(model, device, tiles, settings.temporal, settings.smooth_seconds, settings.network_megapixels)
+    enhancer = FrameEnhancer(model, device, tiles, settings.temporal, settings.smooth_seconds,
+                             settings.network_megapixels)
     try:
         reader = av.open(str(source), metadata_errors="replace")
     except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
         raise LumicapError(f"{shown(source)}: not a readable video ({_reason(exc)})") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.lumicap-{os.getpid()}-", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with reader:
-            result = _transcode(av, reader, source, tmp, enhancer, settings, on_frame)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an output video is an ordinary file
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # PyAV's muxer writes (and seeks in) a path of its own, so the video goes to lumicap.files' temporary
+    # path beside the target (the container is named, not guessed from the .part suffix), renamed at the end.
+    with reader, replacing(target) as tmp:
+        result = _transcode(av, reader, source, tmp, enhancer, settings, on_frame)
     result.path = target
     result.seconds = time.perf_counter() - start
     result.cut_frames = enhancer.cut_frames
