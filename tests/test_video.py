@@ -194,18 +194,20 @@ def _frames(count: int, seed: int = 0, level: int = 40) -> list[torch.Tensor]:
 
 def test_video_frames_go_through_the_photo_pipeline():
     # Without smoothing a frame gets exactly what a photo of it gets from the model's chain (here highlight
-    # protection around the full-resolution transform) at that network size: one per-frame function.
+    # protection around a chroma gain around the full-resolution transform, as load_inference_model stacks
+    # them) at that network size: one per-frame function.
+    from lumicap.inference.chroma import ChromaGain
     from lumicap.inference.highlights import HighlightProtection
 
     iat = _random_iat()
     frame = _frames(1)[0]
     frame[..., :10, :10] = 0.95  # a bright corner, where highlight protection keeps the input
     for limit in (0.001, 0.0):
-        photo = HighlightProtection(FullResolutionTransform(iat, limit or float("inf")))
+        photo = HighlightProtection(ChromaGain(FullResolutionTransform(iat, limit or float("inf")), 1.3))
         enhancer = FrameEnhancer(photo, torch.device("cpu"), temporal="none", network_megapixels=limit)
         with torch.no_grad():
             assert torch.equal(enhancer(frame, 1 / 24), photo(frame)[0])
-        assert "highlight protection" in enhancer.describe()
+        assert "highlight protection, chroma gain" in enhancer.describe()
     assert torch.allclose(enhancer(frame, 1 / 24)[..., :10, :10], frame[0, :, :10, :10])
     # Whole frames give the network's own forward, also with the reflect border and a coarser global view.
     torch.manual_seed(1)
@@ -220,8 +222,9 @@ def test_video_frames_go_through_the_photo_pipeline():
     # Smoothing goes inside the same chain: the photo model itself is left as it was.
     smoothed = FrameEnhancer(photo, torch.device("cpu"), temporal="smooth", network_megapixels=0.001)
     smoothed(frame, 1 / 24)
-    assert photo.module.adjust is None and photo.module.network_megapixels == float("inf")
-    assert smoothed.chain.module.adjust is not None and isinstance(smoothed.chain, HighlightProtection)
+    assert photo.module.module.adjust is None and photo.module.module.network_megapixels == float("inf")
+    assert smoothed.chain.module.module.adjust is not None and isinstance(smoothed.chain, HighlightProtection)
+    assert isinstance(smoothed.chain.module, ChromaGain) and smoothed.chain.module.gain == 1.3
 
 
 def test_smoothing_steadies_a_noisy_static_scene_without_changing_its_brightness():
