@@ -1,12 +1,16 @@
 """Image-quality metrics as the low-light literature reports them: PSNR, SSIM (MATLAB convention),
-the GT-mean protocol, and LPIPS (AlexNet, v0.1 heads). Tensor in, tensor (B,) out."""
+the GT-mean protocol, and LPIPS (AlexNet, v0.1 heads), tensor in, tensor (B,) out; and the
+no-reference side on RGB uint8 arrays: NIQE, exposure and colour measures."""
 
 from lumicap.metrics.gt_mean import GRAY_WEIGHTS_BT601, gt_mean_scale, mean_gray
 from lumicap.metrics.lpips import LPIPS, load_lpips, try_load_lpips
+from lumicap.metrics.niqe import NIQE_MODES, niqe
+from lumicap.metrics.noref import as_uint8_rgb, border_frame, clipped_share, colourfulness, loe, mean_brightness
 from lumicap.metrics.psnr import PSNR_CONVENTIONS, psnr
 from lumicap.metrics.ssim import gaussian_window, ssim, ssim_matlab
 
 __all__ = [
-    "GRAY_WEIGHTS_BT601", "LPIPS", "PSNR_CONVENTIONS", "gaussian_window", "gt_mean_scale", "load_lpips",
-    "mean_gray", "psnr", "ssim", "ssim_matlab", "try_load_lpips",
+    "GRAY_WEIGHTS_BT601", "LPIPS", "NIQE_MODES", "PSNR_CONVENTIONS", "as_uint8_rgb", "border_frame", "clipped_share",
+    "colourfulness", "gaussian_window", "gt_mean_scale", "load_lpips", "loe", "mean_brightness", "mean_gray", "niqe",
+    "psnr", "ssim", "ssim_matlab", "try_load_lpips",
 ]
