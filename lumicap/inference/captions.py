@@ -45,7 +45,7 @@ class CaptionWriter:
         return cls(model, Path(out_dir), existing)
 
     def caption(self, image: torch.Tensor) -> str:
-        small = _shrink(image).to(self.teacher.device)
+        small = shrink_for_teacher(image).to(self.teacher.device)
         return self.teacher.caption(small.unsqueeze(0))[0].strip()
 
     def key(self, target: Path) -> str:
@@ -96,7 +96,8 @@ def read_captions_file(path: Path) -> dict:
     return data
 
 
-def _shrink(image: torch.Tensor) -> torch.Tensor:
+def shrink_for_teacher(image: torch.Tensor) -> torch.Tensor:
+    """``image`` (3, H, W) shrunk by area averaging to 448 pixels on its shorter side (unchanged if smaller)."""
     height, width = image.shape[-2:]
     scale = _CAPTION_SHORT_SIDE / min(height, width)
     if scale >= 1:
