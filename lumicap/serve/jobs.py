@@ -204,6 +204,7 @@ class Job:
     seconds: float | None = None
     bit_depth: int = 8
     captions: dict[str, str] | None = None
+    niqe: dict[str, float | None] | None = None  # {"input", "enhanced"}: NIQE gray; None where undefined
     reference: dict[str, Any] | None = None
     started: float | None = None  # wall-clock times, for the page and for checking the queue's order
     finished: float | None = None
@@ -325,6 +326,7 @@ class JobQueue:
             "bit_depth": job.bit_depth,
             "output_name": job.output_name,
             "captions": job.captions,
+            "niqe": job.niqe,
             "reference": reference,
         }
 
@@ -432,6 +434,7 @@ class JobQueue:
         job.bit_depth = result.bit_depth
         _write_preview(result.low, job.folder / "preview-input.jpg")
         _write_preview(result.enhanced, job.folder / "preview-output.jpg")
+        job.niqe = {"input": _niqe(result.low), "enhanced": _niqe(result.enhanced)}
         if self.captioner is not None:
             try:
                 job.captions = {"input": self.captioner.caption(result.low), "enhanced": self.captioner.caption(result.enhanced)}
@@ -463,6 +466,17 @@ def _not_done(job: Job) -> str:
 def _without_path(message: str, path: Path, name: str) -> str:
     """Error messages name the file; the page should see the upload's name, not the server's folders."""
     return message.replace(str(path), name)
+
+
+def _niqe(image: torch.Tensor) -> float | None:
+    """NIQE (gray, as ``lumicap eval``) of the 8-bit levels the PNG holds; None under 96x96 or without
+    texture (JSON has no NaN)."""
+    import math
+
+    from lumicap.metrics.judges import NiqeJudge
+
+    value = NiqeJudge("gray").score(image)["niqe_gray"]
+    return None if math.isnan(value) else value
 
 
 def _write_preview(image: torch.Tensor, path: Path) -> None:
