@@ -237,6 +237,8 @@ def test_eval_with_a_reference_adds_the_no_reference_columns_and_no_ref_drops_ps
     assert run_eval("--pred", tmp_path / "enhanced", "--gt", tmp_path / "gt", "--low", tmp_path / "dark", "--out", out) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {"psnr", "ssim", "niqe_gray", "niqe_gray_low", "loe", "clipped_pct_change"} <= set(summary)
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert [(Path(r["gt"]).parent.name, Path(r["low"]).parent.name) for r in rows] == [("gt", "dark")] * 2
     assert set(summary["protocol"]["judges"]) == {"niqe", "exposure"}
     assert run_eval("--pred", tmp_path / "enhanced", "--gt", tmp_path / "gt", "--no-ref", "--out", tmp_path / "r2") == 0
     summary = json.loads((tmp_path / "r2" / "summary.json").read_text())

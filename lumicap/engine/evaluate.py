@@ -142,8 +142,10 @@ def evaluate_pairs(
             )
         metrics = measure(pred, gt, lpips=lpips, gt_mean=gt_mean, psnr_convention=psnr_convention)
         row = {"name": name, "pred": str(pred_path), "gt": str(gt_path), **metrics}
+        low_path = low_paths[len(rows)] if low_paths is not None else None
+        if low_path is not None:
+            row["low"] = str(low_path)
         if judges:
-            low_path = low_paths[len(rows)] if low_paths is not None else None
             row.update(judge_one(judges, name, pred, reference=gt, low_path=low_path))
         rows.append(row)
 
