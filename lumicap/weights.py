@@ -242,9 +242,13 @@ def verify_file(entry: KnownWeights, path: Path) -> str:
 class MissingWeightsError(WeightsError):
     """Files a caller needs that are neither cached nor downloadable now; ``missing`` = [(entry, path)]."""
 
-    def __init__(self, message: str, missing: list[tuple[KnownWeights, Path]]):
+    def __init__(self, message: str, missing: list[tuple[KnownWeights, Path]], lines: list[str] | None = None):
         super().__init__(message)
         self.missing = missing
+        # What the command line prints, one line each: the summary, one line per missing file, the way to
+        # fetch them without network (``str(self)`` stays the whole story in one line, for logs and the web page).
+        if lines:
+            self.problems = list(lines)
 
 
 def missing_message(
@@ -271,6 +275,30 @@ def missing_message(
         f"network here: 'lumicap weights bundle {names} --out lumicap-weights.tar' on a connected machine, "
         f"then 'lumicap weights import lumicap-weights.tar{cache}' here"
     )
+
+
+def missing_lines(
+    missing: list[tuple[KnownWeights, Path]],
+    reason: str,
+    needed_by: str | None = None,
+    fetch_names: list[str] | None = None,
+    root: Path | None = None,
+) -> list[str]:
+    """``missing_message`` for a terminal: the summary and the fetch command, then one line per missing file,
+    then the way without network."""
+    count = len(missing)
+    what = f"{count} weight file{'' if count == 1 else 's'}"
+    are = "is" if count == 1 else "are"
+    who = f"{needed_by} needs {what} that {are}" if needed_by else f"{what} {are}"
+    names = " ".join(fetch_names or [entry.name for entry, _ in missing])
+    cache = f" --cache-dir {root}" if root is not None else ""
+    lines = [f"{who} not in the cache ({reason}); fetch {'it' if count == 1 else 'them all'} with "
+             f"'lumicap weights download {names}{cache}'"]
+    lines += [f"  missing '{entry.name}' ({entry.filename}{_size_note(entry.size)}): from {entry.source} -> {target}"
+              for entry, target in missing]
+    lines.append(f"  without network here: 'lumicap weights bundle {names} --out lumicap-weights.tar' on a connected "
+                 f"machine, then 'lumicap weights import lumicap-weights.tar{cache}' here")
+    return lines
 
 
 def _size_note(size: int | None) -> str:
@@ -303,7 +331,8 @@ def ensure_weights(
 
     def fail(reason: str, still_missing) -> MissingWeightsError:
         message = missing_message(still_missing, reason, needed_by, fetch_names, root)
-        return MissingWeightsError(message, list(still_missing))
+        lines = missing_lines(still_missing, reason, needed_by, fetch_names, root)
+        return MissingWeightsError(message, list(still_missing), lines)
 
     if missing:
         reason = offline_reason()
@@ -365,7 +394,8 @@ def download_to_cache(entry: KnownWeights, target: Path) -> str:
     """
     reason = offline_reason()
     if reason is not None:  # callers check first; this guard keeps every path honest
-        raise MissingWeightsError(missing_message([(entry, target)], f"offline: {reason}"), [(entry, target)])
+        raise MissingWeightsError(missing_message([(entry, target)], f"offline: {reason}"), [(entry, target)],
+                                  missing_lines([(entry, target)], f"offline: {reason}"))
     root = target.parent.parent
     created = make_folder(root)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".download-{entry.name}-"))

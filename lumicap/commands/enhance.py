@@ -10,7 +10,9 @@ def register(sub):
         "enhance",
         help="enhance dark photos (files, folders, globs) with the default or a given model",
         description=(
-            "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Existing outputs "
+            "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Inputs: PNG, JPEG, "
+            "TIFF, BMP, WebP, and HEIC/HEIF with the heic extra (pip install 'lumicap[heic]'); EXIF orientation is "
+            "applied. Pictures a folder holds in other formats (GIF, camera RAW) are named in the summary. Existing outputs "
             "are skipped unless --overwrite. Big images are processed in overlapping, blended tiles. "
             "--demo makes dark versions of bundled sample photos and enhances them (no network needed)."
         ),
@@ -21,15 +23,18 @@ def register(sub):
         "--model", metavar="NAME|FILE", default="default",
         help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
         "checkpoint or run folder (its best.pt), official pretrained weights by name (e.g. "
-        "retinexformer-lol-v1-official, see 'lumicap weights list'), or a registry model name with --weights",
+        "retinexformer-lol-v1-official), a registry network name with --weights, or FILE.onnx; "
+        "'lumicap models' lists every name",
     )
     parser.add_argument("--weights", metavar="FILE",
                         help="weights for --model NAME: a lumicap or official checkpoint of that model")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
-    parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
-                        help="output format (png keeps 16 bits for 16-bit inputs)")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100 (default 95)")
+    parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff", "webp", "heic"],
+                        help="output format (png keeps 16 bits for 16-bit inputs; heic needs lumicap[heic]); "
+                        "the input's ICC colour profile is kept")
+    parser.add_argument("--quality", type=int, default=95, metavar="Q",
+                        help="quality of jpg, webp and heic outputs, 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     tiling = parser.add_mutually_exclusive_group()
     tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
@@ -81,7 +86,15 @@ def run(args) -> int:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
     if not args.demo and not args.inputs:
         raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
-    # The model first: a missing or broken model file is reported before anything is written.
+    unreadable: list = []  # pictures a folder holds in formats lumicap does not read (named in the summary)
+    if not args.demo:
+        # The inputs first (a typo in a path costs no model load), every output path planned and checked
+        # against every input; then the model. Nothing is written before both are known to be fine.
+        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out, unreadable=unreadable)
+        if not inputs:
+            _no_inputs(args.inputs, out, unreadable)
+        enhanced_dir = out
+        plan_outputs(inputs, enhanced_dir, args.format)
     protect = {"auto": None, "on": True, "off": False}[args.protect_highlights]
     model = load_inference_model(args.model, args.device, weights=args.weights,
                                  network_megapixels=args.network_megapixels, highlight_protection=protect)
@@ -95,13 +108,7 @@ def run(args) -> int:
         print(f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in {demo.reference_dir})")
         inputs = collect_inputs([demo.low_dir])
         enhanced_dir = out / "enhanced"
-    else:
-        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out)
-        enhanced_dir = out
-    if not inputs:
-        _no_inputs(args.inputs, out)
-    # Every output path is known (and checked against every input) before anything is written.
-    plan_outputs(inputs, enhanced_dir, args.format)
+        plan_outputs(inputs, enhanced_dir, args.format)
 
     captioner = None
     if args.caption:
@@ -116,13 +123,14 @@ def run(args) -> int:
     )
     if captioner is not None:
         captioner.save()
+    summary.unreadable = unreadable
     print(summary.line())
     if args.demo:
         _demo_report(out, enhanced_dir, demo, args.overwrite)
     return 1 if summary.failed else 0
 
 
-def _no_inputs(inputs: list[str], out) -> None:
+def _no_inputs(inputs: list[str], out, unreadable: list) -> None:
     """No image to enhance: say why when the output folder swallowed the input folder."""
     from pathlib import Path
 
@@ -137,6 +145,10 @@ def _no_inputs(inputs: list[str], out) -> None:
                 "are never read as inputs (outputs must not replace them), so nothing is left to enhance: "
                 "choose an --out outside the input folder"
             )
+    if unreadable:
+        from lumicap.inference.batch import unreadable_note
+
+        raise LumicapError(f"no image files lumicap reads in {', '.join(map(shown, inputs))}: {unreadable_note(unreadable)}")
     raise LumicapError(f"no image files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
 
 

@@ -169,7 +169,8 @@ def run(args) -> int:
 
     csv_path, json_path = write_results(out_dir, rows, summary, overwrite=args.overwrite)
     print(format_report(rows, summary, pred=str(pred_dir), reference=reference, per_image=args.per_image))
-    print(f"wrote {csv_path} and {json_path}")
+    where = "" if args.out else " (the default folder eval_results/<name of --pred> in the current folder; --out DIR elsewhere)"
+    print(f"wrote {csv_path} and {json_path}{where}")
     return 0
 
 

@@ -61,6 +61,10 @@ def _list(args, root) -> int:
     _table(rows)
     print()
     _table([("SET", "FILES")] + [(name, " ".join(s.members)) for name, s in sorted(known_sets().items())])
+    from lumicap.inference.loading import SHIPPED_MODELS
+
+    print(f"\nshipped inside the package (no download): {', '.join(SHIPPED_MODELS)}; "
+          "'lumicap models' lists every name --model takes")
     return 0
 
 

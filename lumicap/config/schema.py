@@ -23,7 +23,9 @@ MAX_COUNT = 2**31 - 1  # iterations and intervals: far above any recipe (150k), 
 
 # Loss names the engine implements itself (lumicap.losses); a stage whose objective is not
 # "enhance" may also name terms its model returns from ``stage_losses``.
-BUILTIN_LOSSES = ("l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "vgg19", "vgg16", "lowres_smooth_l1")
+BUILTIN_LOSSES = (
+    "l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "chroma", "vgg19", "vgg16", "lowres_smooth_l1",
+)
 SCHEDULERS = ("constant", "multistep", "cosine", "cosine_restart_cyclic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LAYOUTS = ("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders")  # lumicap.data.LAYOUTS + auto
@@ -209,7 +211,12 @@ class StageConfig(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     mixup: bool = False
     objective: NonEmpty = Field("enhance", description="enhance, or a model-defined stage (model.stage_losses)")
-    mfr: bool = Field(True, description="whether the MFR block (when enabled) applies to this stage")
+    mfr: bool = Field(True, description="whether MFR applies to this stage; only when mfr.enabled is true (the "
+                      "run-wide switch): with mfr.enabled false no stage uses MFR, whatever this says")
+    freeze: Annotated[list[NonEmpty], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="parameters kept fixed in this stage, by name prefix (e.g. global_net: IAT's global branch)",
+    )
 
     @model_validator(mode="after")
     def _losses_fit_the_stage(self) -> "StageConfig":

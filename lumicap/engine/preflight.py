@@ -84,7 +84,7 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
 
     d = cfg.data
     if not Path(d.root).expanduser().is_dir():
-        problems.append(f"data.root: no such folder: {d.root}")
+        problems.append(f"data.root: no such folder: {d.root} (set it on the command line: data.root=/path/to/LOL-v1)")
         return None
     try:
         splits = resolve_splits(cfg)

@@ -9,7 +9,8 @@ created with ``mkdir(exist_ok=False)`` so two runs can never share one. A run fo
     checkpoints/         last.pt (latest state, atomically replaced), best.pt (selected weights)
     log.jsonl            one JSON object per logged event (train losses, lr, validation, test)
     tb/                  TensorBoard event files
-    results/             test-iterNNNNNNN/{per_image.csv, summary.json}: one folder per test evaluation
+    results/             test-iterNNNNNNN/{per_image.csv, summary.json}: one folder per test evaluation, named
+                         after the iteration of the weights it measured (the selected ones)
     .lock                held (flock) by the process training the run; a second one is refused
 """
 

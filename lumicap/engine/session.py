@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lumicap.config import Config, dump_yaml, load_config, to_dict
+from lumicap.config import Config, load_config, resolved_yaml, to_dict
 from lumicap.engine import distributed as dist_utils
 from lumicap.engine.rundir import (
     CONFIG_FILE,
@@ -174,7 +174,7 @@ def _run_locked(
 
     if is_new:
         if info.is_main:
-            (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg), encoding="utf-8")
+            (run_dir / CONFIG_FILE).write_text(resolved_yaml(cfg), encoding="utf-8")
             update_run_info(
                 run_dir,
                 name=cfg.name,

@@ -24,7 +24,7 @@ from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
 from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
 
-OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
+OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff", "webp": ".webp", "heic": ".heic"}
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
 # Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
@@ -51,6 +51,7 @@ class EnhanceSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     stale_parts_removed: int = 0  # temporary files of an earlier, killed run
+    unreadable: list[Path] = field(default_factory=list)  # pictures in formats lumicap does not read (not tried)
 
     def line(self) -> str:
         done = len(self.enhanced)
@@ -61,7 +62,17 @@ class EnhanceSummary:
         text += f"; {len(self.failed)} failed"
         if self.stale_parts_removed:
             text += f"; removed {self.stale_parts_removed} partial file(s) an interrupted run left"
+        if self.unreadable:
+            text += f"; not read: {unreadable_note(self.unreadable)}"
         return text
+
+
+def unreadable_note(paths: Sequence[Path], named: int = 5) -> str:
+    """'3 pictures in formats lumicap does not read (.dng, .gif): a.gif, b.dng, c.dng'."""
+    kinds = sorted({p.suffix.lower() for p in paths})
+    names = ", ".join(shown(p) for p in paths[:named]) + (f", +{len(paths) - named} more" if len(paths) > named else "")
+    count = len(paths)
+    return f"{count} picture{'s' if count != 1 else ''} in formats lumicap does not read ({', '.join(kinds)}): {names}"
 
 
 @dataclass(frozen=True)
@@ -99,22 +110,36 @@ class TileSettings:
 
 
 def collect_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None
+    inputs: Sequence[str | os.PathLike],
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
+    unreadable: list[Path] | None = None,
 ) -> list[InputImage]:
     """Expand files, folders (their image files; sub-folders too with ``recursive``) and glob patterns.
 
     Files under ``exclude`` (the output folder) are left out of folder and glob expansions, so a run
     whose output folder sits inside its input folder never enhances its own earlier outputs.
     An argument that matches nothing is an error (a typo should not silently enhance nothing).
+    Pictures in formats lumicap does not read (GIF, camera RAW: ``IMAGE_LIKE_EXTENSIONS``) found by a folder
+    or glob expansion are appended to ``unreadable`` so the caller can name them; a file named explicitly is
+    always an input (reading it then says what is wrong).
     """
-    from lumicap.data.io import is_image_file
+    from lumicap.data.io import is_image_file, is_unreadable_image_kind
 
     excluded = Path(exclude).resolve() if exclude is not None else None
+    seen_unreadable: set[Path] = set()
 
     def wanted(candidate: Path) -> bool:
-        if not (candidate.is_file() and is_image_file(candidate)):
+        if not candidate.is_file():
             return False
-        return excluded is None or not candidate.resolve().is_relative_to(excluded)
+        if excluded is not None and candidate.resolve().is_relative_to(excluded):
+            return False
+        if is_unreadable_image_kind(candidate):
+            if unreadable is not None and candidate.resolve() not in seen_unreadable:
+                seen_unreadable.add(candidate.resolve())
+                unreadable.append(candidate)
+            return False
+        return is_image_file(candidate)
 
     found: dict[Path, InputImage] = {}
     for item in inputs:
@@ -122,9 +147,9 @@ def collect_inputs(
         path = Path(text).expanduser()
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            members = sorted(p for p in path.glob(pattern) if wanted(p))
-            members = [p for p in members if not any(part.startswith(".") for part in p.relative_to(path).parts)]
-            for member in members:
+            members = sorted(p for p in path.glob(pattern)
+                             if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            for member in filter(wanted, members):
                 found.setdefault(member.resolve(), InputImage(member, member.relative_to(path)))
         elif path.is_file():
             found.setdefault(path.resolve(), InputImage(path, Path(path.name)))
@@ -332,8 +357,9 @@ def enhance_file(
     as given (the caller decides about existing files). Unreadable input: ``LumicapError``; unwritable
     output: ``OSError``.
     """
-    from lumicap.data.io import write_image
+    from lumicap.data.io import image_icc_profile, write_image
 
+    profile = image_icc_profile(Path(source))  # header only; the output keeps the input's colour space
     image, in_bits = read_float_image(Path(source))
     bits = 16 if fmt == "png" and in_bits == 16 else 8
     height, width = image.shape[-2:]
@@ -347,7 +373,7 @@ def enhance_file(
 
     enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input,
                              on_tile=count_tile if on_tile is not None else None)
-    written = write_image(target, enhanced, bit_depth=bits, quality=quality)
+    written = write_image(target, enhanced, bit_depth=bits, quality=quality, icc_profile=profile)
     return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
 
 

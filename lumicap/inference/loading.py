@@ -144,9 +144,11 @@ def load_inference_model(
             name, base, state, metadata, source = _from_checkpoint(path)
         else:
             _require_registry_name(text)
+            trained = trained_names_for(text)
+            use = f", or use trained weights by name: {', '.join(trained)}" if trained else ""
             raise LumicapError(
-                f"model '{text}' needs weights: add --weights FILE (a state dict for '{text}'), "
-                f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
+                f"model '{text}' is a network without weights, so it needs weights: add --weights FILE (a checkpoint "
+                f"of '{text}'){use}; 'lumicap models' lists every name --model takes"
             )
     all_overrides = {**base, **dict(overrides or {})}
     module = _build(name, all_overrides, source)
@@ -433,7 +435,32 @@ def _require_registry_name(name: str) -> None:
         looks_like_path = os.sep in name or "." in Path(name).name
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")
-        raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(known)) or 'none'}")
+        shipped = ", ".join(SHIPPED_MODELS)
+        raise LumicapError(
+            f"unknown model '{name}': not a file, a shipped model ({shipped}), official weights by name "
+            f"(e.g. iat-lol-v1-official) or a network ({', '.join(sorted(known))}: with --weights FILE); "
+            f"'lumicap models' lists every name --model takes"
+        )
+
+
+def trained_names_for(network: str) -> list[str]:
+    """Names that load trained weights of registry network ``network``: the shipped models built on it
+    (their sidecars say which network) and the official pretrained weights of it."""
+    from lumicap.jsonfile import read_json
+    from lumicap.weights_catalog import OFFICIAL_MODELS
+
+    key = _registry_key(network)
+    names = []
+    for name, filename in SHIPPED_MODELS.items():
+        sidecar = (ASSETS_DIR / filename).with_suffix(".json")
+        try:
+            record = read_json(sidecar, what="JSON sidecar") if sidecar.is_file() else {}
+        except LumicapError:
+            continue  # a broken sidecar is reported when that model is loaded
+        if isinstance(record, dict) and isinstance(record.get("model"), str) and _registry_key(record["model"]) == key:
+            names.append(f"{name} (shipped)")
+    names += [f"{name} (the authors')" for name, entry in sorted(OFFICIAL_MODELS.items()) if _registry_key(entry.model) == key]
+    return names
 
 
 def _build(name: str, overrides: dict, source: str) -> nn.Module:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_PLAIN = threading.local()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -31,10 +36,23 @@ def eager_inference() -> bool:
     model. Not while a tracer or compiler records it (ONNX export, ``torch.jit.trace``, ``torch.compile``):
     in-place updates and shape-dependent Python loops do not survive recording, so those get the plain form.
     """
-    if torch.is_grad_enabled() or torch.jit.is_tracing():
+    if torch.is_grad_enabled() or torch.jit.is_tracing() or getattr(_PLAIN, "active", False):
         return False
     compiler = getattr(torch, "compiler", None)
     return not (compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
+@contextlib.contextmanager
+def plain_forward():
+    """Within it, networks run their plain form even without autograd (no inference-only fast paths): what
+    the architecture computes, written once. MAC counting uses it, so a count does not depend on whether a
+    fast path (IAT's chunked in-place tail) was taken, nor on the grad mode it was called in."""
+    previous = getattr(_PLAIN, "active", False)
+    _PLAIN.active = True
+    try:
+        yield
+    finally:
+        _PLAIN.active = previous
 
 
 class GELUInPlaceWithoutGrad(nn.Module):

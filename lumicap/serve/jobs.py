@@ -72,11 +72,20 @@ def safe_name(raw: str) -> str:
 
 @dataclass(frozen=True)
 class MenuEntry:
+    """One model of the menu. ``name`` is what a person calls it (shown on each card, and added to the
+    download's file name unless the entry is the shipped default); ``label`` is the menu's line:
+    ``NAME (NETWORK, WHERE FROM)`` for every entry alike."""
+
     key: str  # what the page sends back; never a path
     label: str
     spec: str  # for load_inference_model
     weights: str | None = None
     network_megapixels: float | None = None
+    name: str = ""
+
+    @property
+    def is_default(self) -> bool:
+        return self.key == "default"
 
 
 class ModelMenu:
@@ -103,13 +112,14 @@ class ModelMenu:
         loaded = {}
         default_given = "default" in specs and weights is None
         if DEFAULT_WEIGHTS.is_file() and DEFAULT_METADATA.is_file():
-            entries.append(MenuEntry("default", f"default: {_default_model_name()}", "default",
-                                     network_megapixels=network_megapixels if default_given else None))
+            entries.append(MenuEntry("default", f"default ({_default_model_name()}, shipped)", "default",
+                                     network_megapixels=network_megapixels if default_given else None, name="default"))
         from lumicap.inference.loading import ASSETS_DIR, SHIPPED_MODELS
 
         for name, filename in SHIPPED_MODELS.items():  # the other models in the package (offline, by name)
             if name != "default" and name not in specs and (ASSETS_DIR / filename).is_file():
-                entries.append(MenuEntry(name, f"{name}: shipped", name))
+                network = _sidecar_model_name(ASSETS_DIR / filename)
+                entries.append(MenuEntry(name, f"{name} ({network}, shipped)", name, name=name))
         selected = None
         for index, spec in enumerate(specs):
             if spec == "default" and weights is None:
@@ -118,8 +128,9 @@ class ModelMenu:
                 continue
             model = load_inference_model(spec, target, weights=weights, network_megapixels=network_megapixels)
             key = f"model-{index + 1}"
-            shown = spec if weights is None else f"{spec} + {weights}"
-            entries.append(MenuEntry(key, f"{model.name}: {shown}", spec, weights, network_megapixels))
+            name = _spec_name(spec if weights is None else weights)
+            entries.append(MenuEntry(key, f"{name} ({model.name}, given to lumicap serve)", spec, weights,
+                                     network_megapixels, name=name))
             loaded[key] = model
             selected = selected or key
         entries.extend(_cached_catalog_entries())
@@ -131,7 +142,8 @@ class ModelMenu:
         return menu
 
     def listing(self) -> list[dict[str, Any]]:
-        return [{"key": e.key, "label": e.label, "selected": e.key == self.selected} for e in self.entries.values()]
+        return [{"key": e.key, "label": e.label, "name": e.name, "selected": e.key == self.selected}
+                for e in self.entries.values()]
 
     def entry(self, key: str) -> MenuEntry:
         if key not in self.entries:
@@ -154,12 +166,26 @@ class ModelMenu:
 
 
 def _default_model_name() -> str:
-    from lumicap.inference import DEFAULT_METADATA
+    from lumicap.inference import DEFAULT_WEIGHTS
 
+    return _sidecar_model_name(DEFAULT_WEIGHTS)
+
+
+def _sidecar_model_name(weights: Path) -> str:
+    """The network a shipped model's sidecar names (``iat``), for the menu."""
     try:
-        return str(json.loads(DEFAULT_METADATA.read_text())["model"])
+        return str(json.loads(weights.with_suffix(".json").read_text())["model"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "shipped model"
+        return "network unknown"
+
+
+def _spec_name(spec: str) -> str:
+    """A short name for a ``--model``/``--weights`` argument: a file's name without its suffix, a run folder's
+    experiment and seed (``runs/iat-first/20260101-120000/seed0`` -> ``iat-first-seed0``), a name as it is."""
+    path = Path(spec)
+    if path.is_dir() and path.name.startswith("seed") and path.parent.parent.name:
+        return safe_name(f"{path.parent.parent.name}-{path.name}")
+    return safe_name(path.stem if path.suffix else path.name)
 
 
 def _cached_catalog_entries() -> list[MenuEntry]:
@@ -177,11 +203,12 @@ def _cached_catalog_entries() -> list[MenuEntry]:
         key = weight_name.lower().replace("-", "_")
         model = next((n for n in names if key.startswith(n + "_")), None)
         if model is not None and weight_name not in parts and cached_path(known).is_file():
-            entries.append(MenuEntry(f"weights:{weight_name}", f"{model}: {weight_name} (cached)", model, weight_name))
+            entries.append(MenuEntry(f"weights:{weight_name}", f"{weight_name} ({model}, downloaded)", model,
+                                     weight_name, name=weight_name))
     for official in {id(m): m for m in parts.values()}.values():
         if all(cached_path(known_weights()[f]).is_file() for f in official.files):
-            entries.append(MenuEntry(f"weights:{official.name}", f"{official.model}: {official.name} (cached)",
-                                     official.model, official.name))
+            entries.append(MenuEntry(f"weights:{official.name}", f"{official.name} ({official.model}, downloaded)",
+                                     official.model, official.name, name=official.name))
     return entries
 
 
@@ -322,9 +349,11 @@ class JobQueue:
             "width": job.width,
             "height": job.height,
             "model": job.model_label or self.menu.entries[job.model_key].label,
+            "model_name": self.menu.entries[job.model_key].name,
             "seconds": job.seconds,
             "bit_depth": job.bit_depth,
             "output_name": job.output_name,
+            "download_name": self.download_name(job),
             "captions": job.captions,
             "niqe": job.niqe,
             "reference": reference,
@@ -336,19 +365,30 @@ class JobQueue:
             raise UploadRejected("no such preview", 404)
         return job.folder / f"preview-{which}.jpg"
 
+    def download_name(self, job: Job, suffix: str = ".png") -> str:
+        """The name ``lumicap enhance`` gives the result, with the model's name added when it is not the
+        shipped default: the same photo enhanced by two models downloads as two files (``10-retinexformer-
+        lumicap.png`` beside ``10.png``)."""
+        entry = self.menu.entries[job.model_key]
+        stem = Path(job.output_name).stem
+        if not entry.is_default and entry.name:
+            stem = f"{stem}-{entry.name}"
+        return stem + suffix
+
     def download(self, job_id: str, fmt: str, quality: int) -> tuple[Path, str]:
-        """(file, name to save as): the PNG ``lumicap enhance`` writes, or a JPEG at ``quality``.
+        """(file, name to save as): the PNG ``lumicap enhance`` writes, or a JPEG at ``quality``; the name is
+        ``download_name``.
 
         The JPEG is encoded from the PNG's levels, which for 8-bit photos are exactly the levels
         ``lumicap enhance --format jpg --quality Q`` encodes, so it is the same file too.
         """
-        from lumicap.data.io import read_image, write_image
+        from lumicap.data.io import image_icc_profile, read_image, write_image
 
         job = self.get(job_id)
         if job.state != "done":
             raise UploadRejected(_not_done(job), 409)
         if fmt == "png":
-            return job.output_path, job.output_name
+            return job.output_path, self.download_name(job)
         if fmt != "jpg":
             raise UploadRejected(f"unknown format '{fmt[:10]}'; png or jpg")
         if not 1 <= quality <= 100:
@@ -356,8 +396,10 @@ class JobQueue:
         stem = Path(job.output_name).stem
         jpeg = job.folder / "jpeg" / f"q{quality}" / f"{stem}.jpg"
         if not jpeg.is_file():
-            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality)
-        return jpeg, jpeg.name
+            # The PNG carries the photo's ICC profile (as lumicap enhance writes it); so does the JPEG.
+            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality,
+                        icc_profile=image_icc_profile(job.output_path))
+        return jpeg, self.download_name(job, ".jpg")
 
     def close(self, wait: float = 0.0) -> bool:
         """Stop taking work (a tiled job in progress stops at its next tile); True if the worker is still
