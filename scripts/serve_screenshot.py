@@ -41,7 +41,7 @@ def main() -> int:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    from lumicap.demo import write_demo_inputs
+    from lumicap.report.demo import write_demo_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         demo = write_demo_inputs(Path(tmp) / "demo", names=("chelsea",))

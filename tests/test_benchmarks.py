@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from lumicap.errors import LumicapError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

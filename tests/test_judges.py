@@ -101,7 +101,7 @@ def test_teacher_judge_gives_zero_for_an_unchanged_photo_and_sees_only_the_centr
 
 
 def test_teacher_judge_shrinks_big_photos_as_the_captions_do(teacher_dir):
-    from lumicap.inference.captions import shrink_for_teacher
+    from lumicap.teacher.preprocess import shrink_for_teacher
 
     judge = TeacherJudge(str(teacher_dir))
     big = np.ascontiguousarray(np.repeat(np.repeat(data.astronaut(), 2, axis=0), 2, axis=1))  # 1024 x 1024

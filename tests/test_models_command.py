@@ -30,7 +30,7 @@ def _listing(capsys, *args: str) -> str:
 
 def test_listing_names_shipped_models_official_weights_and_networks(tmp_path, capsys, monkeypatch):
     from lumicap.weights import cached_path, get_known
-    from lumicap.weights_catalog import OFFICIAL_MODELS
+    from lumicap.weights.catalogue import OFFICIAL_MODELS
 
     import lumicap.models.flops as flops
 

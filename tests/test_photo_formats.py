@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _enhance_support import register_tiny, save_tiny_safetensors
 from lumicap.cli import main
 from lumicap.data import io as image_io
 
 
 @pytest.fixture
-def tiny_model_file(tmp_path, monkeypatch):
-    register_tiny(monkeypatch)
-    return save_tiny_safetensors(tmp_path / "model")
+def tiny_model_file(tiny_model):
+    return tiny_model  # conftest's tiny network, saved as .safetensors + sidecar
 
 
 @pytest.fixture(scope="module")

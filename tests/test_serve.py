@@ -25,10 +25,8 @@ pytest.importorskip("uvicorn", reason="lumicap serve needs the serve extra (star
 from _serve_support import (  # noqa: E402
     GATE,
     register_gated,
-    register_tiny,
     request,
     save_gated_safetensors,
-    save_tiny_safetensors,
     serve_in_thread,
     upload,
     wait_for,
@@ -38,12 +36,6 @@ from lumicap.serve.jobs import safe_name  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def tiny_model(tmp_path, monkeypatch):
-    register_tiny(monkeypatch)
-    return save_tiny_safetensors(tmp_path / "model")
 
 
 def _photo_bytes(path: Path, height=37, width=53, seed=0, fmt="PNG") -> bytes:

@@ -114,7 +114,7 @@ def _cli(photo: Path, out: Path, model: Path, *extra) -> Path:
 
 
 def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_model, downloads, tmp_path):
-    from lumicap.demo import write_demo_inputs
+    from lumicap.report.demo import write_demo_inputs
     from lumicap.engine.evaluate import evaluate_pairs
 
     demo = write_demo_inputs(tmp_path / "demo", names=("astronaut",))
@@ -258,4 +258,4 @@ def test_eval15_photo_through_the_page_equals_lumicap_enhance(browser, server, t
     assert card.get_attribute("data-state") == "done"
     assert "600×400" in card.find_element(By.CSS_SELECTOR, ".status").text
     cli = _cli(photo, tmp_path / "cli", tiny_model) / "1.png"
-    assert _download(browser, card, downloads, "1.png") == cli.read_bytes()
+    assert _download(browser, card, downloads, "1-tiny.png") == cli.read_bytes()

@@ -14,6 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lumicap.commands.options import add_device_option
+from lumicap.names import LAYOUTS, NIQE_MODES, PSNR_CONVENTIONS
+
 _METRIC_LABELS = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
@@ -57,7 +60,7 @@ def register(sub):
     source.add_argument("--data", metavar="ROOT", help="dataset root of a known layout (use with --split)")
     parser.add_argument("--split", metavar="NAME", help="split of --data: train, test, or a folder name like eval15")
     parser.add_argument(
-        "--layout", default="auto", choices=["auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders"],
+        "--layout", default="auto", choices=["auto", *LAYOUTS],
         help="layout of --data (default: detected)",
     )
     parser.add_argument("--low", metavar="DIR", help="the dark inputs the predictions were made from (matched by "
@@ -65,15 +68,19 @@ def register(sub):
                         "the teacher's distance to it")
     parser.add_argument("--no-ref", action="store_true",
                         help="no-reference measures only, even with --gt/--data (no PSNR/SSIM)")
-    parser.add_argument("--niqe-mode", default="gray", choices=["gray", "y"],
+    parser.add_argument("--niqe-mode", default="gray", choices=NIQE_MODES,
                         help="NIQE on MATLAB-style gray (default; closest to the authors' release) or on the Y of "
                         "YCbCr (BasicSR's default, what most low-light papers ran): they differ by 0.05-0.14")
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="also the ClipCap teacher's three MFR distances (no gradient) to the reference and to "
                         "the dark input: a preset (clipcap-coco) or a folder with teacher.json")
     parser.add_argument("--captions", action="store_true", help="with --teacher: also the captions (CSV columns)")
-    parser.add_argument("--psnr", default="float", choices=["float", "uint8"],
-                        help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels")
+    parser.add_argument(
+        "--psnr",
+        default="float",
+        choices=PSNR_CONVENTIONS,
+        help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels",
+    )
     parser.add_argument("--gt-mean", action="store_true",
                         help="also report every metric after GT-mean brightness scaling (keys *_gtmean)")
     parser.add_argument("--lpips", action="store_true", help="also compute LPIPS (AlexNet, v0.1 heads)")
@@ -85,7 +92,7 @@ def register(sub):
     parser.add_argument("--out", metavar="DIR", help="results folder (default: eval_results/<name of --pred>)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing per_image.csv / summary.json")
     parser.add_argument("--per-image", action="store_true", help="print one row per image as well")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -99,6 +106,7 @@ def run(args) -> int:
         write_results,
     )
     from lumicap.errors import LumicapError
+    from lumicap.inference.loading import resolve_device
 
     pred_dir = Path(args.pred)
     if not pred_dir.is_dir():
@@ -113,14 +121,15 @@ def run(args) -> int:
         raise LumicapError("--captions needs --teacher (the captioner that writes them)")
     with_reference = bool(args.gt or args.data) and not args.no_ref
     if not with_reference and (args.lpips or args.gt_mean):
-        raise LumicapError(f"{'--lpips' if args.lpips else '--gt-mean'} needs a reference (--gt or --data, without --no-ref)")
+        option = "--lpips" if args.lpips else "--gt-mean"
+        raise LumicapError(f"{option} needs a reference (--gt or --data, without --no-ref)")
     out_dir = Path(args.out) if args.out else Path("eval_results") / pred_dir.resolve().name
     # Refuse before spending minutes on measuring; write_results checks again.
     existing = [p for p in (out_dir / "per_image.csv", out_dir / "summary.json") if p.exists()]
     if existing and not args.overwrite:
         raise LumicapError(f"{existing[0]} already exists; pass --overwrite to replace it or --out to write elsewhere")
 
-    device = _device(args.device)
+    device = resolve_device(args.device)
     judges = _judges(args, device)
     lpips, lpips_status = None, "not requested"
     if args.lpips:
@@ -132,7 +141,8 @@ def run(args) -> int:
             print(f"LPIPS unavailable: {reason}", file=sys.stderr)
 
     progress = sys.stderr.isatty()
-    options = dict(psnr_convention=args.psnr, lpips_status=lpips_status, device=device, progress=progress, judges=judges)
+    options = dict(psnr_convention=args.psnr, lpips_status=lpips_status, device=device, progress=progress,
+                   judges=judges)
     if args.data:
         pairs = resolve_split(args.data, args.split, layout=args.layout)
         matched = match_predictions(pred_dir, pairs)
@@ -169,7 +179,11 @@ def run(args) -> int:
 
     csv_path, json_path = write_results(out_dir, rows, summary, overwrite=args.overwrite)
     print(format_report(rows, summary, pred=str(pred_dir), reference=reference, per_image=args.per_image))
-    where = "" if args.out else " (the default folder eval_results/<name of --pred> in the current folder; --out DIR elsewhere)"
+    where = (
+        ""
+        if args.out
+        else " (the default folder eval_results/<name of --pred> in the current folder; --out DIR elsewhere)"
+    )
     print(f"wrote {csv_path} and {json_path}{where}")
     return 0
 
@@ -182,26 +196,11 @@ def _judges(args, device) -> list:
     judges = [NiqeJudge(args.niqe_mode), ExposureJudge()]
     if args.teacher:
         try:
-            judges.append(TeacherJudge(args.teacher, captions=args.captions, device=device, download=not args.no_download))
+            judges.append(TeacherJudge(args.teacher, captions=args.captions, device=device,
+                                       download=not args.no_download))
         except LumicapError as exc:
             raise LumicapError(f"--teacher: teacher '{args.teacher}' is not available ({exc})") from None
     return judges
-
-
-def _device(name: str):
-    import torch
-
-    from lumicap.errors import LumicapError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise LumicapError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LumicapError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def format_report(rows: list[dict], summary: dict, pred: str, reference: str | None, per_image: bool = False) -> str:
@@ -237,5 +236,6 @@ def format_report(rows: list[dict], summary: dict, pred: str, reference: str | N
     for key in (k for k in keys if k.startswith("niqe_")):
         undefined = sum(1 for row in rows if math.isnan(row[key]))
         if undefined:
-            lines.append(f"{key}: {undefined} image(s) under 96x96 or without texture have no NIQE; left out of the mean")
+            lines.append(f"{key}: {undefined} image(s) under 96x96 or without texture have no NIQE; "
+                         "left out of the mean")
     return "\n".join(lines)

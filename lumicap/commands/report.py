@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from lumicap.names import NIQE_REPORT_CHOICES
+
 
 def register(sub):
     parser = sub.add_parser(
@@ -26,7 +28,7 @@ def register(sub):
         help="another folder of enhanced images of the same inputs (e.g. another model's), shown and measured "
         "beside PRED_DIR under LABEL; repeat for several",
     )
-    parser.add_argument("--niqe-mode", default="gray", choices=["gray", "y", "off"],
+    parser.add_argument("--niqe-mode", default="gray", choices=NIQE_REPORT_CHOICES,
                         help="NIQE on gray (default) or on the Y of YCbCr, or off (it takes about 2 s per 12-MP "
                         "image on one core)")
     parser.add_argument("--out", metavar="DIR", required=True, help="report folder")

@@ -47,7 +47,14 @@ def run(args) -> int:
 
     root = Path(args.cache_dir).expanduser() if getattr(args, "cache_dir", None) else None
     action = getattr(args, "action", None) or "list"
-    handler = {"list": _list, "download": _download, "path": _path, "verify": _verify, "bundle": _bundle, "import": _import}
+    handler = {
+        "list": _list,
+        "download": _download,
+        "path": _path,
+        "verify": _verify,
+        "bundle": _bundle,
+        "import": _import,
+    }
     return handler[action](args, root)
 
 
@@ -125,7 +132,7 @@ def _verify(args, root) -> int:
 
 
 def _bundle(args, root) -> int:
-    from lumicap.weights_bundle import make_bundle
+    from lumicap.weights.bundle import make_bundle
 
     files = make_bundle(args.names, args.out, root=root)
     for item in files:
@@ -139,7 +146,7 @@ def _bundle(args, root) -> int:
 def _import(args, root) -> int:
     from lumicap.weights import cached_path
 
-    from lumicap.weights_bundle import import_bundle
+    from lumicap.weights.bundle import import_bundle
 
     for item in import_bundle(args.bundle, root=root):
         print(f"{item.entry.name}: {item.status}  {cached_path(item.entry, root)}")

@@ -20,9 +20,7 @@ input's profile, so a Display P3 photo stays a P3 photo.
 from __future__ import annotations
 
 import os
-import re
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 
 from lumicap.errors import ImageReadError, LumicapError, shown
+from lumicap.files import atomic_write, remove_stale_partial_files  # noqa: F401  (its old home)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
 HEIF_EXTENSIONS = (".heic", ".heif")
@@ -373,7 +372,9 @@ def write_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _PILLOW_FORMATS:
-        raise LumicapError(f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})")
+        raise LumicapError(
+            f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})"
+        )
     if bit_depth not in (8, 16):
         raise LumicapError(f"{shown(path)}: bit_depth must be 8 or 16, got {bit_depth}")
     if bit_depth == 16 and suffix != ".png":
@@ -391,37 +392,33 @@ def write_image(
     array = quantized.permute(1, 2, 0).numpy().astype(np.uint16 if bit_depth == 16 else np.uint8)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a later run can tell a killed writer's leftover from a live one's.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.lumicap-{os.getpid()}-", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if bit_depth == 16:
-                import png  # pypng
 
-                height, width, _ = array.shape
-                writer = png.Writer(width, height, greyscale=False, bitdepth=16)
-                if icc_profile:
-                    import io
+    def encode(handle) -> None:
+        if bit_depth == 16:
+            import png  # pypng
 
-                    buffer = io.BytesIO()
-                    writer.write(buffer, array.reshape(height, width * 3))
-                    fh.write(_with_iccp_chunk(buffer.getvalue(), icc_profile))
-                else:
-                    writer.write(fh, array.reshape(height, width * 3))
+            height, width, _ = array.shape
+            writer = png.Writer(width, height, greyscale=False, bitdepth=16)
+            if icc_profile:
+                import io
+
+                buffer = io.BytesIO()
+                writer.write(buffer, array.reshape(height, width * 3))
+                handle.write(_with_iccp_chunk(buffer.getvalue(), icc_profile))
             else:
-                from PIL import Image
+                writer.write(handle, array.reshape(height, width * 3))
+        else:
+            from PIL import Image
 
-                kind = _PILLOW_FORMATS[suffix]
-                options = {"quality": quality} if kind in _QUALITY_FORMATS else {}
-                if icc_profile and kind != "BMP":
-                    options["icc_profile"] = icc_profile
-                Image.fromarray(array).save(fh, format=kind, **options)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an output image is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            kind = _PILLOW_FORMATS[suffix]
+            options = {"quality": quality} if kind in _QUALITY_FORMATS else {}
+            if icc_profile and kind != "BMP":
+                options["icc_profile"] = icc_profile
+            Image.fromarray(array).save(handle, format=kind, **options)
+
+    # Through a temporary file named with the writer's pid, so a later run can tell a killed writer's
+    # leftover from a live one's (remove_stale_partial_files).
+    atomic_write(path, encode)
     return path
 
 
@@ -434,42 +431,3 @@ def _with_iccp_chunk(png_bytes: bytes, icc_profile: bytes) -> bytes:
     chunk = struct.pack(">I", len(data)) + b"iCCP" + data + struct.pack(">I", zlib.crc32(b"iCCP" + data) & 0xFFFFFFFF)
     ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
     return png_bytes[:ihdr_end] + chunk + png_bytes[ihdr_end:]
-
-
-_PART_FILE = re.compile(r"^\..*\.lumicap-(\d+)-[^.]*\.part$")
-
-
-def remove_stale_partial_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files ``write_image`` left in ``folder`` when its process was killed.
-
-    Only files whose writing process no longer exists are removed, so a run writing into the same
-    folder at the same time keeps its own. Returns the removed paths.
-    """
-    folder = Path(folder)
-    removed: list[Path] = []
-    try:
-        names = [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return removed
-    for name in names:
-        match = _PART_FILE.match(name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        try:
-            (folder / name).unlink()
-        except OSError:
-            continue
-        removed.append(folder / name)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name != "posix":  # no harmless existence probe elsewhere (os.kill would terminate it): keep the file
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True

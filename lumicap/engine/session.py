@@ -246,7 +246,8 @@ def _run_locked(
             summary = _read_summary(results)
             trainer.log.message(
                 f"{run_dir}: {status} at iteration {trainer.iteration}/{cfg.total_iterations}; test "
-                f"PSNR {float(summary['psnr']):.3f} SSIM {float(summary['ssim']):.4f} (selected on {cfg.train.select_on} "
+                f"PSNR {float(summary['psnr']):.3f} SSIM {float(summary['ssim']):.4f} "
+                f"(selected on {cfg.train.select_on} "
                 f"@ iter {summary['selected']['iteration']}) -> {results}"
             )
         if info.is_main and status != "complete":
@@ -272,7 +273,9 @@ def _normalized(stored: dict, source: Path) -> dict:
     except LumicapError as exc:
         lines = str(exc).splitlines() or [""]
         more = f"; and {len(lines) - 1} more" if len(lines) > 1 else ""
-        raise LumicapError(f"{source}: its stored config is not valid for this lumicap version ({lines[0]}{more})") from None
+        raise LumicapError(
+            f"{source}: its stored config is not valid for this lumicap version ({lines[0]}{more})"
+        ) from None
 
 
 def _read_summary(results: Path) -> dict:

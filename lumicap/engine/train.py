@@ -214,8 +214,24 @@ def _check_context_support(model: nn.Module, cfg: Config) -> None:
 
 
 class Trainer:
+    """One training run of one seed: model, losses (pixel terms + MFR), optimizer, schedule, EMA, validation,
+    checkpoints and the final test; ``lumicap.engine.session`` makes run folders and drives it.
+
+    Args:
+        cfg: the validated experiment config.
+        run_dir: the run folder (config.yaml, run.json, checkpoints/, results/, log.jsonl).
+        info: this process's place in a distributed run (rank, world size, device).
+        show_progress: a progress bar on the main process.
+        splits: the data splits, when the caller resolved them already (pre-flight checks do).
+    """
+
     def __init__(
-        self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True, splits: Splits | None = None
+        self,
+        cfg: Config,
+        run_dir: Path,
+        info: dist_utils.DistInfo,
+        show_progress: bool = True,
+        splits: Splits | None = None,
     ):
         from lumicap.models import build_model
 
@@ -316,9 +332,13 @@ class Trainer:
         o = stage.optimizer
         fused = fused_optimizer_kwargs(cfg.train.fused_optimizer, self.device)
         if o.name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
+            self.optimizer = torch.optim.Adam(
+                params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused
+            )
         elif o.name == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
+            self.optimizer = torch.optim.AdamW(
+                params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused
+            )
         else:
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum or 0.0, weight_decay=o.weight_decay)
         self.scheduler = StageScheduler(self.optimizer, stage.scheduler, stage.iterations)
@@ -398,7 +418,9 @@ class Trainer:
             total, terms = self.losses[stage.name](outputs, high, model_terms)
         if self.mfr is not None and stage.mfr:
             if "output" not in outputs:
-                raise LumicapError(f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none")
+                raise LumicapError(
+                    f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none"
+                )
             # The teacher runs in fp32 unless mfr.amp says bf16; its reference features carry no gradient.
             # Its terms (mfr, mfr_clip, mfr_prefix, mfr_gpt[, mfr_kl]) are read when logging: one sync.
             with torch.autocast(self.device.type, dtype=self.mfr_dtype, enabled=self.mfr_dtype is not None):
@@ -436,7 +458,9 @@ class Trainer:
         for i, batch in enumerate(self.val_loader):
             pred = self.predict(model, batch["low"])
             high = batch["high"].to(self.device)
-            rows.append(measure(pred, high, gt_mean=self.cfg.eval.gt_mean, psnr_convention=self.cfg.eval.psnr_convention))
+            rows.append(
+                measure(pred, high, gt_mean=self.cfg.eval.gt_mean, psnr_convention=self.cfg.eval.psnr_convention)
+            )
             if i < self.cfg.eval.val_images:
                 panel = torch.cat([batch["low"][0].to(self.device), pred[0], high[0]], dim=-1)
                 self.log.images(f"val/{batch['name'][0]}", self.iteration, panel)
@@ -549,7 +573,9 @@ class Trainer:
         limit = min(total, budget.max_iters) if budget.max_iters else total
         if info.is_main:
             self.log = RunLogger(self.run_dir, self.iteration, total, self.show_progress)
-            self.log.event(self.iteration, event="start" if self.iteration == 0 else "resume", world_size=info.world_size)
+            self.log.event(
+                self.iteration, event="start" if self.iteration == 0 else "resume", world_size=info.world_size
+            )
             for line in self.banner(limit):
                 self.log.message(line)
             for name, why in self.dropped_terms().items():
@@ -653,7 +679,9 @@ class Trainer:
             patch = f"{stage.patch_size}x{stage.patch_size} patches" if stage.patch_size else "whole images"
             parts.append(f"{stage.name} {stage.iterations:,} it (batch {stage.batch_size}, {patch})")
         stop = f"; this invocation stops at {limit:,}" if limit < total else ""
-        lines.append(f"stages: {', '.join(parts)}; {total:,} iterations, validation every {cfg.train.val_every:,}{stop}")
+        lines.append(
+            f"stages: {', '.join(parts)}; {total:,} iterations, validation every {cfg.train.val_every:,}{stop}"
+        )
         if self.mfr is None:
             why = "mfr.enabled is false" if not cfg.mfr.enabled else "no stage has mfr: true"
             lines.append(f"mfr: off ({why})")
@@ -679,7 +707,12 @@ class Trainer:
         buffers = state_hash(dict(self.model.named_buffers()))
         folder = self.run_dir / "replicas"
         folder.mkdir(exist_ok=True)
-        record = {"rank": self.info.rank, "iteration": self.iteration, "parameters_sha256": digest, "buffers_sha256": buffers}
+        record = {
+            "rank": self.info.rank,
+            "iteration": self.iteration,
+            "parameters_sha256": digest,
+            "buffers_sha256": buffers,
+        }
         (folder / f"rank{self.info.rank}.json").write_text(json.dumps(record) + "\n")
         hashes = dist_utils.all_gather_object(digest, self.info)
         if self.info.is_main and len(set(hashes)) != 1:

@@ -27,6 +27,7 @@ from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
 OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff", "webp": ".webp", "heic": ".heic"}
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
+MIN_TILE = 16
 # Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
 # at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
 DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
@@ -78,11 +79,30 @@ def unreadable_note(paths: Sequence[Path], named: int = 5) -> str:
 @dataclass(frozen=True)
 class TileSettings:
     """How to split images: ``tile`` forces tiling at that size; otherwise images above
-    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget)."""
+    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget).
+
+    Args:
+        tile: tile side in pixels (at least ``MIN_TILE`` and twice ``overlap``), or None for automatic tiles.
+        overlap: pixels two neighbouring tiles share, blended with a raised cosine (>= 0).
+        max_megapixels: images above this size are tiled (> 0); None: 2 MP on a CPU, 4 MP on CUDA.
+
+    Values outside these ranges are refused here with the command-line option's name (``lumicap enhance``
+    and ``lumicap serve`` build their settings through this class, so both say the same thing).
+    """
 
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
     max_megapixels: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and self.overlap > self.tile // 2:
+            raise LumicapError(f"--tile-overlap {self.overlap} is more than half of --tile {self.tile}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise LumicapError(f"--tile {self.tile} is too small (at least {MIN_TILE})")
+        if self.overlap < 0:
+            raise LumicapError("--tile-overlap must not be negative")
+        if self.max_megapixels is not None and self.max_megapixels <= 0:
+            raise LumicapError("--max-megapixels must be positive")
 
     def budget(self, device: torch.device) -> float:
         if self.max_megapixels is not None:
@@ -238,7 +258,9 @@ def enhance_image(
                 torch.cuda.empty_cache()
             tile = tiles.automatic_tile
     try:
-        return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+        return run_tiled(
+            model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile
+        )
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise
@@ -272,7 +294,7 @@ def enhance_files(
     """
     from tqdm import tqdm
 
-    from lumicap.data.io import remove_stale_partial_files
+    from lumicap.files import remove_stale_partial_files
 
     plan = plan_outputs(inputs, out_dir, fmt)
     summary = EnhanceSummary()

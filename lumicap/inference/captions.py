@@ -12,15 +12,12 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-
 from lumicap.errors import LumicapError, shown
+from lumicap.files import atomic_write
+from lumicap.teacher.preprocess import shrink_for_teacher
 
 CAPTIONS_FILE = "captions.json"
 DEFAULT_TEACHER = "clipcap-coco"
-# Photos are shrunk (area average) to this shorter side before CLIP's own bicubic resize to 224:
-# the caption is the same and a 24-megapixel tensor never goes through the bicubic filter.
-_CAPTION_SHORT_SIDE = 448
 
 
 class CaptionWriter:
@@ -74,9 +71,7 @@ class CaptionWriter:
             return None
         merged = {**read_captions_file(self.path), **self.entries}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.part")
-        tmp.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
         return self.path
 
 
@@ -94,13 +89,3 @@ def read_captions_file(path: Path) -> dict:
             "not replaced: move it away or choose another --out"
         )
     return data
-
-
-def shrink_for_teacher(image: torch.Tensor) -> torch.Tensor:
-    """``image`` (3, H, W) shrunk by area averaging to 448 pixels on its shorter side (unchanged if smaller)."""
-    height, width = image.shape[-2:]
-    scale = _CAPTION_SHORT_SIDE / min(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(image.unsqueeze(0), size=size, mode="area")[0]

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from lumicap.metrics.niqe import NIQE_MODES, PARAMS_SHA256, BLOCK_SIZE, niqe
+from lumicap.metrics.niqe import BLOCK_SIZE, PARAMS_SHA256, niqe
 from lumicap.metrics.noref import (
     CLIP_THRESHOLD,
     LOE_GRID,
@@ -42,6 +42,7 @@ from lumicap.metrics.noref import (
     loe,
     mean_brightness,
 )
+from lumicap.names import NIQE_MODES, NiqeMode
 
 Score = dict[str, "float | str"]
 
@@ -90,14 +91,18 @@ class NiqeJudge(Judge):
 
     name = "niqe"
 
-    def __init__(self, mode: str = "gray"):
+    def __init__(self, mode: NiqeMode = "gray"):
         if mode not in NIQE_MODES:
             raise ValueError(f"NIQE mode must be one of {', '.join(NIQE_MODES)}, got {mode!r}")
         self.mode = mode
 
     @property
     def protocol(self) -> str:
-        channel = "Y of BT.601 YCbCr (BasicSR convert_to='y')" if self.mode == "y" else "luma 0.299R+0.587G+0.114B (BasicSR convert_to='gray')"
+        channel = (
+            "Y of BT.601 YCbCr (BasicSR convert_to='y')"
+            if self.mode == "y"
+            else "luma 0.299R+0.587G+0.114B (BasicSR convert_to='gray')"
+        )
         return (f"NIQE (Mittal et al. 2013) as BasicSR 1.4.2, {channel}, crop border 0, pristine model sha256 "
                 f"{PARAMS_SHA256[:12]}; NaN for photos under {BLOCK_SIZE}x{BLOCK_SIZE}, left out of means")
 
@@ -201,7 +206,7 @@ class TeacherJudge(Judge):
     def _tensor(self, image: np.ndarray):
         import torch
 
-        from lumicap.inference.captions import shrink_for_teacher
+        from lumicap.teacher.preprocess import shrink_for_teacher
 
         rgb = as_uint8_rgb(image, "teacher judge")
         tensor = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)

@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from lumicap.metrics.noref import as_uint8_rgb
+from lumicap.names import NIQE_MODES, NiqeMode
 
-NIQE_MODES = ("gray", "y")
 BLOCK_SIZE = 96
 PARAMS_PATH = Path(__file__).resolve().parents[1] / "assets" / "niqe" / "niqe_pris_params.npz"
 # basicsr 1.4.2's basicsr/metrics/niqe_pris_params.npz, byte for byte.
@@ -71,7 +71,9 @@ def pristine_model(path: str | Path = PARAMS_PATH) -> PristineModel:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != PARAMS_SHA256:
-        raise RuntimeError(f"{path}: sha256 {digest} is not the pinned NIQE parameter file ({PARAMS_SHA256}); reinstall lumicap")
+        raise RuntimeError(
+            f"{path}: sha256 {digest} is not the pinned NIQE parameter file ({PARAMS_SHA256}); reinstall lumicap"
+        )
     with np.load(path, allow_pickle=False) as params:
         return PristineModel(
             mean=params["mu_pris_param"].reshape(-1).astype(np.float64),
@@ -80,7 +82,7 @@ def pristine_model(path: str | Path = PARAMS_PATH) -> PristineModel:
         )
 
 
-def niqe(image: np.ndarray, mode: str = "gray", crop_border: int = 0) -> float:
+def niqe(image: np.ndarray, mode: NiqeMode = "gray", crop_border: int = 0) -> float:
     """NIQE of an RGB photo (lower is better).
 
     ``image``: (H, W, 3) uint8 RGB (as ``lumicap.data.read_image_array`` returns it; 16-bit arrays and
@@ -109,7 +111,10 @@ def niqe_luminance(luminance: np.ndarray) -> float:
     scale1 = luminance[: rows * BLOCK_SIZE, : cols * BLOCK_SIZE].astype(np.float32)
     scale2 = matlab_imresize_half(scale1 / np.float32(255.0)) * np.float32(255.0)
     features = np.concatenate(
-        [_block_features(mscn(scale1, model.window), BLOCK_SIZE), _block_features(mscn(scale2, model.window), BLOCK_SIZE // 2)],
+        [
+            _block_features(mscn(scale1, model.window), BLOCK_SIZE),
+            _block_features(mscn(scale2, model.window), BLOCK_SIZE // 2),
+        ],
         axis=1,
     )
     usable = features[~np.isnan(features).any(axis=1)]
@@ -123,7 +128,7 @@ def niqe_luminance(luminance: np.ndarray) -> float:
     return float(math.sqrt(distance))
 
 
-def _luminance(image: np.ndarray, mode: str) -> np.ndarray:
+def _luminance(image: np.ndarray, mode: NiqeMode) -> np.ndarray:
     """Rounded luminance levels (H, W) as float32, with BasicSR's float32 arithmetic.
 
     A pixel whose exact luminance lies on a half level (1 in 1,000 for gray) rounds up or down by the
@@ -304,5 +309,7 @@ def _half_weights(length: int):
     # Mirror no further than the taps reach: the padded row length sets the memory layout the products
     # read, and with it the float32 summation the BLAS picks.
     before, after = int(max(0, -indices.min())), int(max(0, indices.max() - (length - 1)))
-    mirrored = np.concatenate([np.arange(before - 1, -1, -1), np.arange(length), np.arange(length - 1, length - 1 - after, -1)])
+    mirrored = np.concatenate(
+        [np.arange(before - 1, -1, -1), np.arange(length), np.arange(length - 1, length - 1 - after, -1)]
+    )
     return torch.from_numpy(weights.astype(np.float32)), indices[:, 0] + before, torch.from_numpy(mirrored)

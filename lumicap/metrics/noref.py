@@ -43,7 +43,9 @@ def as_uint8_rgb(image, name: str = "image") -> np.ndarray:
         return image
     if image.dtype == np.uint16:
         return np.round(image / 257.0).astype(np.uint8)
-    raise ValueError(f"{name}: expected uint8 or uint16 levels, got {image.dtype} (convert floats with as_uint8_rgb on a tensor)")
+    raise ValueError(
+        f"{name}: expected uint8 or uint16 levels, got {image.dtype} (convert floats with as_uint8_rgb on a tensor)"
+    )
 
 
 def clipped_share(image: np.ndarray, threshold: int = CLIP_THRESHOLD) -> float:

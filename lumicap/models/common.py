@@ -59,9 +59,9 @@ class GELUInPlaceWithoutGrad(nn.Module):
     """Exact GELU (as ``nn.GELU()``) that overwrites its input when autograd is off.
 
     At inference a wide activation map is then not a fresh allocation: on the CPU a large fresh tensor
-    costs page faults, more than the GELU itself (measured: 92 ms out of place against 18 ms in place on
-    a 160x400x600 map, one core). Use it only where the input is a temporary nobody else reads (e.g. a
-    convolution's output inside ``nn.Sequential``). Otherwise (autograd on, tracing) it is ``F.gelu``.
+    costs page faults, more than the GELU itself (``benchmarks/README.md``). Use it only where the input is
+    a temporary nobody else reads (e.g. a convolution's output inside ``nn.Sequential``). Otherwise (autograd
+    on, tracing) it is ``F.gelu``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,8 +74,8 @@ def channels_last_without_grad(x: torch.Tensor) -> torch.Tensor:
     """``x`` in channels-last memory when autograd is off, else unchanged.
 
     A convolution follows its input's layout, so this switches the convs after it to oneDNN's NHWC kernels,
-    much faster on the CPU for 3x3 and depth-wise convs (measured 28 -> 3.7 ms for a 48-channel 256x256
-    depth-wise 3x3, one core). Only for inference: for some networks NHWC backward was slower.
+    much faster on the CPU for 3x3 and depth-wise convs (``benchmarks/README.md``). Only for inference: for
+    some networks NHWC backward was slower.
     """
     if not eager_inference():
         return x

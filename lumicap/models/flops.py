@@ -4,10 +4,11 @@ Convention: ``FlopCounterMode`` counts 2 FLOPs per multiply-add of matrix produc
 (``mm``, ``bmm``, ``addmm``, convolutions incl. transposed, scaled-dot-product attention); MACs = FLOPs / 2.
 The count is of each network's plain forward (``lumicap.models.common.plain_forward``): inference-only fast
 paths, such as IAT's chunked in-place tail whose in-place products FlopCounterMode would not see, are switched
-off, so one architecture has one count whatever the grad mode or device. Element-wise ops, normalisation, pooling, interpolation, softmax and FFTs are NOT counted. Papers in this
-field mostly publish "FLOPs" that are really MACs from a profiler (fvcore / thop / ptflops count one
-multiply-add as one op), and fvcore additionally counts a few element-wise ops (norms, upsampling), so a
-published figure can sit a little above ours; some also divide by 2**30 instead of 1e9.
+off, so one architecture has one count whatever the grad mode or device. Element-wise ops, normalisation,
+pooling, interpolation, softmax and FFTs are NOT counted. Papers in this field mostly publish "FLOPs" that
+are really MACs from a profiler (fvcore / thop / ptflops count one multiply-add as one op), and fvcore
+additionally counts a few element-wise ops (norms, upsampling), so a published figure can sit a little above
+ours; some also divide by 2**30 instead of 1e9.
 """
 
 from __future__ import annotations

@@ -23,11 +23,13 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
 from lumicap.errors import LumicapError
+from lumicap.files import move_into_place
+from lumicap.names import model_key
 
 PREVIEW_SIDE = 1280  # previews on the page; downloads are full resolution
 PREVIEW_QUALITY = 90
@@ -193,14 +195,14 @@ def _cached_catalog_entries() -> list[MenuEntry]:
     from lumicap.models import list_models
     from lumicap.weights import cached_path, known_weights
 
-    from lumicap.weights_catalog import OFFICIAL_MODELS
+    from lumicap.weights.catalogue import OFFICIAL_MODELS
 
     names = sorted((info.name for info in list_models()), key=len, reverse=True)
     # Official weights in several files (RetinexNet's TensorFlow checkpoints) are one entry, not one per file.
     parts = {f: m for m in OFFICIAL_MODELS.values() if len(m.files) > 1 for f in m.files}
     entries = []
     for weight_name, known in sorted(known_weights().items()):
-        key = weight_name.lower().replace("-", "_")
+        key = model_key(weight_name)
         model = next((n for n in names if key.startswith(n + "_")), None)
         if model is not None and weight_name not in parts and cached_path(known).is_file():
             entries.append(MenuEntry(f"weights:{weight_name}", f"{weight_name} ({model}, downloaded)", model,
@@ -214,6 +216,29 @@ def _cached_catalog_entries() -> list[MenuEntry]:
 
 # -------------------------------------------------------------------------------------------------- jobs
 
+JobState = Literal["queued", "running", "done", "failed"]  # of a job, and of a reference measurement
+
+
+@dataclass
+class Reference:
+    """A reference photo uploaded for a finished job, and its PSNR/SSIM against the result once measured."""
+
+    name: str  # safe base name of the upload
+    path: Path  # on the server; never shown to the page
+    state: JobState = "queued"
+    message: str | None = None  # why it failed
+    psnr: float | None = None
+    ssim: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What the page sees: name and state, the message of a failure, the measures once done."""
+        view: dict[str, Any] = {"name": self.name, "state": self.state}
+        if self.message is not None:
+            view["message"] = self.message
+        if self.state == "done":
+            view.update(psnr=self.psnr, ssim=self.ssim)
+        return view
+
 
 @dataclass
 class Job:
@@ -223,7 +248,7 @@ class Job:
     model_key: str
     height: int
     width: int
-    state: str = "queued"  # queued | running | done | failed
+    state: JobState = "queued"
     message: str = ""
     tiles_done: int = 0
     tiles_total: int = 0
@@ -232,7 +257,7 @@ class Job:
     bit_depth: int = 8
     captions: dict[str, str] | None = None
     niqe: dict[str, float | None] | None = None  # {"input", "enhanced"}: NIQE gray; None where undefined
-    reference: dict[str, Any] | None = None
+    reference: Reference | None = None
     started: float | None = None  # wall-clock times, for the page and for checking the queue's order
     finished: float | None = None
 
@@ -256,7 +281,7 @@ class Job:
 class _Task:
     job: Job
     run: Callable[[], None] = field(repr=False)
-    reference: dict[str, Any] | None = None  # set for a measurement against a reference photo
+    reference: Reference | None = None  # set for a measurement against a reference photo
 
 
 class JobQueue:
@@ -291,11 +316,13 @@ class JobQueue:
             height, width = self._check_image(received, name)
             with self._lock:
                 if len(self._waiting) >= self.limits.max_waiting:
-                    raise UploadRejected(f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503)
+                    raise UploadRejected(
+                        f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503
+                    )
                 job_id = secrets.token_hex(8)
                 job = Job(job_id, name, self.workdir / "jobs" / job_id, model_key, height, width)
                 job.input_path.parent.mkdir(parents=True)
-                os.replace(received, job.input_path)
+                move_into_place(received, job.input_path)
                 self._jobs[job.id] = job
                 self._enqueue(_Task(job, lambda: self._enhance(job)))
         finally:
@@ -312,13 +339,14 @@ class JobQueue:
             height, width = self._check_image(received, name)
             if (height, width) != (job.height, job.width):
                 raise UploadRejected(
-                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have the same size"
+                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have "
+                    "the same size"
                 )
             with self._lock:
                 target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(received, target)
-                reference = {"name": name, "state": "queued", "path": target}
+                move_into_place(received, target)
+                reference = Reference(name, target)
                 job.reference = reference
                 self._enqueue(_Task(job, lambda: self._measure(job, reference), reference))
         finally:
@@ -335,9 +363,7 @@ class JobQueue:
         """What the page sees of a job (no server paths)."""
         with self._lock:
             ahead = next((i for i, task in enumerate(self._waiting) if task.job is job), None)
-        reference = None
-        if job.reference is not None:
-            reference = {k: v for k, v in job.reference.items() if k != "path"}
+        reference = job.reference.public() if job.reference is not None else None
         return {
             "id": job.id,
             "name": job.name,
@@ -448,7 +474,7 @@ class JobQueue:
 
     def _fail(self, task: _Task, message: str) -> None:
         if task.reference is not None:
-            task.reference.update(state="failed", message=message)
+            task.reference.message, task.reference.state = message, "failed"  # state last: the page polls
         else:
             task.job.state, task.job.message, task.job.finished = "failed", message, time.time()
 
@@ -470,7 +496,11 @@ class JobQueue:
                                   keep_input=True, on_tile=on_tile)
             job.seconds = time.perf_counter() - start
         except (LumicapError, OSError) as exc:
-            job.state, job.message, job.finished = "failed", _without_path(str(exc), job.input_path, job.name), time.time()
+            job.state, job.message, job.finished = (
+                "failed",
+                _without_path(str(exc), job.input_path, job.name),
+                time.time(),
+            )
             shutil.rmtree(job.folder, ignore_errors=True)  # nothing to show or download: keep nothing
             return
         job.bit_depth = result.bit_depth
@@ -479,22 +509,26 @@ class JobQueue:
         job.niqe = {"input": _niqe(result.low), "enhanced": _niqe(result.enhanced)}
         if self.captioner is not None:
             try:
-                job.captions = {"input": self.captioner.caption(result.low), "enhanced": self.captioner.caption(result.enhanced)}
+                job.captions = {
+                    "input": self.captioner.caption(result.low),
+                    "enhanced": self.captioner.caption(result.enhanced),
+                }
             except LumicapError as exc:
                 job.captions = {"error": str(exc)}
         job.state, job.finished = "done", time.time()
 
-    def _measure(self, job: Job, reference: dict[str, Any]) -> None:
+    def _measure(self, job: Job, reference: Reference) -> None:
         """PSNR and SSIM by ``lumicap eval``'s evaluator, on the PNG result as written."""
         from lumicap.engine.evaluate import evaluate_pairs
 
-        reference["state"] = "running"
+        reference.state = "running"
         try:
-            rows, _ = evaluate_pairs([job.output_path], [reference["path"]], names=[job.name])
+            rows, _ = evaluate_pairs([job.output_path], [reference.path], names=[job.name])
         except LumicapError as exc:
-            reference.update(state="failed", message=_without_path(str(exc), reference["path"], reference["name"]))
+            reference.message = _without_path(str(exc), reference.path, reference.name)
+            reference.state = "failed"  # last: the page polls from another thread
             return
-        reference.update(state="done", psnr=rows[0]["psnr"], ssim=rows[0]["ssim"])
+        reference.psnr, reference.ssim, reference.state = rows[0]["psnr"], rows[0]["ssim"], "done"
 
 
 class _Stopped(Exception):
@@ -502,7 +536,11 @@ class _Stopped(Exception):
 
 
 def _not_done(job: Job) -> str:
-    return f"{job.name} is not enhanced yet" if job.state in ("queued", "running") else f"{job.name} was not enhanced ({job.message})"
+    return (
+        f"{job.name} is not enhanced yet"
+        if job.state in ("queued", "running")
+        else f"{job.name} was not enhanced ({job.message})"
+    )
 
 
 def _without_path(message: str, path: Path, name: str) -> str:

@@ -3,9 +3,10 @@
 Per image: dark input | enhanced | reference, with PSNR (float, [0,1]) and MATLAB-style SSIM when a
 reference is given, brightness before and after, the percentage of clipped pixels (a channel >= 250),
 NIQE and colourfulness, LOE against the dark input when one is given, and captions when a captions
-file is given. Every ``--compare`` folder gets the same measures. The page is one self-contained HTML file (plain JavaScript, nothing fetched from
-the network); clicking a column header sorts by it, metric columns worst first, so the worst cases are
-one click away. Thumbnails live in ``thumbs/`` beside it and link to the full-size files.
+file is given. Every ``--compare`` folder gets the same measures. The page is one self-contained HTML file
+(plain JavaScript, nothing fetched from the network); clicking a column header sorts by it, metric columns
+worst first, so the worst cases are one click away. Thumbnails live in ``thumbs/`` beside it and link to the
+full-size files.
 
 Images are matched across folders by their path relative to the folder without the suffix
 (``a/b.jpg`` in PRED_DIR matches ``a/b.png`` in ``--gt``).
@@ -22,6 +23,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lumicap.errors import LumicapError, shown
+from lumicap.files import atomic_write, replacing
+from lumicap.names import NIQE_REPORT_CHOICES
 
 REPORT_FILES = ("index.html", "contact_sheet.png", "metrics.csv")
 THUMB_SIZE = 256  # longest side of a thumbnail, in pixels
@@ -29,7 +32,7 @@ SHEET_ROWS = 40  # images per contact-sheet page; more go to contact_sheet_2.png
 # A channel whose 8-bit level is at least lumicap.metrics.noref.CLIP_THRESHOLD (250) counts as clipped
 # (``clipped_share``); on float images in [0, 1], the values that round to such a level.
 CLIP_LEVEL = (250 - 0.5) / 255.0
-NIQE_CHOICES = ("gray", "y", "off")
+NIQE_CHOICES = NIQE_REPORT_CHOICES
 
 
 @dataclass
@@ -198,8 +201,8 @@ def build_report(
                                   compared=list(compared))
     csv_path = write_metrics_csv(rows, out_dir / "metrics.csv", compared=list(compared), niqe_mode=niqe_mode)
     html_path = out_dir / "index.html"
-    _atomic_write_text(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}",
-                                              compared=list(compared), niqe_mode=niqe_mode))
+    atomic_write(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}",
+                                        compared=list(compared), niqe_mode=niqe_mode))
     return Report(out_dir, rows, html_path, sheets, csv_path, failed, niqe_mode)
 
 
@@ -219,7 +222,9 @@ def _no_reference_measures(image, low, niqe_mode: str) -> dict[str, float | None
     return measures
 
 
-def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir: Path, niqe_mode: str = "gray") -> None:
+def _measure_and_thumbnail(
+    row: ReportRow, index: int, thumbs_dir: Path, out_dir: Path, niqe_mode: str = "gray"
+) -> None:
     from lumicap.data.io import read_image
     from lumicap.metrics import as_uint8_rgb, clipped_share
 
@@ -235,7 +240,9 @@ def _measure_and_thumbnail(row: ReportRow, index: int, thumbs_dir: Path, out_dir
             row.niqe_low = _no_reference_measures(low, None, niqe_mode)["niqe"]
         images["low"] = low
     measures = _no_reference_measures(enhanced, low, niqe_mode)
-    row.clipped_pct, row.colourfulness, row.niqe, row.loe = (measures[k] for k in ("clipped_pct", "colourfulness", "niqe", "loe"))
+    row.clipped_pct, row.colourfulness, row.niqe, row.loe = (
+        measures[k] for k in ("clipped_pct", "colourfulness", "niqe", "loe")
+    )
     reference = read_image(row.reference) if row.reference is not None else None
     if reference is not None:
         images["reference"] = reference
@@ -350,9 +357,8 @@ def write_contact_sheets(rows: list[ReportRow], out_dir: Path, show_low: bool, s
             y += row_height + gap
         name = "contact_sheet.png" if page_index == 0 else f"contact_sheet_{page_index + 1}.png"
         target = out_dir / name
-        tmp = target.with_name(f".{name}.part")
-        sheet.save(tmp, format="PNG")
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            sheet.save(tmp, format="PNG")
         sheets.append(target)
     return sheets
 
@@ -385,8 +391,7 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def write_metrics_csv(rows: list[ReportRow], path: Path, compared: list[str] = (), niqe_mode: str = "gray") -> Path:
     columns, other_columns = csv_columns(niqe_mode), compared_csv_columns(niqe_mode)
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as fh:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([*columns, *(f"{label} {m}" for label in compared for m in other_columns)])
         for row in rows:
@@ -406,7 +411,6 @@ def write_metrics_csv(rows: list[ReportRow], path: Path, compared: list[str] = (
                             "colourfulness": _fmt(other.colourfulness, 3), "loe": _fmt(other.loe, 2)}
                 extra += [measured[m] for m in other_columns]
             writer.writerow([*(values[c] for c in columns), *extra])
-    os.replace(tmp, path)
     return path
 
 
@@ -455,7 +459,11 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
     has_low = any(r.low for r in rows)
     has_ref = any(r.reference for r in rows)
     has_caps = any(r.captions for r in rows)
-    num, worst_low, worst_high = 'data-type="num"', 'data-type="num" data-first="asc"', 'data-type="num" data-first="desc"'
+    num, worst_low, worst_high = (
+        'data-type="num"',
+        'data-type="num" data-first="asc"',
+        'data-type="num" data-first="desc"',
+    )
     columns = [("#", num), ("name", "")]  # (header, sort attributes), in table order
     if has_low:
         columns.append(("dark input", ""))
@@ -501,7 +509,10 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
 
     body = []
     for number, row in enumerate(rows, start=1):
-        cells = [f'<td class="num" data-value="{number}">{number}</td>', f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>']
+        cells = [
+            f'<td class="num" data-value="{number}">{number}</td>',
+            f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>',
+        ]
         if has_low:
             cells.append(image_cell(row, "low", row.low))
         for number, label in enumerate(compared):
@@ -548,7 +559,7 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
     niqe_mean = _mean(r.niqe for r in rows) if has_niqe else None
     if niqe_mean is not None:
         summary += f"; mean {niqe_name} {niqe_mean:.3f} (lower is better)"
-    summary += (f"; clipped %: pixels with a channel >= 250; colourfulness: Hasler-Suesstrunk"
+    summary += ("; clipped %: pixels with a channel >= 250; colourfulness: Hasler-Suesstrunk"
                 + ("; LOE: lightness order error against the dark input (Wang et al. 2013)" if has_low else ""))
     sheet_links = " ".join(f'<a href="{quote(s.name)}">{esc(s.name)}</a>' for s in sheets)
     return (
@@ -560,9 +571,3 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
         f"<table><thead><tr>{th}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>\n"
         f"<script>{_PAGE_SCRIPT}</script>\n</body></html>\n"
     )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
