@@ -36,6 +36,11 @@ def register(sub):
         help="blend the result back towards the photo where the photo is already bright, so skies and lamps do "
         "not clip (auto: the model's setting, on for the default model)",
     )
+    parser.add_argument(
+        "--chroma-gain", type=_chroma_gain, default=None, metavar="X",
+        help="scale the result's colours away from grey by X, brightness kept (1: the network's own colours; "
+        "default: the model's setting, chosen on validation photos for the default model)",
+    )
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
     parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
@@ -44,6 +49,21 @@ def register(sub):
                         help="enhance dark versions of bundled sample photos: OUT/{low,enhanced,reference,report}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _chroma_gain(text: str) -> float:
+    import argparse
+    import math
+
+    from lumicap.inference.chroma import GAIN_RANGE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (math.isfinite(value) and GAIN_RANGE[0] <= value <= GAIN_RANGE[1]):
+        raise argparse.ArgumentTypeError(f"{text} is outside {GAIN_RANGE[0]:g}-{GAIN_RANGE[1]:g}")
+    return value
 
 
 def run(args) -> int:
@@ -71,7 +91,8 @@ def run(args) -> int:
         plan_outputs(inputs, enhanced_dir, args.format)
     protect = {"auto": None, "on": True, "off": False}[args.protect_highlights]
     model = load_inference_model(args.model, args.device, weights=args.weights,
-                                 network_megapixels=args.network_megapixels, highlight_protection=protect)
+                                 network_megapixels=args.network_megapixels, highlight_protection=protect,
+                                 chroma_gain=args.chroma_gain)
     print(f"model: {model.describe()}")
     if model.note:
         print(f"note: {model.note}")
