@@ -336,3 +336,32 @@ def test_side_by_side_refuses_an_official_model_with_other_keys(tmp_path, capsys
     with pytest.raises(SystemExit):
         vs_official.main(["--model", "iat", "--official", str(tmp_path / "missing.py"), "--official-class", "Net", "--no-save"])
     assert "no such file" in capsys.readouterr().err
+
+
+def test_noref_benchmark_measures_each_model_and_times_niqe(tmp_path, one_thread):
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    from lumicap.metrics import niqe
+
+    noref = _load("bench_noref")
+    photos = tmp_path / "photos"
+    for name, photo in (("set/a", data.astronaut()[:120, :200]), ("set/b", data.coffee()[:120, :200])):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((photo // 5).astype("uint8")).save(photos / f"{name}.png")
+    written = noref.main(["--models", "default", "--photos", str(photos), "--shared", str(tmp_path / "none"),
+                          "--speed-sizes", "200x120", "--repeats", "1", "--warmup", "0", "--out-dir", str(tmp_path / "r"),
+                          *one_thread])
+    (quality, quality_md), (speed, speed_md) = (_read(paths) for paths in written)
+    _check_environment(quality, quality_md)
+    assert quality["benchmark"] == "noref" and speed["benchmark"] == "niqe_speed"
+    inputs, default = quality["rows"]
+    assert inputs["model"].startswith("dark inputs") and default["model"] == "default" and default["error"] is None
+    assert inputs["loe"] == 0 and default["photos"] == 2 and set(default["per_photo"]) == {"set/a", "set/b"}
+    dark = np.asarray(Image.open(photos / "set" / "a.png"))
+    assert inputs["per_photo"]["set/a"]["niqe_y"] == pytest.approx(niqe(dark, "y"))
+    for key in ("niqe_gray", "niqe_y", "loe", "clipped_pct", "colourfulness"):
+        assert math.isfinite(default[key]), key
+    assert [r["size"] for r in speed["rows"]] == ["200x120"] and speed["rows"][0]["s"] > 0
+    assert "| default |" in quality_md and "NIQE gray" in quality_md

@@ -257,6 +257,7 @@ class Job:
     seconds: float | None = None
     bit_depth: int = 8
     captions: dict[str, str] | None = None
+    niqe: dict[str, float | None] | None = None  # {"input", "enhanced"}: NIQE gray; None where undefined
     reference: Reference | None = None
     started: float | None = None  # wall-clock times, for the page and for checking the queue's order
     finished: float | None = None
@@ -381,6 +382,7 @@ class JobQueue:
             "output_name": job.output_name,
             "download_name": self.download_name(job),
             "captions": job.captions,
+            "niqe": job.niqe,
             "reference": reference,
         }
 
@@ -510,6 +512,7 @@ class JobQueue:
         job.bit_depth = result.bit_depth
         _write_preview(result.low, job.folder / "preview-input.jpg")
         _write_preview(result.enhanced, job.folder / "preview-output.jpg")
+        job.niqe = {"input": _niqe(result.low), "enhanced": _niqe(result.enhanced)}
         if self.captioner is not None:
             try:
                 job.captions = {
@@ -549,6 +552,17 @@ def _not_done(job: Job) -> str:
 def _without_path(message: str, path: Path, name: str) -> str:
     """Error messages name the file; the page should see the upload's name, not the server's folders."""
     return message.replace(str(path), name)
+
+
+def _niqe(image: torch.Tensor) -> float | None:
+    """NIQE (gray, as ``lumicap eval``) of the 8-bit levels the PNG holds; None under 96x96 or without
+    texture (JSON has no NaN)."""
+    import math
+
+    from lumicap.metrics.judges import NiqeJudge
+
+    value = NiqeJudge("gray").score(image)["niqe_gray"]
+    return None if math.isnan(value) else value
 
 
 def _write_preview(image: torch.Tensor, path: Path) -> None:
