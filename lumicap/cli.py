@@ -14,6 +14,7 @@ import warnings
 
 from lumicap import __version__
 from lumicap.errors import LumicapError, one_line
+from lumicap.options import OneLineErrorParser
 
 # Order is the order shown by ``lumicap --help``.
 COMMAND_MODULES = [
@@ -33,7 +34,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="lumicap",
         description="Low-light image enhancement with caption-guided multimodal feature regularization.",
     )

@@ -8,6 +8,10 @@ line on stderr and the rest go on (exit code 1), as in ``lumicap enhance``.
 
 from __future__ import annotations
 
+from lumicap.options import int_in_range
+
+MAX_CAPTION_TOKENS = 512  # GPT-2 has 1024 positions, the prefix takes up to 40 of them
+
 
 def register(sub):
     parser = sub.add_parser(
@@ -30,7 +34,7 @@ def register(sub):
     parser.add_argument("--weights", metavar="FILE", help="state dict for --enhance NAME")
     parser.add_argument("--preprocess", default="crop", choices=["crop", "resize", "tile"],
                         help="how the image is fitted to CLIP's input (default: crop, as CLIP does)")
-    parser.add_argument("--max-tokens", type=int, default=67, metavar="N", help="longest caption in tokens (67)")
+    parser.add_argument("--max-tokens", type=int_in_range(1, MAX_CAPTION_TOKENS), default=67, metavar="N", help="longest caption in tokens (67)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cache-dir", metavar="DIR", help="weights cache (default $LUMICAP_CACHE or ~/.cache/lumicap)")
     parser.set_defaults(func=run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lumicap.options import int_in_range
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -16,8 +18,8 @@ def register(sub) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run, group or parent folders")
     parser.add_argument("--out", help="folder for table.md, table.csv, table.tex")
     parser.add_argument("--overwrite", action="store_true", help="replace existing tables in --out")
-    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
-    parser.add_argument("--bootstrap-seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
+    parser.add_argument("--resamples", type=int_in_range(100, 10_000_000), default=10_000, help="bootstrap resamples (default 10000)")
+    parser.add_argument("--bootstrap-seed", type=int_in_range(0, 2**63 - 1), default=0, help="bootstrap RNG seed (default 0)")
     parser.add_argument(
         "--allow-mixed", action="store_true", help="keep runs trained/measured under different protocols, flagged"
     )

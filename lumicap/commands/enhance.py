@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import sys
 
+from lumicap.options import (
+    MAX_MEGAPIXELS_RANGE,
+    NETWORK_MEGAPIXELS_RANGE,
+    OVERLAP_RANGE,
+    TILE_RANGE,
+    finite_float,
+    int_in_range,
+)
+
 
 def register(sub):
     parser = sub.add_parser(
@@ -29,18 +38,18 @@ def register(sub):
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
                         help="output format (png keeps 16 bits for 16-bit inputs)")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100 (default 95)")
+    parser.add_argument("--quality", type=int_in_range(1, 100), default=95, metavar="Q", help="JPEG quality 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     tiling = parser.add_mutually_exclusive_group()
-    tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
+    tiling.add_argument("--tile", type=int_in_range(*TILE_RANGE), metavar="N", help="always process in N x N tiles")
     tiling.add_argument(
-        "--max-megapixels", type=float, metavar="X",
+        "--max-megapixels", type=finite_float(*MAX_MEGAPIXELS_RANGE, low_open=True), metavar="X",
         help="tile images larger than X megapixels (default 2 on CPU, 4 on CUDA)",
     )
-    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N",
+    parser.add_argument("--tile-overlap", type=int_in_range(*OVERLAP_RANGE), default=64, metavar="N",
                         help="tile overlap in pixels (default 64); automatic tiles are 512 px, or twice the overlap if larger")
     parser.add_argument(
-        "--network-megapixels", type=float, metavar="X",
+        "--network-megapixels", type=finite_float(*NETWORK_MEGAPIXELS_RANGE), metavar="X",
         help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
         "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
         "default model; 0: off)",
@@ -61,16 +70,10 @@ def run(args) -> int:
     from lumicap.errors import LumicapError
     from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model, plan_outputs
 
+    # Each number was checked finite and in range by the parser (lumicap.options); TileSettings checks again.
     if args.tile is not None and args.tile_overlap > args.tile // 2:
         raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
-    if args.tile is not None and args.tile < 16:
-        raise LumicapError(f"--tile {args.tile} is too small (at least 16)")
-    if args.tile_overlap < 0:
-        raise LumicapError("--tile-overlap must not be negative")
-    if not 1 <= args.quality <= 100:
-        raise LumicapError(f"--quality {args.quality} is outside 1-100")
-    if args.max_megapixels is not None and args.max_megapixels <= 0:
-        raise LumicapError("--max-megapixels must be positive")
+    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     out = Path(args.out)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
@@ -101,7 +104,6 @@ def run(args) -> int:
         from lumicap.inference.captions import CaptionWriter
 
         captioner = CaptionWriter.open(enhanced_dir, model.device, teacher=args.teacher)
-    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
         progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,

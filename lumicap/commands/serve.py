@@ -5,9 +5,20 @@ from __future__ import annotations
 import os
 import sys
 
+from lumicap.options import (
+    MAX_MEGAPIXELS_RANGE,
+    NETWORK_MEGAPIXELS_RANGE,
+    OVERLAP_RANGE,
+    TILE_RANGE,
+    finite_float,
+    int_in_range,
+)
+
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_UPLOAD_MEGAPIXELS = 50.0
+MAX_UPLOAD_MB_RANGE = (0.0, 100_000.0)  # above 0; 100 GB is far beyond any photo
+MAX_UPLOAD_MEGAPIXELS_RANGE = (0.0, 150.0)  # above 0; the image reader refuses more (lumicap.data.io.MAX_PIXELS)
 
 
 def register(sub):
@@ -29,19 +40,19 @@ def register(sub):
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; others print a warning)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument("--port", type=int_in_range(0, 65535), default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="caption the dark and the enhanced photo with this ClipCap teacher (e.g. clipcap-coco)")
     tiling = parser.add_mutually_exclusive_group()
-    tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles (as lumicap enhance)")
-    tiling.add_argument("--max-megapixels", type=float, metavar="X",
+    tiling.add_argument("--tile", type=int_in_range(*TILE_RANGE), metavar="N", help="always process in N x N tiles (as lumicap enhance)")
+    tiling.add_argument("--max-megapixels", type=finite_float(*MAX_MEGAPIXELS_RANGE, low_open=True), metavar="X",
                         help="tile photos larger than X megapixels (default 2 on CPU, 4 on CUDA, as lumicap enhance)")
-    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
-    parser.add_argument("--network-megapixels", type=float, metavar="X",
+    parser.add_argument("--tile-overlap", type=int_in_range(*OVERLAP_RANGE), default=64, metavar="N", help="tile overlap in pixels (default 64)")
+    parser.add_argument("--network-megapixels", type=finite_float(*NETWORK_MEGAPIXELS_RANGE), metavar="X",
                         help="for the --model networks that predict a transform (IAT): as lumicap enhance")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+    parser.add_argument("--max-upload-mb", type=finite_float(*MAX_UPLOAD_MB_RANGE, low_open=True), default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"refuse uploads above this size (default {DEFAULT_MAX_UPLOAD_MB:g})")
-    parser.add_argument("--max-upload-megapixels", type=float, default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
+    parser.add_argument("--max-upload-megapixels", type=finite_float(*MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True), default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
                         help=f"refuse photos above this many megapixels (default {DEFAULT_MAX_UPLOAD_MEGAPIXELS:g})")
     parser.set_defaults(func=run)
 
@@ -67,6 +78,9 @@ def run(args) -> int:
     from lumicap.serve.jobs import JobQueue, Limits, ModelMenu
 
     _check_numbers(args)
+    # Every setting is checked before anything is loaded, bound or created (the folder below included).
+    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
+    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_megapixels=args.max_upload_megapixels)
     specs = args.model or ["default"]
     if args.weights is not None and len(specs) != 1:
         raise LumicapError("--weights goes with exactly one --model NAME")
@@ -76,8 +90,6 @@ def run(args) -> int:
     sock = _listen(args.host, args.port)
     port = sock.getsockname()[1]
     workdir = Path(tempfile.mkdtemp(prefix="lumicap-serve-"))
-    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
-    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_megapixels=args.max_upload_megapixels)
     jobs = JobQueue(workdir, menu, tiles, limits, captioner)
     app = create_app(jobs, teacher=args.teacher)
 
@@ -122,16 +134,17 @@ def run(args) -> int:
 def _check_numbers(args) -> None:
     from lumicap.errors import LumicapError
 
-    if not 0 <= args.port <= 65535:
-        raise LumicapError(f"--port {args.port} is outside 0-65535")
-    if args.max_upload_mb <= 0 or args.max_upload_megapixels <= 0:
-        raise LumicapError("--max-upload-mb and --max-upload-megapixels must be positive")
-    if args.tile is not None and (args.tile < 16 or args.tile_overlap > args.tile // 2):
-        raise LumicapError(f"--tile {args.tile} must be at least 16 and at least twice --tile-overlap {args.tile_overlap}")
-    if args.tile_overlap < 0:
-        raise LumicapError("--tile-overlap must not be negative")
-    if args.max_megapixels is not None and args.max_megapixels <= 0:
-        raise LumicapError("--max-megapixels must be positive")
+    # The parser took each number only finite and in its range (lumicap.options); what is left are the
+    # checks between two options, and the same again for callers that build the arguments themselves.
+    from lumicap.options import check_finite
+
+    try:
+        check_finite(args.max_upload_mb, *MAX_UPLOAD_MB_RANGE, low_open=True, what="--max-upload-mb")
+        check_finite(args.max_upload_megapixels, *MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True, what="--max-upload-megapixels")
+    except ValueError as exc:
+        raise LumicapError(str(exc)) from None
+    if args.tile is not None and args.tile_overlap > args.tile // 2:
+        raise LumicapError(f"--tile {args.tile} must be at least twice --tile-overlap {args.tile_overlap}")
 
 
 def _load_captioner(teacher: str, device):

@@ -23,6 +23,7 @@ import torch
 from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
 from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
+from lumicap.options import MAX_MEGAPIXELS_RANGE, OVERLAP_RANGE, TILE_RANGE, check_finite, describe_range
 
 OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
 DEFAULT_TILE = 512
@@ -67,11 +68,30 @@ class EnhanceSummary:
 @dataclass(frozen=True)
 class TileSettings:
     """How to split images: ``tile`` forces tiling at that size; otherwise images above
-    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget)."""
+    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget).
+
+    Values outside the allowed ranges (``lumicap.options``; NaN and infinity included) raise a one-line
+    ``LumicapError``: a NaN budget would compare false with every photo and quietly switch tiling off."""
 
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
     max_megapixels: float | None = None
+
+    def __post_init__(self):
+        def whole(value, low, high, what):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise LumicapError(f"{what} must be a whole number, {describe_range(low, high)}; got {value!r}")
+
+        if self.tile is not None:
+            whole(self.tile, *TILE_RANGE, "tile size")
+        whole(self.overlap, *OVERLAP_RANGE, "tile overlap")
+        if self.tile is not None and self.overlap > self.tile // 2:
+            raise LumicapError(f"tile overlap {self.overlap} is more than half of the tile size {self.tile}")
+        if self.max_megapixels is not None:
+            try:
+                check_finite(self.max_megapixels, *MAX_MEGAPIXELS_RANGE, low_open=True, what="max_megapixels")
+            except ValueError as exc:
+                raise LumicapError(str(exc)) from None
 
     def budget(self, device: torch.device) -> float:
         if self.max_megapixels is not None:

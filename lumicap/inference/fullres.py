@@ -40,8 +40,8 @@ class FullResolutionTransform(nn.Module):
         super().__init__()
         if not supports_full_resolution_transform(module):
             raise ValueError(f"{type(module).__name__} has no local/global transform branches (IAT has)")
-        if not network_megapixels > 0:
-            raise ValueError(f"network_megapixels must be > 0, got {network_megapixels}")
+        if not (math.isfinite(network_megapixels) and network_megapixels > 0):
+            raise ValueError(f"network_megapixels must be a finite number > 0, got {network_megapixels}")
         self.module = module
         self.network_megapixels = float(network_megapixels)
 

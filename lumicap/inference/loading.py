@@ -179,15 +179,23 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _with_full_resolution_transform(module: nn.Module, megapixels: float | None, metadata: dict, source: str) -> nn.Module:
     from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
 
+    from lumicap.options import NETWORK_MEGAPIXELS_RANGE, check_finite
+
     if megapixels is None:
         settings = metadata.get("inference") if isinstance(metadata, dict) else None
         megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
-        if megapixels is not None and (isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0):
-            raise WeightsError(f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}")
+        if megapixels is not None:
+            try:
+                check_finite(megapixels, *NETWORK_MEGAPIXELS_RANGE, what="its value")
+            except ValueError as exc:
+                raise WeightsError(f"{source}: sidecar 'inference.network_megapixels': {exc} (0: off)") from None
+    else:
+        try:  # NaN would pass 'not megapixels' and '< 0' alike
+            check_finite(megapixels, *NETWORK_MEGAPIXELS_RANGE, what="--network-megapixels")
+        except ValueError as exc:
+            raise LumicapError(f"{exc} (0: off)") from None
     if not megapixels:
         return module
-    if megapixels < 0:
-        raise LumicapError(f"--network-megapixels must be >= 0 (0: off), got {megapixels}")
     if not supports_full_resolution_transform(module):
         raise LumicapError(
             f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} paints pixels"

@@ -46,9 +46,23 @@ class UploadRejected(LumicapError):
 
 @dataclass(frozen=True)
 class Limits:
+    """What one upload may be and how many may wait; every value finite and positive (a NaN limit would
+    compare false with every upload and so switch the limit off)."""
+
     max_bytes: int
     max_megapixels: float
     max_waiting: int = MAX_WAITING
+
+    def __post_init__(self):
+        from lumicap.options import check_finite
+
+        for what, value in (("max_bytes", self.max_bytes), ("max_waiting", self.max_waiting)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LumicapError(f"upload limit {what} must be a whole number of at least 1, got {value!r}")
+        try:
+            check_finite(self.max_megapixels, 0, None, low_open=True, what="upload limit max_megapixels")
+        except ValueError as exc:
+            raise LumicapError(str(exc)) from None
 
 
 def safe_name(raw: str) -> str:
