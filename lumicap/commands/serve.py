@@ -40,6 +40,12 @@ def register(sub):
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; others print a warning)")
+    parser.add_argument(
+        "--allow-host", metavar="NAME", action="append", default=[],
+        help="also answer requests addressed to this host name (repeatable; '*': any). By default the page answers "
+        "to localhost, 127.0.0.1, [::1] and the --host address (any IP address when --host is 0.0.0.0 or ::); "
+        "requests naming another host, and uploads sent from another website, are refused (403)",
+    )
     parser.add_argument("--port", type=int_in_range(0, 65535), default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="caption the dark and the enhanced photo with this ClipCap teacher (e.g. clipcap-coco)")
@@ -75,6 +81,7 @@ def run(args) -> int:
             f"pip install 'lumicap[serve]', or from a checkout pip install -e \".[serve]\""
         ) from None
     from lumicap.serve.app import create_app
+    from lumicap.serve.guard import AllowedHosts
     from lumicap.serve.jobs import JobQueue, Limits, ModelMenu
 
     _check_numbers(args)
@@ -91,7 +98,8 @@ def run(args) -> int:
     port = sock.getsockname()[1]
     workdir = Path(tempfile.mkdtemp(prefix="lumicap-serve-"))
     jobs = JobQueue(workdir, menu, tiles, limits, captioner)
-    app = create_app(jobs, teacher=args.teacher)
+    allowed = AllowedHosts.for_binding(args.host, args.allow_host)
+    app = create_app(jobs, teacher=args.teacher, allowed_hosts=allowed)
 
     local = _is_loopback(args.host)
     shown_host = args.host if local else "127.0.0.1"
@@ -102,7 +110,8 @@ def run(args) -> int:
     print(f"results are kept in {workdir} until the server stops", flush=True)
     if not local:
         print(f"lumicap serve: warning: listening on {args.host}: anyone who can reach this machine on port {port} "
-              f"can use this page (upload photos, use its CPU/GPU); use --host 127.0.0.1 to keep it local",
+              f"can use this page (upload photos, use its CPU/GPU); use --host 127.0.0.1 to keep it local. It answers to "
+              f"{allowed.describe()}: a machine name others type needs --allow-host NAME",
               file=sys.stderr, flush=True)
 
     def stop_on_sigterm(signum, frame):
