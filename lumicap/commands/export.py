@@ -39,6 +39,11 @@ def run(args) -> int:
         raise LumicapError(f"{', '.join(existing)} already exists (pass --overwrite to replace it)")
     if not out.parent.is_dir():
         raise LumicapError(f"--out {out}: folder {out.parent} does not exist")
+    if args.model.lower().endswith(".onnx"):
+        raise LumicapError(
+            f"{args.model}: already an ONNX file; export takes a PyTorch model (a .safetensors or checkpoint file, "
+            "a run folder, 'default', or NAME --weights FILE)"
+        )
     # The bare network: a full-resolution wrapper is an inference setting, recorded, not exported.
     model = load_inference_model(args.model, "cpu", weights=args.weights, network_megapixels=0)
     network = model.module
