@@ -437,9 +437,11 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     """
     import torch
 
+    from lumicap.userfiles import not_regular
+
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(not_regular(path) or f"{path}: no such file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -104,7 +104,12 @@ def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, tiny_model, cap
     assert "enhanced 1 image" in text and "skipped 1" in text
     assert (out / "b.png").exists()
 
-    assert _enhance(src, "--out", out, "--model", tiny_model, "--overwrite") == 0
+    # --overwrite redoes lumicap's own outputs, never a file it did not write (the user's a.png here).
+    assert _enhance(src, "--out", out, "--model", tiny_model, "--overwrite") == 2
+    assert precious.read_bytes() == before and "did not write" in capsys.readouterr().err
+    precious.unlink()
+    assert _enhance(tmp_path / "in", "--out", out, "--model", tiny_model, "--overwrite") == 0
+    assert "enhanced 2 images" in capsys.readouterr().out  # its own b.png redone, a.png written
     written = np.asarray(Image.open(precious)).astype(np.float32) / 255.0
     assert np.abs(written - _expected(_photo())).max() <= 0.5 / 255 + 1e-6
 
@@ -167,7 +172,7 @@ def test_glob_input_and_exif_orientation(tmp_path, tiny_model):
     out = tmp_path / "out"
 
     assert _enhance(str(tmp_path / "*.jpg"), "--out", out, "--model", tiny_model) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["turned.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["turned.png"]  # beside the record
     assert Image.open(out / "turned.png").size == (30, 50)  # (width, height): rotated
 
 

@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resamples < 100:
         raise LumicapError(f"--resamples must be >= 100, got {args.resamples}")
+    if args.out:
+        from lumicap.userfiles import check_output_folder
+
+        check_output_folder(args.out)
     records, notes = collect(args.runs)
     rows, more_notes = build_table(
         records, resamples=args.resamples, seed=args.bootstrap_seed, allow_mixed=args.allow_mixed
@@ -50,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
         existing = [str(out / name) for name in files if (out / name).exists()]
         if existing and not args.overwrite:
             raise LumicapError(f"{', '.join(existing)} already exist; pass --overwrite to replace")
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out / name).write_text(text, encoding="utf-8")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                (out / name).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise LumicapError(f"--out {out}: cannot write the tables ({exc.strerror or exc})") from None
         print(f"wrote {', '.join(str(out / name) for name in files)}")
     return 0

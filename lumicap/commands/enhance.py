@@ -69,12 +69,14 @@ def run(args) -> int:
 
     from lumicap.errors import LumicapError
     from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model, plan_outputs
+    from lumicap.userfiles import check_output_folder
 
     # Each number was checked finite and in range by the parser (lumicap.options); TileSettings checks again.
     if args.tile is not None and args.tile_overlap > args.tile // 2:
         raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
     tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     out = Path(args.out)
+    check_output_folder(out)  # once, before the model loads (not once per image)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
     if not args.demo and not args.inputs:

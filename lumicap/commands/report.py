@@ -51,6 +51,8 @@ def run(args) -> int:
         args.pred_dir, args.out, low_dir=args.low, gt_dir=args.gt, captions=args.captions,
         overwrite=args.overwrite, title=args.title, compare=compare,
     )
+    for line in report.notes:
+        print(f"note: {one_line(line)}")
     for line in report.failed:
         print(f"lumicap: error: {one_line(line)}; left out of the report", file=sys.stderr)
     print(report.summary_line() + (f"; {len(report.failed)} unreadable, left out" if report.failed else ""))

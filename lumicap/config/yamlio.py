@@ -131,9 +131,10 @@ def parse_value(text: str) -> Any:
 
 def read_yaml(path: Path) -> dict:
     """One YAML file as a dict, within the size limits; every failure is one ``ConfigError`` line."""
+    from lumicap.userfiles import read_regular
+
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        raw = read_regular(path, MAX_FILE_BYTES, ConfigError)  # a FIFO named *.yaml would block open() forever
         if len(raw) > MAX_FILE_BYTES:
             raise ConfigError(f"{path}: too large for a config (over {MAX_FILE_BYTES >> 10} KiB)")
         data = yaml.load(raw.decode("utf-8"), Loader=_Loader)

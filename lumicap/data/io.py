@@ -296,6 +296,7 @@ def write_image(
     (1-100) applies to JPEG only. The file is
     written to a temporary name in the same folder and renamed over ``path``, so a crash never leaves a
     half-written image and readers never see one. Replaces an existing file: callers decide about that.
+    A folder that cannot be written is one ``LumicapError`` naming it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -315,9 +316,13 @@ def write_image(
     quantized = image.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(levels).round()
     array = quantized.permute(1, 2, 0).numpy().astype(np.uint16 if bit_depth == 16 else np.uint8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a later run can tell a killed writer's leftover from a live one's.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.lumicap-{os.getpid()}-", suffix=".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The writer's pid is in the name, so a later run can tell a killed writer's leftover from a live one's.
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.lumicap-{os.getpid()}-", suffix=".part")
+    except OSError as exc:  # name the folder the user chose, not the hidden temporary file
+        raise LumicapError(f"{shown(path)}: cannot write into the folder {shown(path.parent)} "
+                           f"({exc.strerror or type(exc).__name__})") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -24,6 +24,7 @@ from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
 from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
 from lumicap.options import MAX_MEGAPIXELS_RANGE, OVERLAP_RANGE, TILE_RANGE, check_finite, describe_range
+from lumicap.userfiles import check_output_folder
 
 OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
 DEFAULT_TILE = 512
@@ -269,7 +270,21 @@ def enhance_files(
 
     from lumicap.data.io import remove_stale_partial_files
 
+    from lumicap.inference.outputs_record import RECORD_NAME, OutputRecord
+
     plan = plan_outputs(inputs, out_dir, fmt)
+    check_output_folder(out_dir)
+    record = OutputRecord(out_dir)
+    if overwrite:
+        # --overwrite redoes lumicap's own outputs; a file it did not write (or one changed since) is the user's.
+        foreign = [target for _, target in plan if os.path.lexists(target) and not record.wrote(target)]
+        if foreign:
+            listed = ", ".join(shown(path) for path in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise LumicapError(
+                f"--overwrite would replace {len(foreign)} file(s) that lumicap enhance did not write into "
+                f"{shown(out_dir)} (or that changed since): {listed}; nothing was written (only outputs recorded in "
+                f"{RECORD_NAME} are replaced): move them away or choose another --out"
+            )
     summary = EnhanceSummary()
     emit = report or (lambda line: tqdm.write(line, file=sys.stderr))
 
@@ -314,10 +329,12 @@ def enhance_files(
             say(f"lumicap: error: {message if name in message else f'{name}: {message}'}")
             continue
         summary.enhanced.append(target)
+        record.add(target)
         if on_result is not None:
             on_result(item, target, result.enhanced, result.low)
         del result
     bar.close()
+    record.compact()
     summary.seconds = time.perf_counter() - start
     return summary
 

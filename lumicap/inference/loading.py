@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError, shown
+from lumicap.userfiles import not_regular
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
@@ -234,7 +235,7 @@ def _from_shipped(key: str):
 
 def _from_safetensors(path: Path, source: str | None = None):
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(not_regular(path) or f"{path}: no such file")
     sidecar = path.with_suffix(".json")
     metadata = _read_sidecar(sidecar) if sidecar.is_file() else _read_header_metadata(path)
     if metadata is None:
@@ -297,7 +298,7 @@ def _from_official_model(text: str):
 
 def _from_checkpoint(path: Path):
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(not_regular(path) or f"{path}: no such file")
     raw = _torch_load(path)
     if not isinstance(raw, dict) or "model" not in raw or "config" not in raw:
         keys = ", ".join(sorted(map(str, raw))[:6]) if isinstance(raw, dict) else type(raw).__name__
@@ -498,23 +499,25 @@ def save_inference_model(
     for existing in (path, sidecar):
         if existing.exists() and not overwrite:
             raise LumicapError(f"{existing}: already exists (pass overwrite=True to replace it)")
+        if os.path.lexists(existing) and not existing.is_file():
+            raise LumicapError(f"{existing}: exists and is not a file; nothing was written")
     metadata = {"format": SIDECAR_FORMAT, "version": 1, "model": model_name, "overrides": dict(overrides or {}), **record}
     text = json.dumps(metadata, indent=2, sort_keys=False)
     # safetensors wants contiguous tensors that share no storage.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
+    # Both files are complete beside their targets before either is renamed into place: weights without
+    # their sidecar (or the reverse) cannot be loaded, so it is both or neither.
+    temporaries = []
     try:
-        save_file(tensors, str(tmp), metadata={"lumicap": json.dumps(metadata)})
-        os.replace(tmp, path)
+        temporaries = [_temp_beside(path), _temp_beside(sidecar)]
+        save_file(tensors, str(temporaries[0]), metadata={"lumicap": json.dumps(metadata)})
+        temporaries[1].write_text(text + "\n")
+        os.replace(temporaries[0], path)
+        os.replace(temporaries[1], sidecar)
     finally:
-        tmp.unlink(missing_ok=True)
-    tmp = _temp_beside(sidecar)
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, sidecar)
-    finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
     return path, sidecar
 
 

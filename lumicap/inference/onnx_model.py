@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError
+from lumicap.userfiles import not_regular
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "enhanced"
@@ -81,7 +82,7 @@ class OnnxEnhancer:
         ort = _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
-            raise WeightsError(f"{self.path}: no such file")
+            raise WeightsError(not_regular(self.path) or f"{self.path}: no such file")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
         if threads:
