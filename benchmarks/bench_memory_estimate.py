@@ -104,7 +104,7 @@ _CALIBRATE = textwrap.dedent(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=DEFAULT_CASES, help=f"comma list of cases (default {DEFAULT_CASES})")
-    parser.add_argument("--sizes", default="2,12,48", help="comma list of megapixels among 2, 12, 48 (default all)")
+    parser.add_argument("--sizes", default="2,12,48", help="comma list of megapixels among 2, 12, 48 (4:3 photos; default all) or WxH")
     parser.add_argument("--skip", default="retinexformer-lumicap@48",
                         help="comma list of case@MP to leave out (default: Retinexformer's 48 MP tiled run, ~10 CPU-minutes)")
     parser.add_argument("--calibrate", action="store_true",
@@ -138,6 +138,16 @@ def _photo(folder: Path, width: int, height: int) -> Path:
     return path
 
 
+def _size(text: str) -> tuple[str, tuple[int, int]]:
+    """("12", (4000, 3000)) for a megapixel figure of SIZES, or ("WxH", (W, H)) for any other size."""
+    if text.isdigit() and int(text) in SIZES:
+        return text, SIZES[int(text)]
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 16 and int(height) >= 16):
+        raise SystemExit(f"--sizes: {text!r} is neither one of {sorted(SIZES)} (megapixels) nor WxH")
+    return text, (int(width), int(height))
+
+
 def _case(case: str, work: Path) -> tuple[str, dict]:
     """(model spec, load/tile options) of a case name."""
     spec, _, variant = case.partition("+")
@@ -157,21 +167,17 @@ def _case(case: str, work: Path) -> tuple[str, dict]:
 
 
 def measure_cases(args: argparse.Namespace, work: Path) -> list[dict]:
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in sizes if s not in SIZES]
-    if unknown:
-        raise SystemExit(f"--sizes: {unknown} not among {sorted(SIZES)}")
+    sizes = [_size(text.strip()) for text in args.sizes.split(",") if text.strip()]
     skipped = {item.strip() for item in args.skip.split(",") if item.strip()}
     tiny = _photo(work, 64, 48)
     rows = []
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         spec, options = _case(case, work)
-        for megapixels in sizes:
-            if f"{case}@{megapixels}" in skipped:
+        for label, (width, height) in sizes:
+            if f"{case}@{label}" in skipped:
                 continue
-            width, height = SIZES[megapixels]
             photo = _photo(work, width, height)
-            out = work / "out" / f"{case}-{megapixels}"
+            out = work / "out" / f"{case}-{label}"
             out.mkdir(parents=True, exist_ok=True)
             script = _CHILD.format(threads=args.threads or 2, spec=spec, options=options, photo=str(photo),
                                    tiny=str(tiny), out=str(out))

@@ -47,6 +47,9 @@ def run(args) -> int:
         if label in compare:
             raise LumicapError(f"--compare {item!r}: the label {label!r} is used twice")
         compare[label] = folder
+    from lumicap.userfiles import check_output_folder
+
+    check_output_folder(args.out)  # before measuring every image, not after
     report = build_report(
         args.pred_dir, args.out, low_dir=args.low, gt_dir=args.gt, captions=args.captions,
         overwrite=args.overwrite, title=args.title, compare=compare,
