@@ -22,7 +22,7 @@ from lumicap.models import build_model, count_parameters, list_models, model_inf
 MODEL_NAMES = [info.name for info in list_models()]
 
 # Loss names a trainer implements itself (Stage docstring); any other name must come from model.stage_losses.
-BUILTIN_LOSSES = {"l1", "charbonnier", "smooth_l1", "mse", "ssim", "vgg19", "vgg16", "lowres_smooth_l1"}
+BUILTIN_LOSSES = {"l1", "charbonnier", "smooth_l1", "mse", "ssim", "chroma", "vgg19", "vgg16", "lowres_smooth_l1"}
 
 
 @functools.lru_cache(maxsize=1)

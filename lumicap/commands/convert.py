@@ -51,9 +51,9 @@ def run(args) -> int:
             raise LumicapError(
                 f"FILE is needed: '{args.name}' is not a name of official weights (lumicap weights list)"
             )
-        model = load_inference_model(args.name, "cpu", overrides=overrides)
+        model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False)
     else:
-        model = load_inference_model(args.name, "cpu", weights=args.file, overrides=overrides)
+        model = load_inference_model(args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False)
     record = {
         "converted_by": "lumicap convert",
         "source_file": _source_name(args.file or model.source),

@@ -54,6 +54,11 @@ def register(sub):
         "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
         "default model; 0: off)",
     )
+    parser.add_argument(
+        "--protect-highlights", default="auto", choices=["auto", "on", "off"],
+        help="blend the result back towards the photo where the photo is already bright, so skies and lamps do "
+        "not clip (auto: the model's setting, on for the default model)",
+    )
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
     parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
@@ -82,7 +87,9 @@ def run(args) -> int:
     if not args.demo and not args.inputs:
         raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
     # The model first: a missing or broken model file is reported before anything is written.
-    model = load_inference_model(args.model, args.device, weights=args.weights, network_megapixels=args.network_megapixels)
+    protect = {"auto": None, "on": True, "off": False}[args.protect_highlights]
+    model = load_inference_model(args.model, args.device, weights=args.weights,
+                                 network_megapixels=args.network_megapixels, highlight_protection=protect)
     print(f"model: {model.describe()}")
     if model.note:
         print(f"note: {model.note}")

@@ -48,8 +48,9 @@ def run(args) -> int:
             f"{args.model}: already an ONNX file; export takes a PyTorch model (a .safetensors or checkpoint file, "
             "a run folder, 'default', or NAME --weights FILE)"
         )
-    # The bare network: a full-resolution wrapper is an inference setting, recorded, not exported.
-    model = load_inference_model(args.model, "cpu", weights=args.weights, network_megapixels=0)
+    # The bare network: the full-resolution wrapper and highlight protection are inference settings, recorded
+    # in the sidecar (a safetensors export keeps them), not exported.
+    model = load_inference_model(args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=False)
     network = model.module
     record = {k: v for k, v in model.metadata.items() if k not in ("format", "version", "model", "overrides")}
     if args.format == "onnx":

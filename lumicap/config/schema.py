@@ -11,7 +11,7 @@ overrides against the model's constructor) are after-validators that report ever
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
@@ -23,7 +23,9 @@ MAX_COUNT = 2**31 - 1  # iterations and intervals: far above any recipe (150k), 
 
 # Loss names the engine implements itself (lumicap.losses); a stage whose objective is not
 # "enhance" may also name terms its model returns from ``stage_losses``.
-BUILTIN_LOSSES = ("l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "vgg19", "vgg16", "lowres_smooth_l1")
+BUILTIN_LOSSES = (
+    "l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "chroma", "vgg19", "vgg16", "lowres_smooth_l1",
+)
 SCHEDULERS = ("constant", "multistep", "cosine", "cosine_restart_cyclic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LAYOUTS = ("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders")  # lumicap.data.LAYOUTS + auto
@@ -102,7 +104,9 @@ class ModelConfig(Section):
 class DataConfig(Section):
     root: NonEmpty = Field(description="dataset folder")
     layout: Literal[LAYOUTS] = Field("auto", description="folder layout; auto detects it")  # type: ignore[valid-type]
-    train_split: NonEmpty = "train"
+    train_split: Union[NonEmpty, Annotated[list[NonEmpty], Field(min_length=1, max_length=64)]] = Field(
+        "train", description="a split, or a list of splits trained together (e.g. [train80, train200])"
+    )
     val_split: Optional[NonEmpty] = Field(None, description="null: carve a validation set from train by whole scenes")
     test_split: NonEmpty = "test"
     val_fraction: Unit = Field(0.1, description="share of training pairs carved out for validation")
@@ -114,6 +118,16 @@ class DataConfig(Section):
         None,
         description="training low images multiplied by a factor drawn log-uniformly from [low, high] (the "
         "reference unchanged), so the network learns less gain for brighter inputs; null: off",
+    )
+    identity_fraction: Num(ge=0, le=1) = Field(
+        0.0,
+        description="share of training samples whose input is the reference itself (target = input): a photo "
+        "that is already well exposed must stay as it was",
+    )
+    whole_image_context: bool = Field(
+        False,
+        description="crops also carry the whole low image they were cut from, for models whose global branch "
+        "judges the whole photo (IAT): the loss sees the crop, the gamma/colour come from the whole image",
     )
 
     @model_validator(mode="after")

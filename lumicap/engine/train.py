@@ -87,9 +87,11 @@ class TrainingForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, low: torch.Tensor, high: torch.Tensor, stage: str, objective: str):
+    def forward(self, low: torch.Tensor, high: torch.Tensor, stage: str, objective: str, context=None):
         if objective == "enhance":
-            if hasattr(self.model, "training_outputs"):
+            if context is not None:  # crops with the whole image for the global branch (data.whole_image_context)
+                outputs = dict(self.model.training_outputs(low, context=context))
+            elif hasattr(self.model, "training_outputs"):
                 outputs = dict(self.model.training_outputs(low))
             else:
                 outputs = {"output": self.model(low)}
@@ -143,6 +145,22 @@ def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
     return {"fused": True} if use else {}
 
 
+def _check_context_support(model: nn.Module, cfg: Config) -> None:
+    """``data.whole_image_context`` needs a model that takes the whole image beside the crop, and no mixup
+    (a mixed crop has no single whole image)."""
+    import inspect
+
+    method = getattr(model, "training_outputs", None)
+    if method is None or "context" not in inspect.signature(method).parameters:
+        raise LumicapError(
+            f"data.whole_image_context: model '{cfg.model.name}' has no global branch that takes the whole image "
+            "(IAT has); set data.whole_image_context=false"
+        )
+    mixed = [stage.name for stage in cfg.stages if stage.mixup]
+    if mixed:
+        raise LumicapError(f"data.whole_image_context cannot be combined with mixup (stages {', '.join(mixed)})")
+
+
 class Trainer:
     def __init__(
         self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True, splits: Splits | None = None
@@ -159,6 +177,8 @@ class Trainer:
                 torch.backends.cudnn.allow_tf32 = cfg.train.tf32
         seed_everything(cfg.train.seed)
         self.model = build_model(cfg.model.name, **cfg.model.overrides)
+        if cfg.data.whole_image_context:
+            _check_context_support(self.model, cfg)
         if cfg.model.init_weights:
             note = load_init_weights(self.model, cfg.model.init_weights, cfg.model.name)
             if note and info.is_main:
@@ -265,7 +285,10 @@ class Trainer:
             # state-dict keys carry no "_orig_mod." prefix.
             self.forward = torch.compile(self.forward, **compile_kwargs(cfg.train.compile_mode))
         data_seed = derived_seed(cfg.train.seed, index)
-        self.stream = BatchStream(cfg, stage, self.splits.train, self.info.rank, self.info.world_size, data_seed)
+        self.stream = BatchStream(
+            cfg, stage, self.splits.train, self.info.rank, self.info.world_size, data_seed,
+            context=cfg.data.whole_image_context,
+        )
         state = self._resume_state
         if state is not None and state["stage"] == index:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -312,8 +335,11 @@ class Trainer:
             high = high.contiguous(memory_format=torch.channels_last)
         if stage.mixup:
             low, high = self._mixup(low, high)
+        context = batch.get("context")
+        if context is not None:
+            context = context.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            outputs, model_terms = self.forward(low, high, stage.name, stage.objective)
+            outputs, model_terms = self.forward(low, high, stage.name, stage.objective, context)
             total, terms = self.losses[stage.name](outputs, high, model_terms)
         if self.mfr is not None and stage.mfr:
             if "output" not in outputs:

@@ -49,7 +49,12 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
 # Models in the package itself (loaded offline by name): the default, and the previous default for those who
 # prefer Retinexformer's quality over the default's speed (README model card).
-SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS.name, "retinexformer-lumicap": "retinexformer_lumicap.safetensors"}
+SHIPPED_MODELS = {
+    "default": DEFAULT_WEIGHTS.name,
+    "retinexformer-lumicap": "retinexformer_lumicap.safetensors",
+    # The default of 2026-11 (IAT on train80): the starting point of today's default's recipe, kept by name.
+    "iat-lumicap-2026-11": "iat_lumicap_2026_11.safetensors",
+}
 DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
 SIDECAR_FORMAT = "lumicap-inference-model"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -79,6 +84,10 @@ class InferenceModel:
         limit = getattr(self.module, "network_megapixels", None)
         if limit is not None:
             text += f" (network at most {limit:g} MP; its transform applied at full resolution)"
+        from lumicap.inference.highlights import HighlightProtection
+
+        if isinstance(self.module, HighlightProtection):
+            text += f"; highlights protected from {self.module.start:g} to {self.module.end:g}"
         return text
 
 
@@ -101,12 +110,17 @@ def load_inference_model(
     weights: str | os.PathLike | None = None,
     network_megapixels: float | None = None,
     overrides: dict[str, Any] | None = None,
+    highlight_protection: bool | None = None,
 ) -> InferenceModel:
     """Build and load the network named or stored by ``spec``; see the module docstring for the forms.
 
     ``network_megapixels``: for networks that predict a transform (IAT), run the network on at most this many
     megapixels and apply its transform at full resolution (``lumicap.inference.fullres``); 0 turns it off.
     None: what the model's sidecar says (``"inference": {"network_megapixels": X}``), else off.
+    ``highlight_protection``: blend the result back towards the input where the input is already bright
+    (``lumicap.inference.highlights``); None: what the sidecar says (``"highlight_protection": true`` or
+    ``[start, end]``), else off; False: off (the bare network, e.g. for export); True: on (the sidecar's ramp
+    or the default one).
     ``overrides`` (constructor arguments of ``build_model``) are applied over those the file records.
     """
     text = None if spec is None else os.fspath(spec)
@@ -143,6 +157,7 @@ def load_inference_model(
         metadata["official_format"] = conversion.description
         metadata["official_keys_left_out"] = conversion.ignored_keys
     module = _with_full_resolution_transform(module, network_megapixels, metadata, source)
+    module = _with_highlight_protection(module, highlight_protection, metadata, source)
     module.to(target).eval()
     note = conversion.note() if conversion is not None else None
     return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata, note=note)
@@ -155,6 +170,8 @@ def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
     text = os.fspath(weights)
     if _official_model(text) is not None:
         _, _, state, _, source = _from_official_model(text)
+    elif text in SHIPPED_MODELS:  # a model in the package (a recipe may continue one)
+        _, _, state, _, source = _from_shipped(text)
     else:
         from lumicap.weights import resolve_weights
 
@@ -202,6 +219,19 @@ def _with_full_resolution_transform(module: nn.Module, megapixels: float | None,
             f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} paints pixels"
         )
     return FullResolutionTransform(module, float(megapixels))
+
+
+def _with_highlight_protection(module: nn.Module, wanted: bool | None, metadata: dict, source: str) -> nn.Module:
+    from lumicap.inference.highlights import DEFAULT_RAMP, HighlightProtection, parse_ramp
+
+    settings = metadata.get("inference") if isinstance(metadata, dict) else None
+    try:
+        ramp = parse_ramp(settings.get("highlight_protection") if isinstance(settings, dict) else None, source)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from None
+    if wanted is False or (wanted is None and ramp is None):
+        return module
+    return HighlightProtection(module, *(ramp or DEFAULT_RAMP))
 
 
 def _from_onnx(path: Path, device, weights) -> InferenceModel:
