@@ -8,7 +8,8 @@ the growth of the peak RSS during that call; "estimate" is what lumicap planned 
 below the measured peak is a defect of the estimate (the constants in ``lumicap/inference/memory.py``).
 
 Cases: a model spec, optionally with ``+whole`` (``--network-megapixels 0 --max-megapixels 10000``: the network
-over the whole photo, the path of the issue's killed run) or ``+onnx`` (the model exported to ONNX first).
+over the whole photo, the path of the issue's killed run), ``+protect`` (highlight protection on) or ``+onnx``
+(the model exported to ONNX first).
 Photos are synthetic (smooth colour fields plus noise), written as PNG before the measured process starts.
 
     python benchmarks/bench_memory_estimate.py --threads 2                     # default cases, 2/12/48 MP
@@ -60,7 +61,8 @@ _CHILD = textwrap.dedent(
             if line.startswith(key):
                 return int(line.split()[1]) * 1024
     spec, options, photo, tiny, out = {spec!r}, {options!r}, Path({photo!r}), Path({tiny!r}), Path({out!r})
-    model = load_inference_model(spec, "cpu", network_megapixels=options.get("network_megapixels"))
+    model = load_inference_model(spec, "cpu", network_megapixels=options.get("network_megapixels"),
+                                 highlight_protection=options.get("highlight_protection"))
     tiles = TileSettings(max_megapixels=options.get("max_megapixels"))
     enhance_file(tiny, out / "tiny.png", model, model.device, "png", tiles)  # imports every code path
     from lumicap.data.io import image_size
@@ -153,6 +155,8 @@ def _case(case: str, work: Path) -> tuple[str, dict]:
     spec, _, variant = case.partition("+")
     if variant == "whole":
         return spec, {"network_megapixels": 0, "max_megapixels": 10_000.0}
+    if variant == "protect":
+        return spec, {"highlight_protection": True}
     if variant == "onnx":
         exported = work / f"{spec}.onnx"
         if not exported.is_file():
@@ -162,7 +166,7 @@ def _case(case: str, work: Path) -> tuple[str, dict]:
                 raise SystemExit(f"could not export {spec} to ONNX")
         return str(exported), {}
     if variant:
-        raise SystemExit(f"unknown case variant '+{variant}' (whole or onnx)")
+        raise SystemExit(f"unknown case variant '+{variant}' (whole, protect or onnx)")
     return spec, {}
 
 

@@ -41,6 +41,7 @@ PATH_BYTES_PER_PIXEL = {
     # The float photo, tiled in place (12), then written: the result, its 8-bit levels and the encoder's copy.
     "tiles": 20.0,
 }
+HIGHLIGHT_BYTES_PER_PIXEL = 12.0  # highlight protection (inference/highlights.py): its weight map and temporaries
 KEPT_INPUT_BYTES_PER_PIXEL = 12.0  # the input kept beside the result (serve, --caption): one more float copy
 SIXTEEN_BIT_EXTRA_BYTES_PER_PIXEL = 18.0  # decoding a 16-bit PNG (pypng rows, then one array)
 STRIP_BYTES_PER_PIXEL = 32.0  # tiled: the blending accumulators of a strip of tile rows (16), twice while it grows
@@ -92,6 +93,8 @@ def estimate_bytes(model, path: str, height: int, width: int, device: torch.devi
     pixels = height * width
     network = network_bytes_per_pixel(model) if device.type == "cpu" else 0.0  # on CUDA they are the GPU's
     extra = (KEPT_INPUT_BYTES_PER_PIXEL if keep_input else 0.0) + (SIXTEEN_BIT_EXTRA_BYTES_PER_PIXEL if bits == 16 else 0.0)
+    if _protects_highlights(model) and path != "tiles":  # tiles: per tile only, a strip's worth
+        extra += HIGHLIGHT_BYTES_PER_PIXEL
     photo = (PATH_BYTES_PER_PIXEL[path] + extra) * pixels
     if path == "whole":
         return FIXED_BYTES + photo + network * pixels
@@ -155,6 +158,12 @@ def plan_memory(model, tiles, height: int, width: int, device: torch.device, *, 
         f"{name}: {width}x{height} ({width * height / 1e6:.1f} MP) needs about {smallest / 1e9:.1f} GB of memory however "
         f"it is split, and {available / 1e9:.1f} GB is available: not enhanced (free memory, or use a smaller copy)"
     )
+
+
+def _protects_highlights(model) -> bool:
+    from lumicap.inference.highlights import HighlightProtection
+
+    return isinstance(getattr(model, "module", model), HighlightProtection)
 
 
 def _network_megapixels(model) -> float:
