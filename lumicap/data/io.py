@@ -62,12 +62,12 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
     if png_header is not None and png_header[0] == 16:
         # Pillow opens the header only (no decode) so the size check and EXIF tag come from one place.
         with _open_pillow(path) as image:
-            _check_pixel_count(path, image.size)
+            check_pixel_count(path, image.size)
             orientation = _orientation(image, path)
         array = _decode_png16(path)
     else:
         with _open_pillow(path) as image:
-            _check_pixel_count(path, image.size)
+            check_pixel_count(path, image.size)
             array = _pillow_to_array(path, image)
             orientation = _orientation(image, path)  # after decoding: PNG's getexif() would decode and hide errors
     array = np.ascontiguousarray(_apply_orientation(array, orientation))
@@ -105,7 +105,8 @@ def _check_file(path: Path) -> None:
         raise ImageReadError(f"{shown(path)}: empty file (0 bytes)")
 
 
-def _check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+    """``ImageReadError`` when a (width, height) from a header is above ``MAX_PIXELS`` (a decompression bomb)."""
     width, height = size
     if width * height > MAX_PIXELS:
         raise ImageReadError(

@@ -370,11 +370,12 @@ def enhance_file(
     line when the plan changed or the photo is large. Unreadable input or unwritable output: ``LumicapError``
     (or ``OSError``).
     """
-    from lumicap.data.io import image_bit_depth, image_size, write_image
+    from lumicap.data.io import check_pixel_count, image_bit_depth, image_size, write_image
     from lumicap.inference.memory import describe, plan_memory
 
     source = Path(source)
     height, width = image_size(source)
+    check_pixel_count(source, (width, height))  # a decompression bomb is named as one before any memory talk
     plan = plan_memory(model, tiles, height, width, device, bits=image_bit_depth(source), keep_input=keep_input,
                        name=shown(source))
     if on_note is not None and plan.note:
