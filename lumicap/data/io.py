@@ -346,9 +346,9 @@ def write_image(
 def _quantize(image: torch.Tensor, bit_depth: int) -> np.ndarray:
     """(H, W, 3) integer levels of a (3, H, W) image in [0, 1], rounded to nearest.
 
-    Converted a strip of rows at a time into one integer array: the clamped and scaled float copies then
-    exist for a strip, not for the whole photo (three full-size float copies were 36 bytes per pixel at the
-    peak of writing a 48 MP photo)."""
+    Converted a strip of rows at a time into one integer array: the clamped, scaled and rounded float copies
+    then exist for a strip, not for the whole photo (writing a 48 MP photo peaked 24 bytes per pixel above the
+    result with whole-photo copies, 4 this way)."""
     levels = 65535.0 if bit_depth == 16 else 255.0
     source = image.detach()
     height, width = source.shape[1:]
