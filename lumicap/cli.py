@@ -14,7 +14,7 @@ import warnings
 
 from lumicap import __version__
 from lumicap.errors import LumicapError, file_system_refusal, one_line
-from lumicap.options import OneLineErrorParser
+from lumicap.commands.options import OneLineErrorParser
 
 # Order is the order shown by ``lumicap --help``.
 COMMAND_MODULES = [

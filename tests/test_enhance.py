@@ -14,12 +14,6 @@ from _enhance_support import TINY_NAME, TinyConv, register_tiny, save_tiny_check
 from lumicap.cli import main
 
 
-@pytest.fixture
-def tiny_model(tmp_path, monkeypatch):
-    register_tiny(monkeypatch)
-    return save_tiny_safetensors(tmp_path / "model")
-
-
 def _photo(height=40, width=56, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 90, size=(height, width, 3), dtype=np.uint8)
@@ -145,7 +139,7 @@ def test_jpeg_quality_is_the_one_asked_for(tmp_path, tiny_model, capsys):
         decoded = np.asarray(Image.open(out / "p.jpg")).astype(int)
         assert np.abs(decoded - np.asarray(Image.open(again)).astype(int)).max() <= 1
     assert sizes[30] < sizes[95]
-    with pytest.raises(SystemExit) as refused:  # a usage error, refused while parsing (lumicap.options)
+    with pytest.raises(SystemExit) as refused:  # a usage error, refused while parsing (lumicap.commands.options)
         _enhance(photo, "--out", tmp_path / "bad", "--model", tiny_model, "--format", "jpg", "--quality", 0)
     assert refused.value.code == 2
     err = capsys.readouterr().err

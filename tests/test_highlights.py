@@ -3,7 +3,6 @@ the same on tiles as whole, and the sidecar setting is read (and checked) by the
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch

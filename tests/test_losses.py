@@ -119,7 +119,7 @@ def test_missing_vgg_weights_fail_in_one_line_unless_allowed(tmp_path, monkeypat
 
 def test_vgg_term_uses_the_given_weight_file(tmp_path):
     """vgg16 = RCTNet's term; a random VGG16 saved with torchvision's key names loads from an explicit path."""
-    from lumicap.vgg import VGGFeatures
+    from lumicap.losses.vgg import VGGFeatures
 
     torch.manual_seed(0)
     path = tmp_path / "vgg16-random.pth"

@@ -79,7 +79,7 @@ def test_a_photo_that_does_not_fit_even_in_tiles_is_refused_before_it_is_read(tm
     from lumicap.data import io
 
     model = save_random_model(tmp_path / "model")
-    small = _photo(tmp_path / "in" / "small.png", 16, 20)
+    _photo(tmp_path / "in" / "small.png", 16, 20)
     big = tmp_path / "in" / "big.png"
     Image.new("RGB", (2000, 1500), (10, 20, 30)).save(big)
     _machine_with(monkeypatch, 0.2)  # below even a 128-px tiled pass of the big one (0.23 GB), above the small one
@@ -111,7 +111,7 @@ def test_large_photo_note_gives_the_estimate_of_its_path(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="stop before decoding"):
         enhance_file(photo, tmp_path / "out.png", model, model.device, on_note=notes.append)
     expected = plan_memory(model, TileSettings(), 6700, 9000, model.device)
-    assert len(notes) == 1 and f"about {expected.gigabytes:.1f} GB (full-resolution transform)" in notes[0]
+    assert len(notes) == 1 and f"about {expected.gigabytes:.1f} GB of memory (full-resolution transform)" in notes[0]
     assert expected.gigabytes > 60e6 * 18 / 1e9 * 2  # more than twice the old flat figure
 
 

@@ -173,7 +173,7 @@ def test_models_command_json(capsys) -> None:
     from lumicap.cli import main
 
     assert main(["models", "--json", "--no-flops"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["networks"]
     by_name = {row["name"]: row for row in rows}
     assert sorted(by_name) == sorted(info.name for info in list_models())
     for name, row in by_name.items():

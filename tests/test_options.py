@@ -1,9 +1,12 @@
 """Numeric options that a value switched off (issue 25, item 3): ``nan``/``inf`` and out-of-range numbers are
-refused while the command line is parsed, before anything is loaded, bound or created; the library
-(``TileSettings``, serve's ``Limits``, ``load_inference_model``) refuses the same values."""
+refused before anything is loaded, bound or created. A number only one command uses is refused while the
+command line is parsed (``lumicap.commands.options.finite_float``/``int_in_range``); the shared tiling options
+are refused by the library object they become (``TileSettings``; ``--network-megapixels`` by the check
+``load_inference_model`` makes), first thing in the command, so the library and the commands say the same line."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tempfile
 
@@ -22,14 +25,7 @@ from reliability.fuzzrun import run_cli, save_random_model
     ["serve", "--max-upload-mb", "nan"],
     ["serve", "--max-upload-mb", "inf"],
     ["serve", "--max-upload-mb", "-1"],
-    ["serve", "--network-megapixels", "nan"],
-    ["serve", "--max-megapixels", "nan"],
     ["serve", "--port", "70000"],
-    ["enhance", "x.png", "--out", "o", "--network-megapixels", "nan"],
-    ["enhance", "x.png", "--out", "o", "--network-megapixels", "inf"],
-    ["enhance", "x.png", "--out", "o", "--max-megapixels", "nan"],
-    ["enhance", "x.png", "--out", "o", "--max-megapixels", "inf"],
-    ["enhance", "x.png", "--out", "o", "--tile", "8"],
     ["enhance", "x.png", "--out", "o", "--quality", "0"],
     ["train", "c.yaml", "--max-minutes", "nan"],
     ["caption", "x.png", "--max-tokens", "100000"],
@@ -42,6 +38,33 @@ def test_numbers_that_would_switch_a_check_off_are_refused_while_parsing(argv, c
     err = capsys.readouterr().err
     assert "error: argument" in err and "Traceback" not in err
     assert err.count("\n") == 1, err  # one line, like every lumicap error (no usage block)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--network-megapixels", "nan"], "--network-megapixels must be a finite number, got nan (0: off)"),
+    (["--network-megapixels", "inf"], "--network-megapixels must be a finite number, got inf (0: off)"),
+    (["--network-megapixels", "5000"], "--network-megapixels must be at least 0 and at most 1000, got 5000 (0: off)"),
+    (["--max-megapixels", "nan"], "--max-megapixels must be a finite number, got nan"),
+    (["--max-megapixels", "inf"], "--max-megapixels must be a finite number, got inf"),
+    (["--tile", "8", "--tile-overlap", "4"], "--tile 8 is too small (at least 16)"),
+    (["--tile", "100000", "--tile-overlap", "4"], "--tile 100000 is too large (at most 65536)"),
+])
+def test_shared_tiling_numbers_are_refused_in_one_line_before_anything_is_created(argv, message, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Before: ``--network-megapixels nan`` ended in a ValueError traceback, ``--max-megapixels nan`` switched
+    tiling off (a NaN budget compares false with every photo)."""
+    import tempfile
+
+    from lumicap.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    commands = [["enhance", str(tmp_path / "missing.png"), "--out", str(tmp_path / "out")]]
+    if importlib.util.find_spec("starlette") is not None:
+        commands.append(["serve", "--port", "0"])
+    for command in commands:
+        assert main([*command, *argv, "--device", "cpu"]) == 2
+        assert capsys.readouterr().err == f"lumicap: error: {message}\n"
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("lumicap-serve-*"))
 
 
 @pytest.mark.parametrize("value", ["nan", "inf"])

@@ -109,7 +109,8 @@ def test_jpeg_downloads_are_not_kept(tmp_path, monkeypatch):
         for quality in range(40, 52):
             status, headers, body = request(f"{served.url}/api/jobs/{answer['id']}/download?format=jpg&quality={quality}")
             assert status == 200 and headers["content-type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
-            assert headers["content-disposition"] == 'attachment; filename="dark.jpg"'
+            # the name lumicap enhance gives it, with the model's name (not the default: issue 27's page)
+            assert headers["content-disposition"] == 'attachment; filename="dark-tiny.jpg"'
             bodies[quality] = body
         assert len(set(bodies.values())) == len(bodies)  # each quality its own encoding
         assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before  # before: one file per quality

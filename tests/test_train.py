@@ -139,7 +139,9 @@ def test_mfr_run_writes_checkpoints_logs_tensorboard_and_results(mfr_run):
     assert len(tags["images"]) == 3
     assert [e.step for e in events.Scalars("val/psnr")] == [10, 20, 30]
 
-    results = mfr_run / "results" / "test-iter0000030"
+    # Named after the iteration of the weights measured (the selected ones), not the last iteration.
+    results = mfr_run / json.loads((mfr_run / "run.json").read_text())["results"]
+    assert results.name == f"test-iter{best['best']['iteration']:07d}"
     summary = json.loads((results / "summary.json").read_text())
     rows = list(csv.DictReader(open(results / "per_image.csv")))
     assert summary["count"] == len(rows) == TEST_SCENES
@@ -154,7 +156,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, configs, mfr
     assert run != mfr_run
     stopped = json.loads((run / "run.json").read_text())
     assert stopped["status"] == "stopped" and load(run / "checkpoints/last.pt")["iteration"] == 13
-    assert (run / "results" / "test-iter0000013" / "summary.json").is_file()
+    # Stopped at 13; the weights measured are those selected at the validation of iteration 10.
+    assert (run / "results" / "test-iter0000010" / "summary.json").is_file()
 
     train("--resume", run)
     resumed, uninterrupted = load(run / "checkpoints/last.pt"), load(mfr_run / "checkpoints/last.pt")

@@ -96,3 +96,31 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_weights(two_splits, tmp_path
 
     model = load_inference_model(done, "cpu")
     assert model.module.local_net.pad > 0 and model.module.global_downscale == 2
+
+
+def test_a_stage_can_keep_the_global_branch_fixed(two_splits, tmp_path):
+    cfg = recipe(two_splits, tmp_path)
+    text = cfg.read_text().replace("train: {", """  - name: local_only
+    iterations: 4
+    batch_size: 2
+    patch_size: 16
+    losses: {l1: 1.0}
+    freeze: [global_net]
+train: {""")
+    cfg.write_text(text)
+    assert main(["train", str(cfg), "--output-dir", str(tmp_path / "runs"), "--max-iters", "8", "--no-progress"]) == 0
+    (run,) = (tmp_path / "runs").glob("tiny-default/*/seed0")
+    before = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    after = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    moved = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("local_net.") or "running_" in k for k in moved)  # BN statistics still follow
+    assert not any(k.startswith("global_net.") and "running_" not in k for k in moved)
+
+
+def test_a_freeze_prefix_that_names_nothing_is_one_line(two_splits, tmp_path, capsys):
+    cfg = recipe(two_splits, tmp_path)
+    cfg.write_text(cfg.read_text().replace("losses: {l1: 1.0, ssim: 0.3}", "losses: {l1: 1.0, ssim: 0.3}\n    freeze: [global]"))
+    assert main(["train", str(cfg), "--output-dir", str(tmp_path / "runs"), "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "freeze 'global' names no parameter" in err[0] and "global_net" in err[0]

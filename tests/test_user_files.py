@@ -138,17 +138,20 @@ def test_an_out_that_is_an_existing_file_is_said_once_before_any_work(tmp_path):
 
 def test_an_unwritable_folder_is_named_not_the_hidden_temporary(tmp_path, monkeypatch):
     """The writer's error names the folder the user chose (before: ``/ro/.a.lumicap-123-x.part``)."""
-    import tempfile
-
     import torch
 
+    from lumicap import files
     from lumicap.data.io import write_image
     from lumicap.errors import LumicapError
 
-    def refused(*args, dir=None, prefix="", suffix="", **kwargs):
-        raise PermissionError(13, "Permission denied", os.path.join(dir, f"{prefix}abc{suffix}"))
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    def refused(path, flags, *args, **kwargs):  # a read-only folder (root is not refused by a chmod)
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))  # names the hidden temporary, as the OS does
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(files.os, "open", refused)
     with pytest.raises(LumicapError) as info:
         write_image(tmp_path / "ro" / "a.png", torch.zeros(3, 4, 4))
     assert f"cannot write into the folder {tmp_path / 'ro'} (Permission denied)" in str(info.value)

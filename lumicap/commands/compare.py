@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lumicap.options import int_in_range
+from lumicap.commands.options import int_in_range
 
 
 def register(sub) -> None:
@@ -18,8 +18,12 @@ def register(sub) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run, group or parent folders")
     parser.add_argument("--out", help="folder for table.md, table.csv, table.tex")
     parser.add_argument("--overwrite", action="store_true", help="replace existing tables in --out")
-    parser.add_argument("--resamples", type=int_in_range(100, 10_000_000), default=10_000, help="bootstrap resamples (default 10000)")
-    parser.add_argument("--bootstrap-seed", type=int_in_range(0, 2**63 - 1), default=0, help="bootstrap RNG seed (default 0)")
+    parser.add_argument(
+        "--resamples", type=int_in_range(100, 10_000_000), default=10_000, help="bootstrap resamples (default 10000)"
+    )
+    parser.add_argument(
+        "--bootstrap-seed", type=int_in_range(0, 2**63 - 1), default=0, help="bootstrap RNG seed (default 0)"
+    )
     parser.add_argument(
         "--allow-mixed", action="store_true", help="keep runs trained/measured under different protocols, flagged"
     )
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resamples < 100:
         raise LumicapError(f"--resamples must be >= 100, got {args.resamples}")
     if args.out:
-        from lumicap.userfiles import check_output_folder
+        from lumicap.files import check_output_folder
 
         check_output_folder(args.out)
     records, notes = collect(args.runs)

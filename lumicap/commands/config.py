@@ -56,9 +56,9 @@ def register(sub) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from lumicap.config import dump_yaml, load_config
+    from lumicap.config import load_config, resolved_yaml
 
-    sys.stdout.write(dump_yaml(load_config(Path(args.config), list(args.overrides))))
+    sys.stdout.write(resolved_yaml(load_config(Path(args.config), list(args.overrides))))
     return 0
 
 
@@ -109,9 +109,6 @@ def _check(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from lumicap.config import json_schema
 
-    import os
-    import tempfile
-
     from lumicap.errors import LumicapError
 
     text = json.dumps(json_schema(), indent=2) + "\n"
@@ -120,21 +117,13 @@ def _schema(args: argparse.Namespace) -> int:
         # As every --out of lumicap: an existing file is replaced only when asked, and never half-written.
         if out.exists() and not args.overwrite:
             raise LumicapError(f"{out}: already exists (pass --overwrite to replace it)")
-        from lumicap.userfiles import check_output_file
+        from lumicap.files import atomic_write, check_output_file
 
         check_output_file(out)
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out)
+            atomic_write(out, text)
         except OSError as exc:
             raise LumicapError(f"{out}: cannot write the schema ({exc.strerror or exc})") from None
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
         print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

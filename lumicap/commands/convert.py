@@ -37,7 +37,7 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise LumicapError(f"--out {out}: inference models are written as .safetensors")
-    from lumicap.userfiles import check_output_file
+    from lumicap.files import check_output_file
 
     for existing in (out, out.with_suffix(".json")):
         if existing.exists() and not args.overwrite:
@@ -45,7 +45,7 @@ def run(args) -> int:
         check_output_file(existing, "--out" if existing == out else "sidecar")
     overrides = _parse_overrides(args.override)
     if args.file is None:
-        from lumicap.weights_catalog import official_model
+        from lumicap.weights.catalogue import official_model
 
         if official_model(args.name) is None:
             raise LumicapError(
@@ -53,7 +53,9 @@ def run(args) -> int:
             )
         model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False)
     else:
-        model = load_inference_model(args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False)
+        model = load_inference_model(
+            args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False
+        )
     record = {
         "converted_by": "lumicap convert",
         "source_file": _source_name(args.file or model.source),
@@ -104,7 +106,7 @@ def _sha256_of(path, model):
 
     if path is None:  # a catalogue name: the cached file(s)
         from lumicap.weights import cached_path, get_known
-        from lumicap.weights_catalog import official_model
+        from lumicap.weights.catalogue import official_model
 
         entry = official_model(model.metadata["weights"])
         files = {Path(get_known(f).filename).name if len(entry.files) == 1 else f: cached_path(get_known(f))

@@ -47,7 +47,7 @@ def run(args) -> int:
         if label in compare:
             raise LumicapError(f"--compare {item!r}: the label {label!r} is used twice")
         compare[label] = folder
-    from lumicap.userfiles import check_output_folder
+    from lumicap.files import check_output_folder
 
     check_output_folder(args.out)  # before measuring every image, not after
     report = build_report(

@@ -5,20 +5,19 @@ from __future__ import annotations
 import os
 import sys
 
-from lumicap.options import (
-    MAX_MEGAPIXELS_RANGE,
-    NETWORK_MEGAPIXELS_RANGE,
-    OVERLAP_RANGE,
-    TILE_RANGE,
+from lumicap.commands.options import (
+    add_device_option,
+    add_model_options,
+    add_tiling_options,
     finite_float,
     int_in_range,
+    tile_settings,
 )
+from lumicap.limits import MAX_UPLOAD_MB_RANGE, MAX_UPLOAD_MEGAPIXELS_RANGE, check_finite
 
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_UPLOAD_MEGAPIXELS = 50.0
-MAX_UPLOAD_MB_RANGE = (0.0, 100_000.0)  # above 0; 100 GB is far beyond any photo
-MAX_UPLOAD_MEGAPIXELS_RANGE = (0.0, 150.0)  # above 0; the image reader refuses more (lumicap.data.io.MAX_PIXELS)
 
 
 def register(sub):
@@ -31,13 +30,8 @@ def register(sub):
             "otherwise; results live in a temporary folder removed on exit. Ctrl-C stops."
         ),
     )
-    parser.add_argument(
-        "--model", metavar="default|NAME|FILE|RUN_DIR", action="append",
-        help="model(s) for the page's menu; the first is preselected (default: the shipped model). "
-        "Repeat to offer several; cached registry weights are offered too",
-    )
-    parser.add_argument("--weights", metavar="FILE", help="state-dict file for a single --model NAME")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    add_model_options(parser, several=True)
+    add_device_option(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; others print a warning)")
     parser.add_argument(
@@ -46,19 +40,16 @@ def register(sub):
         "to localhost, 127.0.0.1, [::1] and the --host address (any IP address when --host is 0.0.0.0 or ::); "
         "requests naming another host, and uploads sent from another website, are refused (403)",
     )
-    parser.add_argument("--port", type=int_in_range(0, 65535), default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument("--port", type=int_in_range(0, 65535), default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="caption the dark and the enhanced photo with this ClipCap teacher (e.g. clipcap-coco)")
-    tiling = parser.add_mutually_exclusive_group()
-    tiling.add_argument("--tile", type=int_in_range(*TILE_RANGE), metavar="N", help="always process in N x N tiles (as lumicap enhance)")
-    tiling.add_argument("--max-megapixels", type=finite_float(*MAX_MEGAPIXELS_RANGE, low_open=True), metavar="X",
-                        help="tile photos larger than X megapixels (default 2 on CPU, 4 on CUDA, as lumicap enhance)")
-    parser.add_argument("--tile-overlap", type=int_in_range(*OVERLAP_RANGE), default=64, metavar="N", help="tile overlap in pixels (default 64)")
-    parser.add_argument("--network-megapixels", type=finite_float(*NETWORK_MEGAPIXELS_RANGE), metavar="X",
-                        help="for the --model networks that predict a transform (IAT): as lumicap enhance")
-    parser.add_argument("--max-upload-mb", type=finite_float(*MAX_UPLOAD_MB_RANGE, low_open=True), default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+    add_tiling_options(parser)
+    parser.add_argument("--max-upload-mb", type=finite_float(*MAX_UPLOAD_MB_RANGE, low_open=True),
+                        default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"refuse uploads above this size (default {DEFAULT_MAX_UPLOAD_MB:g})")
-    parser.add_argument("--max-upload-megapixels", type=finite_float(*MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True), default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
+    parser.add_argument("--max-upload-megapixels", type=finite_float(*MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True),
+                        default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
                         help=f"refuse photos above this many megapixels (default {DEFAULT_MAX_UPLOAD_MEGAPIXELS:g})")
     parser.set_defaults(func=run)
 
@@ -70,7 +61,6 @@ def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
-    from lumicap.inference import TileSettings
 
     try:
         import starlette  # noqa: F401
@@ -86,7 +76,7 @@ def run(args) -> int:
 
     _check_numbers(args)
     # Every setting is checked before anything is loaded, bound or created (the folder below included).
-    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
+    tiles = tile_settings(args)
     limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_megapixels=args.max_upload_megapixels)
     specs = args.model or ["default"]
     if args.weights is not None and len(specs) != 1:
@@ -109,10 +99,13 @@ def run(args) -> int:
           f"{len(menu.entries)} in the menu; teacher: {args.teacher or 'none (captions off)'}", flush=True)
     print(f"results are kept in {workdir} until the server stops", flush=True)
     if not local:
-        print(f"lumicap serve: warning: listening on {args.host}: anyone who can reach this machine on port {port} "
-              f"can use this page (upload photos, use its CPU/GPU); use --host 127.0.0.1 to keep it local. It answers to "
-              f"{allowed.describe()}: a machine name others type needs --allow-host NAME",
-              file=sys.stderr, flush=True)
+        print(
+            f"lumicap serve: warning: listening on {args.host}: anyone who can reach this machine on port {port} "
+            f"can use this page (upload photos, use its CPU/GPU); use --host 127.0.0.1 to keep it local. It answers to "
+            f"{allowed.describe()}: a machine name others type needs --allow-host NAME",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def stop_on_sigterm(signum, frame):
         raise KeyboardInterrupt
@@ -143,17 +136,14 @@ def run(args) -> int:
 def _check_numbers(args) -> None:
     from lumicap.errors import LumicapError
 
-    # The parser took each number only finite and in its range (lumicap.options); what is left are the
-    # checks between two options, and the same again for callers that build the arguments themselves.
-    from lumicap.options import check_finite
-
+    # The parser took each upload limit only finite and in its range (finite_float); the same again for
+    # callers that build the arguments themselves. The tiling options are TileSettings' (tile_settings).
     try:
         check_finite(args.max_upload_mb, *MAX_UPLOAD_MB_RANGE, low_open=True, what="--max-upload-mb")
-        check_finite(args.max_upload_megapixels, *MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True, what="--max-upload-megapixels")
+        check_finite(args.max_upload_megapixels, *MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True,
+                     what="--max-upload-megapixels")
     except ValueError as exc:
         raise LumicapError(str(exc)) from None
-    if args.tile is not None and args.tile_overlap > args.tile // 2:
-        raise LumicapError(f"--tile {args.tile} must be at least twice --tile-overlap {args.tile_overlap}")
 
 
 def _load_captioner(teacher: str, device):
@@ -175,13 +165,17 @@ def _listen(host: str, port: int):
     from lumicap.errors import LumicapError
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(64)
     except OSError as exc:
-        raise LumicapError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host") from None
+        raise LumicapError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+        ) from None
     return sock
 
 

@@ -131,10 +131,13 @@ def parse_value(text: str) -> Any:
 
 def read_yaml(path: Path) -> dict:
     """One YAML file as a dict, within the size limits; every failure is one ``ConfigError`` line."""
-    from lumicap.userfiles import read_regular
+    from lumicap.files import read_regular
 
     try:
-        raw = read_regular(path, MAX_FILE_BYTES, ConfigError)  # a FIFO named *.yaml would block open() forever
+        try:
+            raw = read_regular(path, MAX_FILE_BYTES, ConfigError)  # a FIFO named *.yaml would block open() forever
+        except ConfigError as exc:  # a folder, a FIFO, a device
+            raise ConfigError(f"cannot read the config file {exc}") from None
         if len(raw) > MAX_FILE_BYTES:
             raise ConfigError(f"{path}: too large for a config (over {MAX_FILE_BYTES >> 10} KiB)")
         data = yaml.load(raw.decode("utf-8"), Loader=_Loader)
@@ -175,7 +178,7 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if base is None:
         return data
     if not isinstance(base, str) or not base:
-        from lumicap.config.problems import brief
+        from lumicap.problems import brief
 
         raise ConfigError(f"{path}: base: got {brief(base)}; allowed: a file name (relative to this file)")
     return deep_merge(load_raw(path.parent / base, _seen + (path,)), data)

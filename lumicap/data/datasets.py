@@ -67,6 +67,16 @@ class PairedImageDataset(Dataset):
     crop was cut from, with the same flips, rotation and exposure factor, for models whose global branch
     judges the whole photo (IAT's gamma and colour matrix) while the loss sees the crop. Whole images of one
     batch must then share a size; a 90-degree turn is used only when the whole image is square.
+
+    Args:
+        pairs: the (low, high) files, e.g. from ``resolve_split``.
+        patch_size: side of the random square crop; None: whole images.
+        augment: random flips and 90-degree rotations (with ``patch_size``).
+        cache: decode every image once and keep it in memory.
+        seed: with the epoch (``set_epoch``) and the index, decides every random draw.
+        exposure_range: (lo, hi) of the log-uniform factor the low image is multiplied by; None: off.
+        identity_fraction: share of samples whose input is their reference (0: none).
+        context: add the whole low image of each crop as ``"context"``.
     """
 
     def __init__(
@@ -152,7 +162,11 @@ class PairedImageDataset(Dataset):
                 low, factor = high, None
                 if self.context:
                     whole = self._whole_reference(index, flips if self.augment else None)
-        sample = {"low": self._as_input(low, bit_depth, factor), "high": _to_float(high, bit_depth), "name": self.pairs[index].name}
+        sample = {
+            "low": self._as_input(low, bit_depth, factor),
+            "high": _to_float(high, bit_depth),
+            "name": self.pairs[index].name,
+        }
         if self.context:
             sample["context"] = self._as_input(whole, bit_depth, factor)
         return sample
@@ -238,7 +252,11 @@ class UnpairedImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         path = self.paths[index]
         array = read_image_array(path)
-        return {"low": _to_float(_to_tensor(array), 16 if array.dtype == np.uint16 else 8), "name": path.stem, "path": str(path)}
+        return {
+            "low": _to_float(_to_tensor(array), 16 if array.dtype == np.uint16 else 8),
+            "name": path.stem,
+            "path": str(path),
+        }
 
 
 class EpochSampler(Sampler):

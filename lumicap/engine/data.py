@@ -26,16 +26,25 @@ class Splits:
     val_source: str  # how val was made, for the run record
 
 
+def training_pairs(cfg: Config) -> list:
+    """The pairs of ``data.train_split``: one split, or several trained together (their names must differ)."""
+    from lumicap.data import resolve_split
+
+    d = cfg.data
+    names = [d.train_split] if isinstance(d.train_split, str) else list(d.train_split)
+    pairs = [pair for name in names for pair in resolve_split(d.root, name, d.layout)]
+    if len(names) > 1 and len({pair.name for pair in pairs}) < len(pairs):
+        raise DatasetError(f"data.train_split {names}: the splits share image names; they must be disjoint")
+    return pairs
+
+
 def resolve_splits(cfg: Config) -> Splits:
     """Train/val/test pairs. Val: an explicit split, the test split (``select_on: test``), or a carve
     of the training split by whole scenes (the default)."""
     from lumicap.data import resolve_split, split_by_scene
 
     d = cfg.data
-    names = [d.train_split] if isinstance(d.train_split, str) else list(d.train_split)
-    train = [pair for name in names for pair in resolve_split(d.root, name, d.layout)]
-    if len({pair.name for pair in train}) < len(train) and len(names) > 1:
-        raise DatasetError(f"data.train_split {names}: the splits share image names; they must be disjoint")
+    train = training_pairs(cfg)
     test = resolve_split(d.root, d.test_split, d.layout)
     if cfg.train.select_on == "test":
         return Splits(train, test, test, f"test split '{d.test_split}' (select_on: test)")

@@ -22,13 +22,14 @@ import torch
 
 from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
-from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
-from lumicap.options import MAX_MEGAPIXELS_RANGE, OVERLAP_RANGE, TILE_RANGE, check_finite, describe_range
-from lumicap.userfiles import check_output_folder
+from lumicap.files import check_output_folder
+from lumicap.inference.tiling import plan_tiles, planned_tile, run_tiled, run_whole
+from lumicap.limits import MAX_MEGAPIXELS_RANGE, OVERLAP_RANGE, TILE_RANGE, check_finite
 
-OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
+OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff", "webp": ".webp", "heic": ".heic"}
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
+MIN_TILE = TILE_RANGE[0]
 # Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
 # at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
 DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
@@ -51,6 +52,7 @@ class EnhanceSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     stale_parts_removed: int = 0  # temporary files of an earlier, killed run
+    unreadable: list[Path] = field(default_factory=list)  # pictures in formats lumicap does not read (not tried)
 
     def line(self) -> str:
         done = len(self.enhanced)
@@ -61,7 +63,17 @@ class EnhanceSummary:
         text += f"; {len(self.failed)} failed"
         if self.stale_parts_removed:
             text += f"; removed {self.stale_parts_removed} partial file(s) an interrupted run left"
+        if self.unreadable:
+            text += f"; not read: {unreadable_note(self.unreadable)}"
         return text
+
+
+def unreadable_note(paths: Sequence[Path], named: int = 5) -> str:
+    """'3 pictures in formats lumicap does not read (.dng, .gif): a.gif, b.dng, c.dng'."""
+    kinds = sorted({p.suffix.lower() for p in paths})
+    names = ", ".join(shown(p) for p in paths[:named]) + (f", +{len(paths) - named} more" if len(paths) > named else "")
+    count = len(paths)
+    return f"{count} picture{'s' if count != 1 else ''} in formats lumicap does not read ({', '.join(kinds)}): {names}"
 
 
 @dataclass(frozen=True)
@@ -69,26 +81,46 @@ class TileSettings:
     """How to split images: ``tile`` forces tiling at that size; otherwise images above
     ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget).
 
-    Values outside the allowed ranges (``lumicap.options``; NaN and infinity included) raise a one-line
-    ``LumicapError``: a NaN budget would compare false with every photo and quietly switch tiling off."""
+    Args:
+        tile: tile side in pixels (``TILE_RANGE`` of ``lumicap.limits``, and at least twice ``overlap``), or None
+            for automatic tiles.
+        overlap: pixels two neighbouring tiles share, blended with a raised cosine (``OVERLAP_RANGE``).
+        max_megapixels: images above this size are tiled (``MAX_MEGAPIXELS_RANGE``: above 0, finite); None: 2 MP
+            on a CPU, 4 MP on CUDA.
+
+    Values outside these ranges (NaN and infinity included: a NaN budget would compare false with every photo and
+    quietly switch tiling off) are refused here in one line with the command-line option's name (``lumicap
+    enhance`` and ``lumicap serve`` build their settings through this class, so both say the same thing).
+    """
 
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
     max_megapixels: float | None = None
 
-    def __post_init__(self):
-        def whole(value, low, high, what):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise LumicapError(f"{what} must be a whole number, {describe_range(low, high)}; got {value!r}")
+    def __post_init__(self) -> None:
+        def whole(value, option: str) -> None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LumicapError(f"{option} must be a whole number, got {value!r}")
 
         if self.tile is not None:
-            whole(self.tile, *TILE_RANGE, "tile size")
-        whole(self.overlap, *OVERLAP_RANGE, "tile overlap")
+            whole(self.tile, "--tile")
+        whole(self.overlap, "--tile-overlap")
         if self.tile is not None and self.overlap > self.tile // 2:
-            raise LumicapError(f"tile overlap {self.overlap} is more than half of the tile size {self.tile}")
-        if self.max_megapixels is not None:
-            try:
-                check_finite(self.max_megapixels, *MAX_MEGAPIXELS_RANGE, low_open=True, what="max_megapixels")
+            raise LumicapError(f"--tile-overlap {self.overlap} is more than half of --tile {self.tile}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise LumicapError(f"--tile {self.tile} is too small (at least {MIN_TILE})")
+        if self.tile is not None and self.tile > TILE_RANGE[1]:
+            raise LumicapError(f"--tile {self.tile} is too large (at most {TILE_RANGE[1]})")
+        if self.overlap < 0:
+            raise LumicapError("--tile-overlap must not be negative")
+        if self.overlap > OVERLAP_RANGE[1]:
+            raise LumicapError(f"--tile-overlap {self.overlap} is too large (at most {OVERLAP_RANGE[1]})")
+        value = self.max_megapixels
+        if value is not None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+                raise LumicapError("--max-megapixels must be positive")
+            try:  # NaN compares false with everything: only an explicit finiteness check catches it
+                check_finite(value, *MAX_MEGAPIXELS_RANGE, low_open=True, what="--max-megapixels")
             except ValueError as exc:
                 raise LumicapError(str(exc)) from None
 
@@ -118,22 +150,36 @@ class TileSettings:
 
 
 def collect_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None
+    inputs: Sequence[str | os.PathLike],
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
+    unreadable: list[Path] | None = None,
 ) -> list[InputImage]:
     """Expand files, folders (their image files; sub-folders too with ``recursive``) and glob patterns.
 
     Files under ``exclude`` (the output folder) are left out of folder and glob expansions, so a run
     whose output folder sits inside its input folder never enhances its own earlier outputs.
     An argument that matches nothing is an error (a typo should not silently enhance nothing).
+    Pictures in formats lumicap does not read (GIF, camera RAW: ``IMAGE_LIKE_EXTENSIONS``) found by a folder
+    or glob expansion are appended to ``unreadable`` so the caller can name them; a file named explicitly is
+    always an input (reading it then says what is wrong).
     """
-    from lumicap.data.io import is_image_file
+    from lumicap.data.io import is_image_file, is_unreadable_image_kind
 
     excluded = Path(exclude).resolve() if exclude is not None else None
+    seen_unreadable: set[Path] = set()
 
     def wanted(candidate: Path) -> bool:
-        if not (candidate.is_file() and is_image_file(candidate)):
+        if not candidate.is_file():
             return False
-        return excluded is None or not candidate.resolve().is_relative_to(excluded)
+        if excluded is not None and candidate.resolve().is_relative_to(excluded):
+            return False
+        if is_unreadable_image_kind(candidate):
+            if unreadable is not None and candidate.resolve() not in seen_unreadable:
+                seen_unreadable.add(candidate.resolve())
+                unreadable.append(candidate)
+            return False
+        return is_image_file(candidate)
 
     found: dict[Path, InputImage] = {}
     for item in inputs:
@@ -141,9 +187,9 @@ def collect_inputs(
         path = Path(text).expanduser()
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            members = sorted(p for p in path.glob(pattern) if wanted(p))
-            members = [p for p in members if not any(part.startswith(".") for part in p.relative_to(path).parts)]
-            for member in members:
+            members = sorted(p for p in path.glob(pattern)
+                             if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            for member in filter(wanted, members):
                 found.setdefault(member.resolve(), InputImage(member, member.relative_to(path)))
         elif path.is_file():
             found.setdefault(path.resolve(), InputImage(path, Path(path.name)))
@@ -200,13 +246,6 @@ def plan_outputs(inputs: Sequence[InputImage], out_dir: str | os.PathLike, fmt: 
 # ----------------------------------------------------------------------------------------------- running
 
 
-def planned_tile(model, tiles: TileSettings, height: int, width: int, device: torch.device) -> int | None:
-    """The tile size ``enhance_image`` will use for this photo and model, or None for one whole pass."""
-    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
-        return None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
-    return tiles.tile_for(height, width, device)
-
-
 def enhance_image(
     model: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
@@ -232,7 +271,9 @@ def enhance_image(
                 torch.cuda.empty_cache()
             tile = tiles.automatic_tile
     try:
-        return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+        return run_tiled(
+            model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile
+        )
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise
@@ -266,7 +307,7 @@ def enhance_files(
     """
     from tqdm import tqdm
 
-    from lumicap.data.io import remove_stale_partial_files
+    from lumicap.files import remove_stale_partial_files
 
     from lumicap.inference.outputs_record import RECORD_NAME, OutputRecord
 
@@ -277,7 +318,9 @@ def enhance_files(
         # --overwrite redoes lumicap's own outputs; a file it did not write (or one changed since) is the user's.
         foreign = [target for _, target in plan if os.path.lexists(target) and not record.wrote(target)]
         if foreign:
-            listed = ", ".join(shown(path) for path in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            listed = ", ".join(shown(path) for path in foreign[:3]) + (
+                f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            )
             raise LumicapError(
                 f"--overwrite would replace {len(foreign)} file(s) that lumicap enhance did not write into "
                 f"{shown(out_dir)} (or that changed since): {listed}; nothing was written (only outputs recorded in "
@@ -370,7 +413,7 @@ def enhance_file(
     line when the plan changed or the photo is large. Unreadable input or unwritable output: ``LumicapError``
     (or ``OSError``).
     """
-    from lumicap.data.io import check_pixel_count, image_bit_depth, image_size, write_image
+    from lumicap.data.io import check_pixel_count, image_bit_depth, image_icc_profile, image_size, write_image
     from lumicap.inference.memory import describe, plan_memory
 
     source = Path(source)
@@ -382,9 +425,10 @@ def enhance_file(
         on_note(f"lumicap: note: {plan.note}")
     if on_note is not None and height * width > LARGE_IMAGE_PIXELS:
         on_note(f"lumicap: note: {shown(source)} is {width}x{height} ({height * width / 1e6:.0f} MP): it needs "
-                f"{describe(plan)} of memory and can take minutes")
+                f"{describe(plan)} and can take minutes")
     if plan.tile is not None and plan.tile != planned_tile(model, tiles, height, width, device):
         tiles = TileSettings(tile=plan.tile, overlap=tiles.overlap)  # tiled for memory's sake
+    profile = image_icc_profile(source)  # header only; the output keeps the input's colour space
     image, in_bits = read_float_image(source)
     bits = 16 if fmt == "png" and in_bits == 16 else 8
     height, width = image.shape[-2:]
@@ -400,7 +444,7 @@ def enhance_file(
                              on_tile=count_tile if on_tile is not None else None)
     kept = image if keep_input else None
     del image  # not needed for writing (tiled in place, it is the result itself): one full-size copy less
-    written = write_image(target, enhanced, bit_depth=bits, quality=quality)
+    written = write_image(target, enhanced, bit_depth=bits, quality=quality, icc_profile=profile)
     return EnhancedFile(written, enhanced, kept, bits, total)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from lumicap.errors import LumicapError
+from lumicap.inference.tiling import planned_tile
 
 # Peak bytes per pixel of one photo beyond the loaded program, by path (8-bit input, CPU), measured end to end
 # (read, enhance, write) by benchmarks/bench_memory_estimate.py. Adjust here when a path changes (e.g. more
@@ -92,7 +93,9 @@ def estimate_bytes(model, path: str, height: int, width: int, device: torch.devi
     """
     pixels = height * width
     network = network_bytes_per_pixel(model) if device.type == "cpu" else 0.0  # on CUDA they are the GPU's
-    extra = (KEPT_INPUT_BYTES_PER_PIXEL if keep_input else 0.0) + (SIXTEEN_BIT_EXTRA_BYTES_PER_PIXEL if bits == 16 else 0.0)
+    extra = (KEPT_INPUT_BYTES_PER_PIXEL if keep_input else 0.0) + (
+        SIXTEEN_BIT_EXTRA_BYTES_PER_PIXEL if bits == 16 else 0.0
+    )
     if _protects_highlights(model) and path != "tiles":  # tiles: per tile only, a strip's worth
         extra += HIGHLIGHT_BYTES_PER_PIXEL
     photo = (PATH_BYTES_PER_PIXEL[path] + extra) * pixels
@@ -131,8 +134,6 @@ def plan_memory(model, tiles, height: int, width: int, device: torch.device, *, 
                 keep_input: bool = False, name: str = "photo") -> MemoryPlan:
     """The pass ``enhance_file`` makes for this photo, tiled instead when a whole-image or transform pass would
     not fit in the available memory; ``LumicapError`` when not even tiles fit."""
-    from lumicap.inference.batch import planned_tile
-
     tile = planned_tile(model, tiles, height, width, device)
     if tile is not None:
         path = "tiles"
@@ -146,17 +147,24 @@ def plan_memory(model, tiles, height: int, width: int, device: torch.device, *, 
     if available is None or need <= SAFETY * available:
         return MemoryPlan(tile, path, need, available)
     # Smaller tiles hold less: the automatic size first, then halves down to twice the overlap.
-    sizes = [size for size in (tiles.automatic_tile, 256, 128) if size >= 2 * tiles.overlap and (tile is None or size < tile)]
+    sizes = [
+        size for size in (tiles.automatic_tile, 256, 128) if size >= 2 * tiles.overlap and (tile is None or size < tile)
+    ]
     for size in sizes:
         tiled = estimate_bytes(model, "tiles", height, width, device, tile=size, **options)
         if tiled < need and tiled <= SAFETY * available:
-            note = (f"a {_describe(path)} of {name} ({width}x{height}) would need about {need / 1e9:.1f} GB of memory and "
-                    f"{available / 1e9:.1f} GB is available: it runs in {size}-px tiles instead")
+            note = (
+                f"a {_describe(path)} of {name} ({width}x{height}) would need about {need / 1e9:.1f} GB of memory and "
+                f"{available / 1e9:.1f} GB is available: it runs in {size}-px tiles instead"
+            )
             return MemoryPlan(size, "tiles", tiled, available, note)
-    smallest = min([need] + [estimate_bytes(model, "tiles", height, width, device, tile=size, **options) for size in sizes])
+    smallest = min(
+        [need] + [estimate_bytes(model, "tiles", height, width, device, tile=size, **options) for size in sizes]
+    )
     raise LumicapError(
-        f"{name}: {width}x{height} ({width * height / 1e6:.1f} MP) needs about {smallest / 1e9:.1f} GB of memory however "
-        f"it is split, and {available / 1e9:.1f} GB is available: not enhanced (free memory, or use a smaller copy)"
+        f"{name}: {width}x{height} ({width * height / 1e6:.1f} MP) needs about {smallest / 1e9:.1f} GB of memory "
+        f"however it is split, and {available / 1e9:.1f} GB is available: not enhanced (free memory, or use a "
+        "smaller copy)"
     )
 
 
@@ -182,6 +190,7 @@ def _describe(path: str) -> str:
 
 
 def describe(plan: MemoryPlan) -> str:
-    """``about 2.6 GB (full-resolution transform)``: for the note before a big photo."""
-    return f"about {plan.gigabytes:.1f} GB ({_describe(plan.path)}{'' if plan.tile is None else f', {plan.tile}-px tiles'})"
+    """``about 2.6 GB of memory (full-resolution transform)``: for the note before a big photo."""
+    tiles = "" if plan.tile is None else f", {plan.tile}-px tiles"
+    return f"about {plan.gigabytes:.1f} GB of memory ({_describe(plan.path)}{tiles})"
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError
-from lumicap.userfiles import not_regular
+from lumicap.files import not_regular, replacing
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "enhanced"
@@ -28,7 +28,9 @@ def _require(module: str):
     try:
         return __import__(module)
     except ImportError:
-        raise LumicapError(f"{module} is not installed; ONNX support is an optional extra: pip install \"lumicap[onnx]\"") from None
+        raise LumicapError(
+            f'{module} is not installed; ONNX support is an optional extra: pip install "lumicap[onnx]"'
+        ) from None
 
 
 def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
@@ -42,9 +44,8 @@ def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str,
         raise LumicapError(f"{path}: ONNX files end in .onnx")
     network = network.eval().cpu()
     example = torch.rand(1, 3, *check_size, generator=torch.Generator().manual_seed(0))
-    tmp = path.with_name(f".{path.name}.part")
     axes = {0: "batch", 2: "height", 3: "width"}
-    try:
+    with replacing(path) as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
             torch.onnx.export(
@@ -69,9 +70,6 @@ def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str,
                 expected = network(example)
             got = OnnxEnhancer(tmp)(example)
             difference = float((got - expected).abs().max())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return difference
 
 
@@ -109,7 +107,9 @@ class OnnxEnhancer:
             raise LumicapError(f"{self.path}: the model's output is {_shape(shape)} for a {_shape(array.shape)} input; "
                                "an enhancer must return an image of the same size")
         if getattr(out, "dtype", None) is None or out.dtype.kind != "f":
-            raise LumicapError(f"{self.path}: the model's output holds {out.dtype} values; an enhancer returns floats in [0, 1]")
+            raise LumicapError(
+                f"{self.path}: the model's output holds {out.dtype} values; an enhancer returns floats in [0, 1]"
+            )
         result = torch.from_numpy(out).float()
         if not bool(torch.isfinite(result).all()):
             bad = int((~torch.isfinite(result)).sum())
@@ -143,8 +143,9 @@ def _check_signature(path: Path, inputs, outputs) -> str:
         return None
 
     if len(inputs) != 1 or len(outputs) != 1:
-        return _refuse(path, f"it takes {len(inputs)} input(s) and returns {len(outputs)} output(s) "
-                             f"({', '.join(declared(a) for a in [*inputs, *outputs])}); an enhancer takes one image and returns one")
+        found = ", ".join(declared(a) for a in [*inputs, *outputs])
+        return _refuse(path, f"it takes {len(inputs)} input(s) and returns {len(outputs)} output(s) ({found}); "
+                             "an enhancer takes one image and returns one")
     for arg, role in ((inputs[0], "input"), (outputs[0], "output")):
         found = problem(arg, role)
         if found:

@@ -14,8 +14,10 @@ import contextlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
+
+from lumicap.errors import LumicapError
+from lumicap.files import atomic_write, read_regular
 
 RECORD_NAME = ".lumicap-outputs.jsonl"
 _MAX_RECORD_BYTES = 64 << 20  # about half a million outputs
@@ -35,9 +37,6 @@ class OutputRecord:
         return Path(os.path.relpath(os.path.abspath(target), os.path.abspath(self.folder))).as_posix()
 
     def _read(self) -> None:
-        from lumicap.errors import LumicapError
-        from lumicap.userfiles import read_regular
-
         try:
             raw = read_regular(self.path, _MAX_RECORD_BYTES)
         except (OSError, LumicapError):
@@ -75,17 +74,12 @@ class OutputRecord:
         if self._lines <= 3 * len(self._entries) + 100:
             return
         kept = {key: value for key, value in self._entries.items() if self.wrote(self.folder / key)}
-        tmp = None
+        lines = "".join(
+            json.dumps({"path": key, "size": size, "mtime_ns": mtime_ns}, ensure_ascii=False) + "\n"
+            for key, (size, mtime_ns) in kept.items()
+        )
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f"{RECORD_NAME}.", suffix=".part")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for key, (size, mtime_ns) in kept.items():
-                    fh.write(json.dumps({"path": key, "size": size, "mtime_ns": mtime_ns}, ensure_ascii=False) + "\n")
-            os.replace(tmp, self.path)
-            self._entries, self._lines = kept, len(kept)
+            atomic_write(self.path, lines)
         except OSError:
-            pass  # the long record still works
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            return  # the long record still works
+        self._entries, self._lines = kept, len(kept)

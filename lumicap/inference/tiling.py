@@ -159,3 +159,11 @@ def run_tiled(
             acc_w = acc_w[done:].clone()
             base = next_start
     return out
+
+
+def planned_tile(model, tiles, height: int, width: int, device: torch.device) -> int | None:
+    """The tile size ``enhance_image`` will use for this photo, model and ``TileSettings``, or None for one whole
+    pass (here, not in ``batch``, so that the memory plan can ask it without an import circle)."""
+    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
+        return None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
+    return tiles.tile_for(height, width, device)

@@ -26,10 +26,8 @@ and earlier lumicap files load unchanged.
 
 Speed (CPU): IAT is 16-channel maps at full resolution, so its time goes to memory passes, not arithmetic.
 ``PEMBlock`` says how the local branch avoids them (channels-last, folded norms and layer scales, a
-chunked in-place tail without autograd). Side by side with the official code on a 2-core CPU, quiet or
-shared (``benchmarks/bench_vs_official.py``, same weights, interleaved rounds, best of 3, 2 threads):
-train step (batch 4, 192x192) 0.52-0.60x the official time, 600x400 inference 0.48-0.55x, 1920x1080
-inference 0.22-0.42x.
+chunked in-place tail without autograd). Its time side by side with the official code
+(``benchmarks/bench_vs_official.py``) is in ``benchmarks/README.md``, with the date it was measured.
 """
 
 from __future__ import annotations
@@ -142,8 +140,8 @@ class PEMBlock(nn.Module):
     - without autograd, in eager mode (``eager_inference``: not while traced for ONNX export), the
       point-wise tail (``conv2``, the residuals, the MLP) runs in place, 16,384 tokens at a time on the
       CPU: the 4x wider MLP hidden then stays in cache and its buffer is reused, where a whole-map hidden
-      is a fresh 61 MiB allocation per block at 600x400 (page faults dominate it). The whole network's
-      600x400 inference took 2.3x less CPU time than with the unchunked tail (one core).
+      is a fresh 61 MiB allocation per block at 600x400 (page faults dominate it); the whole network's
+      gain is in ``benchmarks/README.md``.
     """
 
     def __init__(self, dim: int = 16, mlp_ratio: float = 4.0, drop_path: float = 0.0, init_scale: float = 1e-4):
@@ -396,7 +394,11 @@ class IAT(nn.Module):
         super().__init__()
         if variant not in ("lol", "exp"):
             raise ValueError(f"IAT variant must be 'lol' or 'exp', got {variant!r}")
-        if isinstance(global_downscale, bool) or not isinstance(global_downscale, int) or not 1 <= global_downscale <= 16:
+        if (
+            isinstance(global_downscale, bool)
+            or not isinstance(global_downscale, int)
+            or not 1 <= global_downscale <= 16
+        ):
             raise ValueError(f"IAT global_downscale must be an integer from 1 to 16, got {global_downscale!r}")
         self.local_net = LocalBranch(in_dim=in_dim, border=border)
         self.with_global = with_global

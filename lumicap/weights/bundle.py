@@ -13,8 +13,9 @@ catalogue (known name, its file name, its published sha256), and installs all of
 unknown, mismatched or in conflict with a different cached file refuses the whole bundle. A cached file
 is never overwritten. Sizes are checked before anything is extracted: each file's size in the bundle
 must be the manifest's, the cache's disk must hold them all, and no copy reads past the declared size
-(a 14 MB compressed or 10 KB sparse tar can hold a 3 GiB member: it is refused without writing it). Files without a published sha256 are as trustworthy as the bundle's manifest:
-carry it the way you would carry the weights themselves.
+(a 14 MB compressed or 10 KB sparse tar can hold a 3 GiB member: it is refused without writing it). Files
+without a published sha256 are as trustworthy as the bundle's manifest: carry it the way you would carry the
+weights themselves.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
-from lumicap.weights import (
-    KnownWeights,
+from lumicap.files import atomic_write, move_into_place
+from lumicap.weights.registry import KnownWeights, expand_names, known_weights
+from lumicap.weights.store import (
     cache_dir,
     cached_path,
     check_file,
     ensure_weights,
-    expand_names,
-    known_weights,
     make_folder,
     remove_if_empty,
     sha256_of,
@@ -58,14 +58,18 @@ class BundledFile:
 
 
 # ------------------------------------------------------------------------------------------------ bundle
-def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True) -> list[BundledFile]:
+def make_bundle(
+    names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True
+) -> list[BundledFile]:
     """Write every file ``names`` (files or sets) need to ``out`` (a new folder, or a new ``.tar``)."""
     out = Path(out).expanduser()
     if out.name.lower().endswith(_COMPRESSED):
         raise WeightsError(f"{out}: a bundle is a folder or an uncompressed .tar (weights do not compress)")
     as_tar = out.suffix.lower() == ".tar"
     if out.exists() and (as_tar or not out.is_dir() or any(out.iterdir())):
-        raise WeightsError(f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)")
+        raise WeightsError(
+            f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)"
+        )
     entries = expand_names(names)
     # Cached files first: refuse the ones nothing vouches for before downloading anything.
     checks, unverified = {}, []
@@ -85,7 +89,11 @@ def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = No
             f"and run the bundle again to download a checked copy"
         )
     paths = {e.name: cached_path(e, root) for e in entries if e.name in checks}
-    paths.update(ensure_weights([e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)))
+    paths.update(
+        ensure_weights(
+            [e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)
+        )
+    )
     files = []
     for entry in entries:
         # A fresh download was checked and recorded on its way in; hash it once more for the manifest.
@@ -121,10 +129,8 @@ def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = No
 def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
     import io
 
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp_name, "w", format=tarfile.PAX_FORMAT) as tar:
+    def write(handle) -> None:
+        with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
             info = tarfile.TarInfo(MANIFEST_NAME)
             info.size, info.mtime, info.mode = len(manifest), int(time.time()), 0o644
             tar.addfile(info, io.BytesIO(manifest))
@@ -134,10 +140,8 @@ def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> Non
                 info.size, info.mtime, info.mode = path.stat().st_size, int(path.stat().st_mtime), 0o644
                 with open(path, "rb") as fh:
                     tar.addfile(info, fh)
-        os.replace(tmp_name, out)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+
+    atomic_write(out, write)
 
 
 def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
@@ -149,7 +153,7 @@ def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> 
         (staging / MANIFEST_NAME).write_bytes(manifest)
         if out.exists():
             out.rmdir()  # checked empty above
-        os.replace(staging, out)
+        move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -246,7 +250,7 @@ def _install(staged: _Staged, root: Path, how: str) -> BundledFile:
     if staged.status == "installed":
         target.parent.mkdir(exist_ok=True)
         write_record(staged.entry, target, staged.sha256, how)
-        os.replace(staged.tmp, target)
+        move_into_place(staged.tmp, target)
     elif staged.status == "already cached, now verified":
         # Same bytes as a file the bundler vouched for: the cached copy is vouched for now too.
         write_record(staged.entry, target, staged.sha256, f"identical to the file {how}")
@@ -329,7 +333,9 @@ class _FolderReader:
         if not path.is_file():
             return None
         if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise WeightsError(f"{self.folder}: {MANIFEST_NAME} is larger than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB)")
+            raise WeightsError(
+                f"{self.folder}: {MANIFEST_NAME} is larger than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB)"
+            )
         return path.read_bytes()
 
     def members(self) -> set[str]:
@@ -372,7 +378,9 @@ class _TarReader:
         if len(members) != 1 or not members[0].isreg():
             return None
         if members[0].size > MAX_MANIFEST_BYTES:
-            raise WeightsError(f"{self.tar.name}: {MANIFEST_NAME} is larger than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB)")
+            raise WeightsError(
+                f"{self.tar.name}: {MANIFEST_NAME} is larger than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB)"
+            )
         return self.tar.extractfile(members[0]).read()
 
     def members(self) -> set[str]:

@@ -10,7 +10,7 @@ Each term is a plain ``nn.Module`` ``term(prediction, target) -> scalar``:
 ``ssim``               1 - SSIM (Gaussian window 11, sigma 1.5; differentiable, ``lumicap.metrics.ssim``)
 ``chroma``             mean | |c(p)| - |c(t)| |, c = (R - G, (R + G) / 2 - B): how saturated each pixel is,
                        whatever its hue (see ``ChromaLoss``)
-``vgg19`` / ``vgg16``  VGG feature distance (``lumicap.vgg``): ``vgg19`` is UHDFour's term (conv4_4, MSE, no
+``vgg19`` / ``vgg16``  VGG feature distance (``lumicap.losses.vgg``): ``vgg19`` is UHDFour's term (conv4_4, MSE, no
                        ImageNet normalisation), ``vgg16`` RCTNet's (relu1_2/2_2/3_2, L1, normalised)
 ``lowres_smooth_l1``   smooth L1 between the model's ``output_lowres`` and the target resized to its size
 =====================  ===========================================================================
@@ -124,7 +124,7 @@ BUILTIN = tuple(PIXEL_LOSSES) + tuple(PERCEPTUAL_LOSSES) + tuple(AUXILIARY_LOSSE
 
 def perceptual_loss(name: str, weights: str | None = None) -> nn.Module:
     """The recipe's VGG perceptual term; missing weights raise a one-line ``WeightsError``."""
-    from lumicap.vgg import VGGPerceptualLoss
+    from lumicap.losses.vgg import VGGPerceptualLoss
 
     return VGGPerceptualLoss.from_preset(PERCEPTUAL_LOSSES[name], weights=weights)
 
@@ -135,6 +135,14 @@ class StageLoss(nn.Module):
     ``forward(outputs, target, extra_terms=None)``: ``outputs`` is the enhanced image or a dict with
     ``"output"`` plus auxiliary tensors (``"output_lowres"``); returns ``(total, terms)`` where
     ``terms`` holds each unweighted term (tensors, still attached to the graph).
+
+    Args:
+        losses: loss name -> weight; built-in names are ``lumicap.names.BUILTIN_LOSSES``.
+        allow_model_terms: accept other names, to be supplied by the model's ``stage_losses`` as
+            ``extra_terms`` (RetinexNet's decomposition stage).
+        perceptual_weights: VGG weights file or known name for ``vgg16``/``vgg19`` (default: from the cache).
+        allow_missing_perceptual: drop a VGG term whose weights cannot be found (listed in ``dropped``)
+            instead of failing.
     """
 
     def __init__(
