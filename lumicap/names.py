@@ -41,6 +41,15 @@ PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 DEVICE_CHOICES: tuple[str, ...] = get_args(DeviceChoice)
 
+# Videos (lumicap enhance, lumicap.inference.video): the output container, the encoder, and whether the
+# network's answer is smoothed over time.
+VideoFormat = Literal["mp4", "mov", "mkv"]
+VIDEO_FORMAT_CHOICES: tuple[str, ...] = get_args(VideoFormat)
+VideoCodec = Literal["h264", "hevc"]
+VIDEO_CODEC_CHOICES: tuple[str, ...] = get_args(VideoCodec)
+TemporalMode = Literal["smooth", "none"]
+TEMPORAL_MODES: tuple[str, ...] = get_args(TemporalMode)
+
 
 def model_key(name: str) -> str:
     """The registry key of a model name as people write it: ``"SNR-Aware"`` -> ``"snr_aware"``."""

@@ -237,6 +237,39 @@ def test_loader_benchmark_times_every_stage_and_worker_count(tmp_path):
     assert record["settings"]["pairs"] == 20 and "batches/s" in markdown
 
 
+def test_video_benchmark_measures_flicker_quality_cost_and_speed(tmp_path, one_thread):
+    import numpy as np
+    from PIL import Image
+
+    from _video_support import dark_frames
+
+    video = _load("bench_video")
+    scene = dark_frames(1, height=40, width=60)[0]
+    for name, low in (("1", scene), ("22", np.ascontiguousarray(scene[::-1, ::-1]))):  # the clips' two eval15 scenes, made up
+        for side, image in (("low", low), ("high", np.minimum(low.astype(int) * 5, 255).astype(np.uint8))):
+            folder = tmp_path / "data" / "lol-v1" / "eval15" / side
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{name}.png")
+    (tmp_path / "data" / "unpaired" / "DICM").mkdir(parents=True)
+    wide = dark_frames(1, height=61, width=96, seed=1)[0]
+    Image.fromarray(wide).save(tmp_path / "data" / "unpaired" / "DICM" / "30.jpg")
+    paths = video.main(["--data", str(tmp_path / "data"), "--clip-frames", "6", "--clip-scale", "0.5", "--frames", "2",
+                        "--sizes", "64x48", "--repeats", "1", "--warmup", "0", "--out-dir", str(tmp_path / "results"),
+                        *one_thread])
+    (flicker, _), (quality, _), (speed, markdown) = (_read(p) for p in paths)
+    rows = flicker["rows"]
+    assert [(r["clip"], r["mode"]) for r in rows] == [(c, m) for c in ("static", "pan", "cut") for m in video.MODES]
+    assert all(math.isfinite(r["flicker"]) and r["error"] is None for r in rows)
+    assert all(r["flicker_ratio"] == 1.0 for r in rows if r["mode"] == "none")
+    cut = {r["mode"]: r for r in rows if r["clip"] == "cut"}
+    assert cut["smooth"]["cuts"] == "0,3" and cut["smooth"]["settle"] == 0  # restarted at the cut, settled at once
+    assert cut["no-reset"]["cuts"] == "0"
+    assert [r["psnr"] > 0 for r in quality["rows"]] == [True, True]
+    assert [r["mode"] for r in speed["rows"]] == ["smooth", "whole", "photo (reference)"]
+    assert all(r["fps"] > 0 and r["cpu_ms"] > 0 for r in speed["rows"])
+    assert "fps end to end" in markdown
+
+
 def test_cpu_table_has_train_and_inference_per_model(tmp_path, one_thread):
     paths = cpu_table.main(
         ["--models", "iat,retinexnet", "--batch", "1", "--patch", "32", "--size", "48x40", "--repeats", "2",

@@ -180,6 +180,14 @@ def test_non_images_get_one_line_and_nothing_is_kept(tmp_path, tiny_model):
         assert status == 409 and "not enhanced" in json.loads(body)["error"]
 
 
+def test_a_video_upload_is_refused_with_the_command_that_enhances_it(tmp_path, tiny_model):
+    with serve_in_thread([tiny_model], tmp_path / "work") as served:
+        status, answer = upload(served.url, "night clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+        assert status == 400 and "\n" not in answer["error"]
+        assert answer["error"].startswith("night clip.mp4: a video") and "lumicap enhance 'night clip.mp4' --out" in answer["error"]
+        assert _files_under(served.workdir) == []
+
+
 def test_size_and_megapixel_limits(tmp_path, tiny_model):
     big = tmp_path / "big.png"
     rng = np.random.default_rng(0)

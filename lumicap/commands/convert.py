@@ -51,10 +51,10 @@ def run(args) -> int:
             raise LumicapError(
                 f"FILE is needed: '{args.name}' is not a name of official weights (lumicap weights list)"
             )
-        model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False)
+        model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False, chroma_gain=1)
     else:
         model = load_inference_model(
-            args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False
+            args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False, chroma_gain=1
         )
     record = {
         "converted_by": "lumicap convert",

@@ -55,7 +55,7 @@ def run(args) -> int:
     # The bare network: the full-resolution wrapper and highlight protection are inference settings, recorded
     # in the sidecar (a safetensors export keeps them), not exported.
     model = load_inference_model(
-        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=False
+        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=False, chroma_gain=1
     )
     network = model.module
     record = {k: v for k, v in model.metadata.items() if k not in ("format", "version", "model", "overrides")}

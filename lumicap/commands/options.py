@@ -109,9 +109,9 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                         help="where the network runs (default: auto, cuda if available)")
 
 
-def add_tiling_options(parser: argparse.ArgumentParser) -> None:
-    """``--tile N`` or ``--max-megapixels X`` (one of them), ``--tile-overlap``, ``--network-megapixels``;
-    their ranges are checked by ``tile_settings``."""
+def add_tiling_options(parser: argparse.ArgumentParser, *, videos: bool = False) -> None:
+    """``--tile N`` or ``--max-megapixels X`` (one of them), ``--tile-overlap``, ``--network-megapixels`` (with
+    ``videos``, its help also gives the size videos use); their ranges are checked by ``tile_settings``."""
     tiling = parser.add_mutually_exclusive_group()
     tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
     tiling.add_argument("--max-megapixels", type=float, metavar="X",
@@ -123,7 +123,7 @@ def add_tiling_options(parser: argparse.ArgumentParser) -> None:
         "--network-megapixels", type=float, metavar="X",
         help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
         "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
-        "default model; 0: off)",
+        "default model; 0: off)" + (". Videos: default 0.1 (speed), 0: whole frames" if videos else ""),
     )
 
 

@@ -46,6 +46,7 @@ from torch import nn
 from lumicap.errors import LumicapError, WeightsError, shown
 from lumicap.files import not_regular, replacing
 from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
+from lumicap.inference.chroma import ChromaGain, parse_gain
 from lumicap.inference.highlights import DEFAULT_RAMP, HighlightProtection, parse_ramp
 from lumicap.inference.onnx_model import OnnxEnhancer
 from lumicap.jsonfile import parse_json, read_json
@@ -108,10 +109,12 @@ class InferenceModel:
         limit = getattr(self.module, "network_megapixels", None)
         if limit is not None:
             text += f" (network at most {limit:g} MP; its transform applied at full resolution)"
-        from lumicap.inference.highlights import HighlightProtection
-
-        if isinstance(self.module, HighlightProtection):
-            text += f"; highlights protected from {self.module.start:g} to {self.module.end:g}"
+        step = self.module
+        if isinstance(step, HighlightProtection):
+            text += f"; highlights protected from {step.start:g} to {step.end:g}"
+            step = step.module
+        if isinstance(step, ChromaGain):
+            text += f"; chroma x{step.gain:g}"
         return text
 
 
@@ -135,6 +138,7 @@ def load_inference_model(
     network_megapixels: float | None = None,
     overrides: dict[str, Any] | None = None,
     highlight_protection: bool | None = None,
+    chroma_gain: float | None = None,
 ) -> InferenceModel:
     """Build and load the network named or stored by ``spec``; see the module docstring for the forms.
 
@@ -145,6 +149,8 @@ def load_inference_model(
     (``lumicap.inference.highlights``); None: what the sidecar says (``"highlight_protection": true`` or
     ``[start, end]``), else off; False: off (the bare network, e.g. for export); True: on (the sidecar's ramp
     or the default one).
+    ``chroma_gain``: scale the result's chroma around its luma (``lumicap.inference.chroma``), before highlight
+    protection; None: what the sidecar says (``"chroma_gain": X``), else none; 1: none (the bare network).
     ``overrides`` (constructor arguments of ``build_model``) are applied over those the file records.
     """
     text = None if spec is None else os.fspath(spec)
@@ -161,6 +167,7 @@ def load_inference_model(
         metadata["official_format"] = conversion.description
         metadata["official_keys_left_out"] = conversion.ignored_keys
     module = _with_full_resolution_transform(module, network_megapixels, metadata, loaded.source)
+    module = _with_chroma_gain(module, chroma_gain, metadata, loaded.source)
     module = _with_highlight_protection(module, highlight_protection, metadata, loaded.source)
     module.to(target).eval()
     note = conversion.note() if conversion is not None else None
@@ -221,6 +228,18 @@ def _with_full_resolution_transform(
             "paints pixels"
         )
     return FullResolutionTransform(module, float(megapixels))
+
+
+def _with_chroma_gain(module: nn.Module, wanted: float | None, metadata: dict, source: str) -> nn.Module:
+    if wanted is None:
+        settings = metadata.get("inference") if isinstance(metadata, dict) else None
+        try:
+            gain = parse_gain(settings.get("chroma_gain") if isinstance(settings, dict) else None, source)
+        except ValueError as exc:
+            raise WeightsError(str(exc)) from None
+    else:
+        gain = None if wanted == 1 else wanted
+    return module if gain is None else ChromaGain(module, gain)
 
 
 def _with_highlight_protection(module: nn.Module, wanted: bool | None, metadata: dict, source: str) -> nn.Module:

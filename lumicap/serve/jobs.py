@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import secrets
+import shlex
 import shutil
 import sys
 import threading
@@ -471,7 +472,12 @@ class JobQueue:
 
     def _check_image(self, path: Path, name: str) -> tuple[int, int]:
         from lumicap.data.io import image_size
+        from lumicap.inference.video import is_video_file
 
+        if is_video_file(name):  # the page shows photos side by side; videos are the command's
+            raise UploadRejected(
+                f"{name}: a video; this page enhances photos: use lumicap enhance {shlex.quote(name)} --out DIR"
+            )
         try:
             height, width = image_size(path)
         except LumicapError as exc:
