@@ -34,6 +34,7 @@ train_step = _load("bench_train_step")
 inference = _load("bench_inference")
 cpu_table = _load("bench_cpu")
 vs_official = _load("bench_vs_official")
+memory_estimate = _load("bench_memory_estimate")
 
 
 @pytest.fixture
@@ -365,3 +366,19 @@ def test_noref_benchmark_measures_each_model_and_times_niqe(tmp_path, one_thread
         assert math.isfinite(default[key]), key
     assert [r["size"] for r in speed["rows"]] == ["200x120"] and speed["rows"][0]["s"] > 0
     assert "| default |" in quality_md and "NIQE gray" in quality_md
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
+def test_memory_estimate_measures_the_path_each_photo_takes(tmp_path):
+    args = memory_estimate.build_parser().parse_args(
+        ["--cases", "default,default+whole", "--sizes", "96x64", "--threads", "1", "--out-dir", str(tmp_path),
+         "--work-dir", str(tmp_path / "work")])
+    memory_estimate.run(args)
+    json_path = next(tmp_path.glob("memory_estimate_cpu_*.json"))
+    record, markdown = _read((json_path, json_path.with_suffix(".md")))
+    rows = {row["case"]: row for row in record["rows"]}
+    assert set(rows) == {"default", "default+whole"} and all(row["size"] == "96x64" for row in rows.values())
+    assert rows["default"]["path"] == "whole" and rows["default+whole"]["path"] == "whole"  # 96x64 is below 1 MP
+    for row in rows.values():
+        assert row["estimate_mib"] > 0 and row["measured_mib"] >= 0 and math.isfinite(row["ratio"])
+    _check_environment(record, markdown)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from lumicap.commands.options import add_device_option, add_model_options, add_tiling_options, tile_settings
+from lumicap.commands.options import (
+    add_device_option,
+    add_model_options,
+    add_tiling_options,
+    int_in_range,
+    tile_settings,
+)
 from lumicap.names import TEMPORAL_MODES, VIDEO_CODEC_CHOICES, VIDEO_FORMAT_CHOICES
 
 
@@ -30,7 +36,7 @@ def register(sub):
     parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff", "webp", "heic"],
                         help="output format (png keeps 16 bits for 16-bit inputs; heic needs lumicap[heic]); "
                         "the input's ICC colour profile is kept")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q",
+    parser.add_argument("--quality", type=int_in_range(1, 100), default=95, metavar="Q",
                         help="quality of jpg, webp and heic outputs, 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_tiling_options(parser, videos=True)
@@ -84,18 +90,19 @@ def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
+    from lumicap.files import check_output_folder
     from lumicap.inference import collect_inputs, enhance_files, load_inference_model, plan_outputs
     from lumicap.inference.video import (
         VideoSettings, describe_video_enhancement, is_video_file, require_video_support,
     )
 
+    # Shared numbers are checked by the settings they become (NaN and infinity too), --quality while parsing.
     tiles = tile_settings(args)
-    if not 1 <= args.quality <= 100:
-        raise LumicapError(f"--quality {args.quality} is outside 1-100")
     video = VideoSettings(fmt=args.video_format, codec=args.codec, crf=args.crf, temporal=args.temporal,
                           smooth_seconds=args.smooth_seconds, network_megapixels=args.network_megapixels)
     video.check()
     out = Path(args.out)
+    check_output_folder(out)  # once, before the model loads (not once per image)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
     if not args.demo and not args.inputs:

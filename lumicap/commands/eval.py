@@ -128,6 +128,9 @@ def run(args) -> int:
     existing = [p for p in (out_dir / "per_image.csv", out_dir / "summary.json") if p.exists()]
     if existing and not args.overwrite:
         raise LumicapError(f"{existing[0]} already exists; pass --overwrite to replace it or --out to write elsewhere")
+    from lumicap.files import check_output_folder
+
+    check_output_folder(out_dir)
 
     device = resolve_device(args.device)
     judges = _judges(args, device)

@@ -52,10 +52,15 @@ def run(args) -> int:
         if label in compare:
             raise LumicapError(f"--compare {item!r}: the label {label!r} is used twice")
         compare[label] = folder
+    from lumicap.files import check_output_folder
+
+    check_output_folder(args.out)  # before measuring every image, not after
     report = build_report(
         args.pred_dir, args.out, low_dir=args.low, gt_dir=args.gt, captions=args.captions,
         overwrite=args.overwrite, title=args.title, compare=compare, niqe_mode=args.niqe_mode,
     )
+    for line in report.notes:
+        print(f"note: {one_line(line)}")
     for line in report.failed:
         print(f"lumicap: error: {one_line(line)}; left out of the report", file=sys.stderr)
     print(report.summary_line() + (f"; {len(report.failed)} unreadable, left out" if report.failed else ""))

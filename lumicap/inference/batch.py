@@ -25,6 +25,7 @@ from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
 # TileSettings, enhance_image and the tile defaults live in tiling (video frames use them too); imported here
 # as well, so lumicap.inference.batch.TileSettings and friends keep working.
+from lumicap.files import check_output_folder
 from lumicap.inference.tiling import (  # noqa: F401
     DEFAULT_MAX_MEGAPIXELS,
     DEFAULT_OVERLAP,
@@ -41,11 +42,9 @@ from lumicap.inference.video import VIDEO_FORMATS, EnhancedVideo, VideoSettings,
 
 OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff", "webp": ".webp", "heic": ".heic"}
 _GLOB_CHARS = set("*?[")
-# Above this many pixels a photo gets a note before it is read: decoding alone then needs gigabytes.
+# Above this many pixels a photo gets a note before it is read, with the memory its path needs
+# (lumicap.inference.memory: measured per path, not one flat figure) and that it takes minutes.
 LARGE_IMAGE_PIXELS = 50_000_000
-# Peak memory per pixel of one photo: the decoded 8-bit array (3 B, twice while Pillow converts it) and
-# the float32 image the tiles are written back into (12 B).
-BYTES_PER_PIXEL = 18
 
 
 @dataclass(frozen=True)
@@ -233,8 +232,24 @@ def enhance_files(
 
     from lumicap.files import remove_stale_partial_files
 
+    from lumicap.inference.outputs_record import RECORD_NAME, OutputRecord
+
     video = video or VideoSettings()
     plan = plan_outputs(inputs, out_dir, fmt, video.fmt)
+    check_output_folder(out_dir)
+    record = OutputRecord(out_dir)
+    if overwrite:
+        # --overwrite redoes lumicap's own outputs; a file it did not write (or one changed since) is the user's.
+        foreign = [target for _, target in plan if os.path.lexists(target) and not record.wrote(target)]
+        if foreign:
+            listed = ", ".join(shown(path) for path in foreign[:3]) + (
+                f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            )
+            raise LumicapError(
+                f"--overwrite would replace {len(foreign)} file(s) that lumicap enhance did not write into "
+                f"{shown(out_dir)} (or that changed since): {listed}; nothing was written (only outputs recorded in "
+                f"{RECORD_NAME} are replaced): move them away or choose another --out"
+            )
     summary = EnhanceSummary()
     emit = report or (lambda line: tqdm.write(line, file=sys.stderr))
 
@@ -286,13 +301,13 @@ def enhance_files(
         else:
             on_tile = None
         try:
-            _announce_large(item.path, say)
             result = enhance_file(item.path, target, model, device, fmt, tiles, quality=quality,
-                                  keep_input=on_result is not None, on_tile=on_tile)
+                                  keep_input=on_result is not None, on_tile=on_tile, on_note=say)
         except (LumicapError, OSError) as exc:
             fail(item, exc)
             continue
         summary.enhanced.append(target)
+        record.add(target)
         if on_result is not None:
             on_result(item, target, result.enhanced, result.low)
         del result
@@ -307,7 +322,9 @@ def enhance_files(
             fail(item, exc)
             continue
         summary.enhanced.append(target)
+        record.add(target)
         summary.videos.append(written)
+    record.compact()
     return summary
 
 
@@ -355,18 +372,35 @@ def enhance_file(
     quality: int = DEFAULT_JPEG_QUALITY,
     keep_input: bool = False,
     on_tile: Callable[[int, int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> EnhancedFile:
     """Read one photo, enhance it whole or in tiles, write ``target``: the single-file step of
     ``lumicap enhance``, shared with ``lumicap serve`` so that both write the same bytes.
 
     16-bit inputs give 16-bit PNGs; ``on_tile(done, total)`` follows a tiled pass. ``target`` is written
-    as given (the caller decides about existing files). Unreadable input: ``LumicapError``; unwritable
-    output: ``OSError``.
+    as given (the caller decides about existing files). Before the photo is read, its memory is planned
+    from its header (``lumicap.inference.memory``): a pass that would not fit in the memory available is
+    tiled instead, and a photo that does not fit even in tiles is a ``LumicapError``; ``on_note`` gets a
+    line when the plan changed or the photo is large. Unreadable input or unwritable output: ``LumicapError``
+    (or ``OSError``).
     """
-    from lumicap.data.io import image_icc_profile, write_image
+    from lumicap.data.io import check_pixel_count, image_bit_depth, image_icc_profile, image_size, write_image
+    from lumicap.inference.memory import describe, plan_memory
 
-    profile = image_icc_profile(Path(source))  # header only; the output keeps the input's colour space
-    image, in_bits = read_float_image(Path(source))
+    source = Path(source)
+    height, width = image_size(source)
+    check_pixel_count(source, (width, height))  # a decompression bomb is named as one before any memory talk
+    plan = plan_memory(model, tiles, height, width, device, bits=image_bit_depth(source), keep_input=keep_input,
+                       name=shown(source))
+    if on_note is not None and plan.note:
+        on_note(f"lumicap: note: {plan.note}")
+    if on_note is not None and height * width > LARGE_IMAGE_PIXELS:
+        on_note(f"lumicap: note: {shown(source)} is {width}x{height} ({height * width / 1e6:.0f} MP): it needs "
+                f"{describe(plan)} and can take minutes")
+    if plan.tile is not None and plan.tile != planned_tile(model, tiles, height, width, device):
+        tiles = TileSettings(tile=plan.tile, overlap=tiles.overlap)  # tiled for memory's sake
+    profile = image_icc_profile(source)  # header only; the output keeps the input's colour space
+    image, in_bits = read_float_image(source)
     bits = 16 if fmt == "png" and in_bits == 16 else 8
     height, width = image.shape[-2:]
     tile = planned_tile(model, tiles, height, width, device)
@@ -379,22 +413,10 @@ def enhance_file(
 
     enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input,
                              on_tile=count_tile if on_tile is not None else None)
+    kept = image if keep_input else None
+    del image  # not needed for writing (tiled in place, it is the result itself): one full-size copy less
     written = write_image(target, enhanced, bit_depth=bits, quality=quality, icc_profile=profile)
-    return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
-
-
-def _announce_large(path: Path, report: Callable[[str], None]) -> None:
-    """Say so before a photo that needs gigabytes of memory and minutes of work (read from the header)."""
-    from lumicap.data.io import image_size
-
-    height, width = image_size(path)
-    pixels = height * width
-    if pixels > LARGE_IMAGE_PIXELS:
-        gigabytes = pixels * BYTES_PER_PIXEL / 1e9
-        report(
-            f"lumicap: note: {shown(path)} is {width}x{height} ({pixels / 1e6:.0f} MP): it needs about "
-            f"{gigabytes:.1f} GB of memory and can take minutes"
-        )
+    return EnhancedFile(written, enhanced, kept, bits, total)
 
 
 def read_float_image(path: Path) -> tuple[torch.Tensor, int]:

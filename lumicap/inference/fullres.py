@@ -47,6 +47,8 @@ class FullResolutionTransform(nn.Module):
         super().__init__()
         if not supports_full_resolution_transform(module):
             raise ValueError(f"{type(module).__name__} has no local/global transform branches (IAT has)")
+        # 'not x > 0' refuses NaN too; infinity is allowed: never downscale (video's whole frames). The user's
+        # --network-megapixels is checked finite before it gets here (lumicap.limits).
         if not network_megapixels > 0:
             raise ValueError(f"network_megapixels must be > 0, got {network_megapixels}")
         self.module = module

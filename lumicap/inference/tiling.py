@@ -33,10 +33,11 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError
+from lumicap.limits import MAX_MEGAPIXELS_RANGE, OVERLAP_RANGE, TILE_RANGE, check_finite
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
-MIN_TILE = 16
+MIN_TILE = TILE_RANGE[0]
 # Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
 # at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
 DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
@@ -180,12 +181,15 @@ class TileSettings:
     ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget).
 
     Args:
-        tile: tile side in pixels (at least ``MIN_TILE`` and twice ``overlap``), or None for automatic tiles.
-        overlap: pixels two neighbouring tiles share, blended with a raised cosine (>= 0).
-        max_megapixels: images above this size are tiled (> 0); None: 2 MP on a CPU, 4 MP on CUDA.
+        tile: tile side in pixels (``TILE_RANGE`` of ``lumicap.limits``, and at least twice ``overlap``), or None
+            for automatic tiles.
+        overlap: pixels two neighbouring tiles share, blended with a raised cosine (``OVERLAP_RANGE``).
+        max_megapixels: images above this size are tiled (``MAX_MEGAPIXELS_RANGE``: above 0, finite); None: 2 MP
+            on a CPU, 4 MP on CUDA.
 
-    Values outside these ranges are refused here with the command-line option's name (``lumicap enhance``
-    and ``lumicap serve`` build their settings through this class, so both say the same thing).
+    Values outside these ranges (NaN and infinity included: a NaN budget would compare false with every photo and
+    quietly switch tiling off) are refused here in one line with the command-line option's name (``lumicap
+    enhance`` and ``lumicap serve`` build their settings through this class, so both say the same thing).
     """
 
     tile: int | None = None
@@ -193,14 +197,31 @@ class TileSettings:
     max_megapixels: float | None = None
 
     def __post_init__(self) -> None:
+        def whole(value, option: str) -> None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LumicapError(f"{option} must be a whole number, got {value!r}")
+
+        if self.tile is not None:
+            whole(self.tile, "--tile")
+        whole(self.overlap, "--tile-overlap")
         if self.tile is not None and self.overlap > self.tile // 2:
             raise LumicapError(f"--tile-overlap {self.overlap} is more than half of --tile {self.tile}")
         if self.tile is not None and self.tile < MIN_TILE:
             raise LumicapError(f"--tile {self.tile} is too small (at least {MIN_TILE})")
+        if self.tile is not None and self.tile > TILE_RANGE[1]:
+            raise LumicapError(f"--tile {self.tile} is too large (at most {TILE_RANGE[1]})")
         if self.overlap < 0:
             raise LumicapError("--tile-overlap must not be negative")
-        if self.max_megapixels is not None and self.max_megapixels <= 0:
-            raise LumicapError("--max-megapixels must be positive")
+        if self.overlap > OVERLAP_RANGE[1]:
+            raise LumicapError(f"--tile-overlap {self.overlap} is too large (at most {OVERLAP_RANGE[1]})")
+        value = self.max_megapixels
+        if value is not None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+                raise LumicapError("--max-megapixels must be positive")
+            try:  # NaN compares false with everything: only an explicit finiteness check catches it
+                check_finite(value, *MAX_MEGAPIXELS_RANGE, low_open=True, what="--max-megapixels")
+            except ValueError as exc:
+                raise LumicapError(str(exc)) from None
 
     def budget(self, device: torch.device) -> float:
         if self.max_megapixels is not None:

@@ -27,6 +27,9 @@ from lumicap.files import atomic_write, replacing
 from lumicap.names import NIQE_REPORT_CHOICES
 
 REPORT_FILES = ("index.html", "contact_sheet.png", "metrics.csv")
+# Left in every report folder, so a later report over a parent folder never reports on this one's sheets and
+# thumbnails (folders that hold REPORT_FILES and thumbs/ are recognised too: reports written before the marker).
+REPORT_MARKER = ".lumicap-report"
 THUMB_SIZE = 256  # longest side of a thumbnail, in pixels
 SHEET_ROWS = 40  # images per contact-sheet page; more go to contact_sheet_2.png, ...
 # A channel whose 8-bit level is at least lumicap.metrics.noref.CLIP_THRESHOLD (250) counts as clipped
@@ -79,6 +82,7 @@ class Report:
     csv: Path
     failed: list[str] = field(default_factory=list)  # one line per image that could not be read (left out)
     niqe_mode: str = "gray"
+    notes: list[str] = field(default_factory=list)  # one line each: inputs a --low/--gt/--compare folder lacks
 
     def summary_line(self) -> str:
         text = f"report of {len(self.rows)} images: {self.html}"
@@ -103,22 +107,39 @@ def _mean(values) -> float | None:
 # ------------------------------------------------------------------------------------------- matching
 
 
+def is_report_folder(folder: Path) -> bool:
+    """A folder ``lumicap report`` wrote: its marker, or (older reports) its three files and ``thumbs/``."""
+    if (folder / REPORT_MARKER).is_file():
+        return True
+    return all((folder / name).is_file() for name in REPORT_FILES) and (folder / "thumbs").is_dir()
+
+
 def index_images(folder: Path, exclude: Path | None = None) -> dict[str, Path]:
-    """Image files under ``folder`` (recursively) by relative path without suffix; nothing under
-    ``exclude`` (the report's own folder, when it lies inside ``folder``: its sheets and thumbnails)."""
+    """Image files under ``folder`` (recursively) by relative path without suffix; nothing under ``exclude``
+    (the report's own folder) nor under any other folder a lumicap report wrote (its sheets and thumbnails
+    are not photos: a second report over the same folder counted them as 9 more)."""
     from lumicap.data.io import is_image_file
 
     if not folder.is_dir():
         raise LumicapError(f"{shown(folder)}: no such folder")
     excluded = exclude.resolve() if exclude is not None else None
     found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and is_image_file(path) and not any(p.startswith(".") for p in relative.parts):
+    for here, subfolders, files in os.walk(folder):
+        base = Path(here)
+        # Prune hidden folders, the excluded folder and report folders before descending into them.
+        subfolders[:] = sorted(
+            name for name in subfolders
+            if not name.startswith(".") and not is_report_folder(base / name)
+            and (excluded is None or (base / name).resolve() != excluded)
+        )
+        for name in sorted(files):
+            path = base / name
+            if name.startswith(".") or not (path.is_file() and is_image_file(path)):
+                continue
             if excluded is not None and path.resolve().is_relative_to(excluded):
                 continue
-            found.setdefault(relative.with_suffix("").as_posix(), path)
-    return found
+            found.setdefault(path.relative_to(folder).with_suffix("").as_posix(), path)
+    return dict(sorted(found.items()))
 
 
 def read_captions(path: Path) -> dict[str, dict[str, str]]:
@@ -176,6 +197,13 @@ def build_report(
         if label in ("low", "enhanced", "reference") or not label.strip():
             raise LumicapError(f"--compare {label!r}: choose another label (low, enhanced and reference are taken)")
     compared = {label: index_images(Path(folder), exclude=out_dir) for label, folder in (compare or {}).items()}
+    for label, images in compared.items():
+        if not images:
+            raise LumicapError(f"--compare {label}={shown(compare[label])}: no image files there to compare with")
+    sources = [(f"--low {shown(low_dir)}", lows)] if low_dir is not None else []
+    sources += [(f"--gt {shown(gt_dir)}", refs)] if gt_dir is not None else []
+    sources += [(f"--compare {label}={shown(compare[label])}", images) for label, images in compared.items()]
+    notes = [_lacking(what, index, predictions) for what, index in sources]
     existing = [out_dir / name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not overwrite:
         raise LumicapError(f"{existing[0]}: a report already exists there; pass --overwrite to replace it")
@@ -184,6 +212,7 @@ def build_report(
         raise LumicapError(f"{out_dir}: exists and is not a folder (--out)")
     thumbs_dir = out_dir / "thumbs"
     thumbs_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_MARKER).write_text('{"format": "lumicap-report", "version": 1}\n', encoding="utf-8")
     rows, failed = [], []
     for index, (key, enhanced_path) in enumerate(predictions.items()):
         row = ReportRow(key=key, enhanced=enhanced_path, low=lows.get(key), reference=refs.get(key))
@@ -203,7 +232,16 @@ def build_report(
     html_path = out_dir / "index.html"
     atomic_write(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}",
                                         compared=list(compared), niqe_mode=niqe_mode))
-    return Report(out_dir, rows, html_path, sheets, csv_path, failed, niqe_mode)
+    return Report(out_dir, rows, html_path, sheets, csv_path, failed, niqe_mode, [note for note in notes if note])
+
+
+def _lacking(what: str, index: dict[str, Path], predictions: dict[str, Path]) -> str | None:
+    """A note naming the images of PRED_DIR that ``index`` (a --low/--gt/--compare folder) has no match for."""
+    missing = [key for key in predictions if key not in index]
+    if not missing:
+        return None
+    shown_keys = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return f"{what} has no image for {len(missing)} of the {len(predictions)} images: {shown_keys}"
 
 
 def _no_reference_measures(image, low, niqe_mode: str) -> dict[str, float | None]:
