@@ -62,7 +62,7 @@ def make_photos(folder: Path, sizes: list[tuple[int, int]]) -> dict[str, Path]:
     if SHARED_PHOTO.is_file():
         base = Image.open(SHARED_PHOTO).convert("RGB")
     else:
-        from lumicap.demo import write_demo_inputs
+        from lumicap.report.demo import write_demo_inputs
 
         demo = write_demo_inputs(folder / "demo")
         base = Image.open(sorted(demo.low_dir.glob("*.png"))[0]).convert("RGB")

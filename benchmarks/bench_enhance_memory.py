@@ -90,7 +90,7 @@ def tiling_difference(model_spec: str, tile: int, overlap: int) -> tuple[str, fl
 
         name, image = "LOL eval15 low/1.png", read_image(lol)
     else:
-        from lumicap.demo import darken, demo_photo, LowLightParams
+        from lumicap.report.demo import darken, demo_photo, LowLightParams
         import numpy as np
 
         rng = np.random.default_rng(0)

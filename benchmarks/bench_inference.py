@@ -29,7 +29,7 @@ from _common import Column  # noqa: E402
 BENCHMARK = "inference"
 DEFAULT_SIZES = "600x400,3840x2160"
 # The models a laptop CPU runs in seconds at 600x400 (MACs at 600x400, counted by lumicap.models.flops:
-# rctnet 1.9 G, iat 5.3 G, retinexformer 61 G, retinexnet 68 G; the others are 94-1758 G with 16-39 M parameters).
+# rctnet 1.9 G, iat 5.26 G, retinexformer 61 G, retinexnet 68 G; the others are 94-1758 G with 16-39 M parameters).
 CPU_SMALL_MODELS = ("iat", "rctnet", "retinexformer", "retinexnet")
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16}
 COLUMNS = [

@@ -49,27 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from lumicap.config import load_config
-    from lumicap.data import resolve_split
+    from lumicap.engine.data import BatchStream, training_pairs
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [f"data.root={args.data_root}"] + ([f"data.train_split={args.split}"] if args.split else []))
-    pairs = resolve_split(cfg.data.root, cfg.data.train_split, cfg.data.layout)
+    pairs = training_pairs(cfg)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     env = _common.environment(torch.device("cpu"))
     print(_common.describe_environment(env), flush=True)
     warmup = args.warmup if args.warmup is not None else 5
     rows: list[dict[str, Any]] = []
     record = _common.row_recorder(rows, args.rows_out)
-    from lumicap.engine.data import BatchStream
-
     for stage in cfg.stages:
         for count in workers:
             row = {"stage": stage.name, "batch": stage.batch_size, "patch": stage.patch_size or "whole",
                    "workers": count, "batches_per_s": None, "ms_per_batch": None, "error": None}
             try:
                 data_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"num_workers": count})})
-                stream = BatchStream(data_cfg, stage, pairs, rank=0, world=1, seed=0)
+                stream = BatchStream(data_cfg, stage, pairs, rank=0, world=1, seed=0,
+                                     context=cfg.data.whole_image_context)
                 for _ in range(warmup):
                     stream.next()
                 start = time.perf_counter()

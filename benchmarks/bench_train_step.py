@@ -95,7 +95,7 @@ def step_shape(stage, args) -> tuple[int, int, int]:
 
 def random_vgg_weights(folder: Path, arch: str) -> Path:
     """A random VGG saved with torchvision's key names (the real weights are not on benchmark machines)."""
-    from lumicap.vgg import VGGFeatures
+    from lumicap.losses.vgg import VGGFeatures
 
     path = folder / f"{arch}-random.pth"
     if not path.exists():

@@ -16,7 +16,9 @@ from typing import Any
 from lumicap.errors import LumicapError, shown
 
 
-def parse_json(text: str | bytes, source: str | os.PathLike, what: str = "JSON file", error: type[LumicapError] = LumicapError) -> Any:
+def parse_json(
+    text: str | bytes, source: str | os.PathLike, what: str = "JSON file", error: type[LumicapError] = LumicapError
+) -> Any:
     """``json.loads(text)``, with a broken or absurdly nested document as one ``error`` line about ``source``."""
     try:
         return json.loads(text)
@@ -37,7 +39,9 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[Lumi
     return parse_json(raw, path, what, error)
 
 
-def expect_object(data: Any, source: str | os.PathLike, what: str = "JSON file", error: type[LumicapError] = LumicapError) -> dict:
+def expect_object(
+    data: Any, source: str | os.PathLike, what: str = "JSON file", error: type[LumicapError] = LumicapError
+) -> dict:
     """``data`` when it is a JSON object; otherwise one ``error`` line saying what it is instead."""
     if not isinstance(data, dict):
         kind = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")

@@ -28,9 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", help="lumicap run folder (or a checkpoint file)")
     parser.add_argument("--command", required=True, help="the training command, as the model card shows it")
     parser.add_argument("--machine", required=True, help="where and how long it trained")
-    parser.add_argument("--data", default="LOL-v1 train80 (80 pairs of our485, whole scenes); validation: pairs "
-                        "carved by scene from train80 (data.val_seed 0); test: eval15")
+    parser.add_argument("--data", default="LOL-v1 train80 + train200 (280 pairs of our485, whole scenes); validation: "
+                        "pairs carved by scene from them (data.val_seed 0); test: eval15")
     parser.add_argument("--network-megapixels", type=float, default=1.0)
+    parser.add_argument("--highlight-protection", type=float, nargs=2, default=[0.5, 0.9], metavar=("START", "END"),
+                        help="the sidecar's highlight protection ramp (lumicap.inference.highlights); default 0.5 0.9")
+    parser.add_argument("--no-highlight-protection", action="store_true")
     parser.add_argument("--out", default=str(REPO / "lumicap" / "assets" / "default_model.safetensors"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from lumicap.cli import main as lumicap
     from lumicap.inference import load_inference_model, save_inference_model
 
-    source = load_inference_model(args.run, "cpu", network_megapixels=0)
+    source = load_inference_model(args.run, "cpu", network_megapixels=0, highlight_protection=False)
     meta = source.metadata
     best = meta.get("best") if isinstance(meta.get("best"), dict) else {}
     record = {
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         "selection": f"checkpoints/best.pt: best validation {best.get('metric', 'psnr')} "
                      f"{best.get('value', float('nan')):.3f} at iteration {best.get('iteration')}",
         "machine": args.machine,
-        "inference": {"network_megapixels": args.network_megapixels},
+        "inference": {"network_megapixels": args.network_megapixels,
+                      "highlight_protection": False if args.no_highlight_protection else args.highlight_protection},
     }
     out = Path(args.out)
     save_inference_model(out, source.name, source.module.state_dict(), meta.get("overrides") or {},

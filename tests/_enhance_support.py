@@ -38,9 +38,10 @@ def tiny_info() -> ModelInfo:
 
 
 def register_tiny(monkeypatch) -> None:
-    """Make ``build_model("tiny_conv_test")`` work for one test (monkeypatch removes it afterwards)."""
-    registry._load_all()
-    monkeypatch.setitem(registry._REGISTRY, TINY_NAME, tiny_info())
+    """Make ``build_model("tiny_conv_test")`` work for one test (monkeypatch removes it afterwards; outside a
+    test, ``with registry.temporary_model(tiny_info()):`` does the same)."""
+    registry.list_models()  # the real networks first, so the undo leaves exactly them
+    monkeypatch.setitem(registry.MODELS, TINY_NAME, tiny_info())
 
 
 def tiny_state(width: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:

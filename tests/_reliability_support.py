@@ -3,7 +3,6 @@ real training run, and the check that a CLI failure is one line without a traceb
 
 from __future__ import annotations
 
-import io
 import pickle
 import shutil
 import zipfile

@@ -31,10 +31,10 @@ class GatedConv(TinyConv):
 
 
 def register_gated(monkeypatch) -> None:
-    registry._load_all()
+    registry.list_models()
     info = ModelInfo(GATED_NAME, lambda **kw: GatedConv(**kw), paper="test network", official_params=None,
                      params_source="", recipe=Recipe(stages=()))
-    monkeypatch.setitem(registry._REGISTRY, GATED_NAME, info)
+    monkeypatch.setitem(registry.MODELS, GATED_NAME, info)
 
 
 def save_gated_safetensors(folder: Path) -> Path:

@@ -25,6 +25,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def tiny_model(tmp_path, monkeypatch) -> Path:
+    """A tiny registered network (``_enhance_support.TinyConv``) saved as lumicap writes inference models
+    (safetensors + JSON sidecar): what ``--model FILE`` tests load. Registered for the test only."""
+    from _enhance_support import register_tiny, save_tiny_safetensors
+
+    register_tiny(monkeypatch)
+    return save_tiny_safetensors(tmp_path / "model")
+
+
+@pytest.fixture
 def one_thread():
     """One torch thread for the test (tiny models: more threads only add synchronisation, a lot of it on a
     shared CPU). Modules use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""

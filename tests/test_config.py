@@ -200,10 +200,11 @@ def test_model_overrides_are_checked_against_the_constructor(base_file):
     lines = sorted(line.split(": ", 1)[1] for line in info.value.problems)
     assert lines == [
         "model.overrides.in_dim: got 0; allowed: an integer in 1..2147483647",
-        "model.overrides.n_feat: unknown key (given 3); allowed: arguments of iat: in_dim, with_global, variant",
+        "model.overrides.n_feat: unknown key (given 3); allowed: arguments of iat: in_dim, with_global, variant, "
+        "border, global_downscale",
         "model.overrides.variant: got 'evil'; allowed: one of lol, exp",
         "model.overrides.with_globl: unknown key (given True); allowed: arguments of iat: in_dim, with_global, "
-        "variant (did you mean with_global?)",
+        "variant, border, global_downscale (did you mean with_global?)",
     ]
     with pytest.raises(ConfigError, match="model.name: got 'iatt'; allowed: one of iat, llformer"):
         load_config(base_file, ["model.name=iatt"])

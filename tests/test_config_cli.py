@@ -70,7 +70,8 @@ def test_check_full_looks_at_the_machine(tmp_path, capsys):
     capsys.readouterr()
     assert main(["config", "check", "--full", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{path}: data.root: no such folder: /nowhere/LOL-v1"
+    assert out[0] == (f"{path}: data.root: no such folder: /nowhere/LOL-v1 "
+                      "(set it on the command line: data.root=/path/to/LOL-v1)")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
 from lumicap.cli import main
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run-0.1.0"
@@ -25,7 +27,8 @@ def test_run_written_by_lumicap_0_1_0_resumes(tmp_path, monkeypatch):
 
     after = json.loads((run / "run.json").read_text())
     assert after["status"] == "complete" and after["iteration"] == 4
-    assert after["results"] == "results/test-iter0000004"
+    selected = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)["best"]["iteration"]
+    assert selected in (2, 4) and after["results"] == f"results/test-iter{selected:07d}"
     trained = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     iterations = [row["iter"] for row in trained if row.get("kind") == "train"]
     assert iterations == [1, 2, 3, 4], iterations  # continued at 3, not restarted at 1

@@ -381,3 +381,46 @@ def test_exposure_augmentation_scales_only_the_low_image(tmp_path):
     assert all(torch.equal(again[i]["low"], scaled[i]["low"]) for i in range(len(pairs)))  # reproducible
     with pytest.raises(DatasetError, match="exposure_range"):
         PairedImageDataset(pairs, exposure_range=(2.0, 1.0))
+
+
+def _contains(whole: torch.Tensor, crop: torch.Tensor) -> bool:
+    """Whether ``crop`` (3, p, p) is a window of ``whole`` (3, H, W)."""
+    p = crop.shape[-1]
+    windows = whole.unfold(1, p, 1).unfold(2, p, 1)  # (3, H-p+1, W-p+1, p, p)
+    return bool((windows == crop[:, None, None]).all(dim=0).all(dim=-1).all(dim=-1).any())
+
+
+@pytest.mark.parametrize("size", [(12, 12), (10, 14)])
+def test_whole_image_context_has_the_crops_flips_and_exposure(tmp_path, size):
+    pairs = _complement_pairs(tmp_path, h=size[0], w=size[1])
+    dataset = PairedImageDataset(pairs, patch_size=5, augment=True, seed=2, exposure_range=(0.5, 2.0), context=True)
+    square = size[0] == size[1]
+    for epoch in range(4):
+        dataset.set_epoch(epoch)
+        for index in range(len(pairs)):
+            sample = dataset[index]
+            context, low = sample["context"], sample["low"]
+            assert context.shape[0] == 3 and (square or context.shape[1:] == size)  # 90-degree turns only when square
+            # the crop is a window of the (flipped, rotated, exposure-scaled) whole image it was cut from
+            assert _contains(context, low), f"epoch {epoch} sample {index}: crop not inside its context"
+    assert "context" not in PairedImageDataset(pairs, patch_size=5, augment=True)[0]
+    assert "context" not in PairedImageDataset(pairs, context=True)[0]  # whole images are their own context
+
+
+def test_identity_samples_have_the_reference_as_input(tmp_path):
+    pairs = _complement_pairs(tmp_path)
+    always = PairedImageDataset(pairs, patch_size=6, augment=True, seed=1, exposure_range=(0.5, 3.0),
+                                identity_fraction=1.0, context=True)
+    for index in range(len(pairs)):
+        sample = always[index]
+        assert torch.equal(sample["low"], sample["high"])  # no exposure factor on the reference either
+        assert _contains(sample["context"], sample["high"])
+        assert torch.allclose(sample["context"].mean(), 1 - read_image(pairs[index].low).mean(), atol=1e-6)
+    some = PairedImageDataset(pairs * 25, patch_size=6, augment=True, seed=1, identity_fraction=0.3)
+    share = np.mean([torch.equal(some[i]["low"], some[i]["high"]) for i in range(len(some))])
+    assert 0.15 < share < 0.45
+    plain = PairedImageDataset(pairs, patch_size=6, augment=True, seed=1)
+    never = PairedImageDataset(pairs, patch_size=6, augment=True, seed=1, identity_fraction=0.0)
+    assert all(torch.equal(plain[i]["low"], never[i]["low"]) for i in range(len(pairs)))  # off: same draws as before
+    with pytest.raises(DatasetError, match="identity_fraction"):
+        PairedImageDataset(pairs, identity_fraction=1.5)

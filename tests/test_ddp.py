@@ -73,4 +73,6 @@ def test_two_process_gloo_training_keeps_replicas_identical(setup):
     # Rank 0 alone logs: one line per logged step, not two.
     train_iters = [json.loads(l)["iter"] for l in (run / "log.jsonl").read_text().splitlines() if '"train"' in l]
     assert train_iters == [2, 4, 6]
-    assert (run / "results" / "test-iter0000006" / "summary.json").is_file()
+    selected = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)["best"]["iteration"]
+    assert info["results"] == f"results/test-iter{selected:07d}"  # named after the weights it measured
+    assert (run / info["results"] / "summary.json").is_file()

@@ -1,7 +1,7 @@
 """The models shipped inside the package: they load offline, and the default's model-card figures hold on real photos.
 
 The eval15 figures are the ones the README's model card states (float PSNR, MATLAB-style SSIM, outputs
-written as 8-bit PNG by ``lumicap enhance`` and measured by ``lumicap eval``). The default is IAT (5 GMACs at
+written as 8-bit PNG by ``lumicap enhance`` and measured by ``lumicap eval``). The default is IAT (5.26 GMACs at
 600x400): the real-photo tests take well under a minute of CPU, so they run wherever ``../shared/data`` is
 present (they skip with a reason where it is not, e.g. in CI).
 """

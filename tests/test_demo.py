@@ -9,7 +9,7 @@ from skimage import data
 
 from _enhance_support import register_tiny, save_tiny_safetensors
 from lumicap.cli import main
-from lumicap.demo import DEMO_PHOTOS, LowLightParams, darken, write_demo_inputs
+from lumicap.report.demo import DEMO_PHOTOS, LowLightParams, darken, write_demo_inputs
 from lumicap.errors import LumicapError
 
 

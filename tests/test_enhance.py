@@ -14,12 +14,6 @@ from _enhance_support import TINY_NAME, TinyConv, register_tiny, save_tiny_check
 from lumicap.cli import main
 
 
-@pytest.fixture
-def tiny_model(tmp_path, monkeypatch):
-    register_tiny(monkeypatch)
-    return save_tiny_safetensors(tmp_path / "model")
-
-
 def _photo(height=40, width=56, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 90, size=(height, width, 3), dtype=np.uint8)

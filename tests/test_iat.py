@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lumicap.errors import LumicapError
 from lumicap.inference import load_inference_model
 from lumicap.inference.loading import save_inference_model
 from lumicap.models import build_model
@@ -184,3 +185,46 @@ def test_matches_the_official_golden_outputs(golden_model, case):
         np.testing.assert_allclose(got["output"].detach().numpy(), np.load(case / "output.npy"), rtol=0, atol=1e-5)
         for key in aux.files:
             np.testing.assert_allclose(got[key].detach().numpy(), aux[key], rtol=0, atol=1e-5, err_msg=key)
+
+
+# ------------------------------------------------------------------- border, whole-image context
+def test_reflect_border_leaves_no_frame_and_keeps_the_layout():
+    torch.manual_seed(3)
+    zeros = _perturbed(build_model("iat")).eval()
+    reflect = build_model("iat", border="reflect").eval()
+    reflect.load_state_dict(zeros.state_dict())  # same parameters, same keys
+    flat = torch.full((1, 3, 30, 41), 0.3)
+    with torch.no_grad():
+        framed, clean = zeros(flat), reflect(flat)
+    # a flat photo must come out flat; with zero padding the outer pixels see black and differ
+    assert (framed - framed[..., 15:16, 20:21]).abs().amax() > 1e-3
+    assert (clean - clean[..., 15:16, 20:21]).abs().amax() < 1e-5
+    # inside the border the two agree (the local branch sees 11 pixels each way)
+    x = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        a, b = zeros.local_net(x), reflect.local_net(x)
+    for m_a, m_b in zip(a, b):
+        torch.testing.assert_close(m_a[..., 12:-12, 12:-12], m_b[..., 12:-12, 12:-12], rtol=0, atol=1e-5)
+    tiny = torch.rand(1, 3, 5, 7)  # smaller than the pad: edge replication instead of reflection
+    with torch.no_grad():
+        assert reflect(tiny).shape == tiny.shape
+
+
+def test_global_branch_sees_the_whole_image_context_and_the_downscaled_view():
+    torch.manual_seed(4)
+    model = _perturbed(build_model("iat", global_downscale=2)).eval()
+    whole = torch.rand(2, 3, 40, 60)
+    crop = whole[..., 8:40, 10:42]
+    with torch.no_grad():
+        gamma, color = model.global_net(F.avg_pool2d(whole, 2))
+        out = model.training_outputs(crop, context=whole)
+        alone = model.training_outputs(crop)
+        whole_out = model(whole)
+    torch.testing.assert_close(out["gamma"], gamma)
+    torch.testing.assert_close(out["color"], color)
+    assert not torch.allclose(alone["gamma"], gamma)  # without context the crop judges itself
+    # the crop's output with its whole image as context equals that region of the whole image's output
+    # away from the crop's edges (the local branch pads the crop itself)
+    torch.testing.assert_close(out["output"][..., 12:-12, 12:-12], whole_out[..., 20:28, 22:30], rtol=0, atol=1e-5)
+    with pytest.raises(LumicapError, match="global_downscale"):
+        build_model("iat", global_downscale=0)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lumicap.errors import LumicapError
-from lumicap.losses import CharbonnierLoss, LowResSmoothL1Loss, SSIMLoss, StageLoss
+from lumicap.losses import CharbonnierLoss, ChromaLoss, LowResSmoothL1Loss, SSIMLoss, StageLoss
 
 
 @pytest.fixture
@@ -28,6 +28,29 @@ def test_pixel_terms_match_their_formulas(pair):
     assert terms["charbonnier"].item() == pytest.approx(torch.sqrt(d**2 + 1e-6).mean().item(), rel=1e-6)
     huber = torch.where(d.abs() < 1, 0.5 * d**2, d.abs() - 0.5).mean()
     assert terms["smooth_l1"].item() == pytest.approx(huber.item(), rel=1e-6)
+
+
+def test_chroma_term_measures_saturation_whatever_the_hue(pair):
+    p, t = pair
+    _, terms = StageLoss({"chroma": 1.0})(p, t)
+
+    def magnitude(x):
+        r, g, b = x.double().unbind(1)
+        return torch.sqrt((r - g) ** 2 + (0.5 * (r + g) - b) ** 2 + 1e-6)
+
+    assert terms["chroma"].item() == pytest.approx((magnitude(p) - magnitude(t)).abs().mean().item(), rel=1e-5)
+    # a paler copy of the same hue costs; the opposite hue at the same distance from gray costs (almost) nothing
+    gray = t.mean(dim=1, keepdim=True)
+    pale = gray + 0.5 * (t - gray)
+    chroma = ChromaLoss()
+    assert chroma(pale, t) > 0.02
+    assert chroma(t, t).item() == pytest.approx(0.0, abs=1e-6)
+    assert chroma(t.flip(-1), t.flip(-1)).item() == pytest.approx(0.0, abs=1e-6)
+    opposite = gray - (t - gray)  # every pixel's colour turned to its opposite hue, same distance from gray
+    assert chroma(opposite, t) < 1e-3 < F.l1_loss(opposite, t)
+    x = pale.clone().requires_grad_(True)
+    chroma(x, t).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
 def test_charbonnier_is_eps_at_zero_and_differentiable():
@@ -96,7 +119,7 @@ def test_missing_vgg_weights_fail_in_one_line_unless_allowed(tmp_path, monkeypat
 
 def test_vgg_term_uses_the_given_weight_file(tmp_path):
     """vgg16 = RCTNet's term; a random VGG16 saved with torchvision's key names loads from an explicit path."""
-    from lumicap.vgg import VGGFeatures
+    from lumicap.losses.vgg import VGGFeatures
 
     torch.manual_seed(0)
     path = tmp_path / "vgg16-random.pth"

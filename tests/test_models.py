@@ -22,7 +22,7 @@ from lumicap.models import build_model, count_parameters, list_models, model_inf
 MODEL_NAMES = [info.name for info in list_models()]
 
 # Loss names a trainer implements itself (Stage docstring); any other name must come from model.stage_losses.
-BUILTIN_LOSSES = {"l1", "charbonnier", "smooth_l1", "mse", "ssim", "vgg19", "vgg16", "lowres_smooth_l1"}
+BUILTIN_LOSSES = {"l1", "charbonnier", "smooth_l1", "mse", "ssim", "chroma", "vgg19", "vgg16", "lowres_smooth_l1"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -173,7 +173,7 @@ def test_models_command_json(capsys) -> None:
     from lumicap.cli import main
 
     assert main(["models", "--json", "--no-flops"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["networks"]
     by_name = {row["name"]: row for row in rows}
     assert sorted(by_name) == sorted(info.name for info in list_models())
     for name, row in by_name.items():

@@ -175,7 +175,7 @@ def test_enhance_takes_an_official_file_with_weights(tmp_path):
 
 def test_official_names_are_listed_and_work_as_models():
     from lumicap.weights import known_weights
-    from lumicap.weights_catalog import OFFICIAL_MODELS
+    from lumicap.weights.catalogue import OFFICIAL_MODELS
 
     models = {entry.model for entry in OFFICIAL_MODELS.values()}
     assert models == {"retinexformer", "iat", "snr_aware", "retinexnet", "llformer", "uhdfour", "mirnet"}
@@ -388,7 +388,7 @@ def test_serve_menu_offers_multi_file_official_weights_once(tmp_path, monkeypatc
     pytest.importorskip("starlette", reason="lumicap serve needs the serve extra")
     from lumicap.serve.jobs import _cached_catalog_entries
     from lumicap.weights import cached_path, get_known
-    from lumicap.weights_catalog import OFFICIAL_MODELS
+    from lumicap.weights.catalogue import OFFICIAL_MODELS
 
     monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))
     files = OFFICIAL_MODELS["retinexnet-lol-v1-official"].files

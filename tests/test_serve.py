@@ -25,10 +25,8 @@ pytest.importorskip("uvicorn", reason="lumicap serve needs the serve extra (star
 from _serve_support import (  # noqa: E402
     GATE,
     register_gated,
-    register_tiny,
     request,
     save_gated_safetensors,
-    save_tiny_safetensors,
     serve_in_thread,
     upload,
     wait_for,
@@ -38,12 +36,6 @@ from lumicap.serve.jobs import safe_name  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def tiny_model(tmp_path, monkeypatch):
-    register_tiny(monkeypatch)
-    return save_tiny_safetensors(tmp_path / "model")
 
 
 def _photo_bytes(path: Path, height=37, width=53, seed=0, fmt="PNG") -> bytes:
@@ -78,13 +70,16 @@ def test_result_and_download_are_the_files_lumicap_enhance_writes(tmp_path, tiny
         done = wait_for(served.url, answer["id"])
         assert done["state"] == "done", done
         assert done["output_name"] == "night shot.png" and (done["width"], done["height"]) == (53, 37)
-        assert done["seconds"] > 0 and done["model"].startswith("tiny_conv_test")
+        assert done["seconds"] > 0 and done["model"] == "tiny (tiny_conv_test, given to lumicap serve)"
+        assert done["model_name"] == "tiny"
+        # Not the shipped default: the model's name joins the file name lumicap enhance gives.
+        assert done["download_name"] == "night shot-tiny.png"
         status, headers, png = request(f"{served.url}/api/jobs/{answer['id']}/download")
         assert status == 200 and png == cli_png.read_bytes()
-        assert "night shot.png" in urllib.parse.unquote(headers["content-disposition"])
+        assert "night shot-tiny.png" in urllib.parse.unquote(headers["content-disposition"])
         status, headers, jpg = request(f"{served.url}/api/jobs/{answer['id']}/download?format=jpg&quality=80")
         assert status == 200 and jpg == cli_jpg.read_bytes()
-        assert "night shot.jpg" in urllib.parse.unquote(headers["content-disposition"])
+        assert "night shot-tiny.jpg" in urllib.parse.unquote(headers["content-disposition"])
         for which in ("input", "output"):
             status, headers, preview = request(f"{served.url}/api/jobs/{answer['id']}/preview/{which}")
             assert status == 200 and headers["content-type"] == "image/jpeg" and preview[:2] == b"\xff\xd8"
@@ -331,15 +326,54 @@ def test_menu_offers_default_given_models_and_cached_registry_weights(tmp_path, 
 
     menu = ModelMenu.build([str(tiny_model)], None, "cpu")
     keys = [item["key"] for item in menu.listing()]
-    assert keys == ["default", "retinexformer-lumicap", "model-1", "weights:tiny_conv_test-lol-example"]
-    assert menu.selected == "model-1" and menu.listing()[2]["selected"]
+    assert keys == ["default", "retinexformer-lumicap", "iat-lumicap-2026-11", "model-1", "weights:tiny_conv_test-lol-example"]
+    assert menu.selected == "model-1" and menu.listing()[3]["selected"]
     default_name = load_inference_model("default", "cpu").name  # whatever the package ships
-    assert menu.entries["default"].label == f"default: {default_name}"
+    labels = [item["label"] for item in menu.listing()]
+    assert labels == [f"default ({default_name}, shipped)", "retinexformer-lumicap (retinexformer, shipped)",
+                      "iat-lumicap-2026-11 (iat, shipped)", "tiny (tiny_conv_test, given to lumicap serve)",
+                      "tiny_conv_test-lol-example (tiny_conv_test, downloaded)"]
+    assert [item["name"] for item in menu.listing()] == ["default", "retinexformer-lumicap", "iat-lumicap-2026-11",
+                                                         "tiny", "tiny_conv_test-lol-example"]
     cached = menu.load("weights:tiny_conv_test-lol-example")
     assert cached.name == "tiny_conv_test"
     expected = load_inference_model("tiny_conv_test", "cpu", weights=str(weights.cached_path(entry)))
     for (k, a), (_, b) in zip(cached.module.state_dict().items(), expected.module.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_downloads_keep_the_photos_colour_profile_as_the_cli_does(tmp_path, tiny_model):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = tmp_path / "phone.jpg"
+    rng = np.random.default_rng(6)
+    Image.fromarray(rng.integers(0, 80, size=(30, 40, 3), dtype=np.uint8)).save(photo, quality=95, icc_profile=profile)
+    cli_png = _cli_enhance(photo, tmp_path / "cli-png", tiny_model) / "phone.png"
+    cli_jpg = _cli_enhance(photo, tmp_path / "cli-jpg", tiny_model, "--format", "jpg", "--quality", "85") / "phone.jpg"
+    with serve_in_thread([tiny_model], tmp_path / "work") as served:
+        _, answer = upload(served.url, "phone.jpg", photo.read_bytes())
+        assert wait_for(served.url, answer["id"])["state"] == "done"
+        png = request(f"{served.url}/api/jobs/{answer['id']}/download")[2]
+        jpg = request(f"{served.url}/api/jobs/{answer['id']}/download?format=jpg&quality=85")[2]
+    assert png == cli_png.read_bytes() and jpg == cli_jpg.read_bytes()
+    assert Image.open(cli_jpg).info["icc_profile"] == profile
+
+
+def test_one_photo_by_two_models_downloads_as_two_names(tmp_path):
+    photo = tmp_path / "10.png"
+    data = _photo_bytes(photo, height=24, width=32, seed=5)
+    with serve_in_thread(["default"], tmp_path / "work") as served:
+        jobs = {}
+        for model in ("default", "retinexformer-lumicap"):
+            status, answer = upload(served.url, "10.png", data, model=model)
+            assert status == 202, answer
+            jobs[model] = wait_for(served.url, answer["id"])
+        assert [jobs[m]["model_name"] for m in jobs] == ["default", "retinexformer-lumicap"]
+        assert [jobs[m]["download_name"] for m in jobs] == ["10.png", "10-retinexformer-lumicap.png"]
+        for model, job in jobs.items():
+            status, headers, _ = request(f"{served.url}/api/jobs/{job['id']}/download?format=jpg&quality=90")
+            assert status == 200 and job["download_name"][:-4] + ".jpg" in urllib.parse.unquote(headers["content-disposition"])
 
 
 def test_command_errors_are_one_line(tmp_path, capsys, monkeypatch):

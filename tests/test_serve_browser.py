@@ -114,7 +114,7 @@ def _cli(photo: Path, out: Path, model: Path, *extra) -> Path:
 
 
 def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_model, downloads, tmp_path):
-    from lumicap.demo import write_demo_inputs
+    from lumicap.report.demo import write_demo_inputs
     from lumicap.engine.evaluate import evaluate_pairs
 
     demo = write_demo_inputs(tmp_path / "demo", names=("astronaut",))
@@ -125,22 +125,27 @@ def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_mod
     browser.get(server.url + "/")
     menu = Select(browser.find_element(By.ID, "model"))
     _wait(lambda: menu.options, what="the model menu")
-    assert menu.first_selected_option.text.startswith("tiny_conv_test")
-    assert [o.text for o in menu.options][0].startswith("default: ")
+    assert menu.first_selected_option.text == "tiny (tiny_conv_test, given to lumicap serve)"
+    assert [o.text for o in menu.options][0].startswith("default (")
+    assert [o.text for o in Select(browser.find_element(By.ID, "format")).options] == [
+        "PNG (lossless, full resolution)", "JPEG (smaller file)"]
 
     _upload(browser, photo, fake)
     refused = _card_named(browser, "notes.png")
     assert refused.get_attribute("data-state") == "failed"
-    assert refused.find_element(By.CSS_SELECTOR, ".error").text == "notes.png: not an image file (or a format Pillow cannot read)"
+    assert refused.find_element(By.CSS_SELECTOR, ".error").text == (
+        "notes.png: not an image file (or not in a format lumicap reads: PNG, JPEG, TIFF, BMP, WebP, HEIC)")
     card = _card_named(browser, "astronaut.png")
     assert card.get_attribute("data-state") == "done"
     status = card.find_element(By.CSS_SELECTOR, ".status").text
-    assert "512×512" in status and "enhanced in" in status and "tiny_conv_test" in status
+    assert "512×512" in status and "enhanced in" in status
+    assert card.find_element(By.CSS_SELECTOR, ".model").text == "model: tiny"
     loaded = "return [...arguments[0].querySelectorAll('.pair img')].map(i => i.complete && i.naturalWidth)"
     _wait(lambda: all(browser.execute_script(loaded, card)), what="the previews")
 
+    # Not the shipped default: the download's name carries the model's.
     cli_png = _cli(photo, tmp_path / "cli-png", tiny_model) / "astronaut.png"
-    assert _download(browser, card, downloads, "astronaut.png") == cli_png.read_bytes()
+    assert _download(browser, card, downloads, "astronaut-tiny.png") == cli_png.read_bytes()
 
     Select(browser.find_element(By.ID, "format")).select_by_value("jpg")
     quality = browser.find_element(By.ID, "quality")
@@ -149,7 +154,7 @@ def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_mod
     link = card.find_element(By.CSS_SELECTOR, ".download")
     _wait(lambda: "quality 80" in link.text, what="the JPEG link")
     cli_jpg = _cli(photo, tmp_path / "cli-jpg", tiny_model, "--format", "jpg", "--quality", "80") / "astronaut.jpg"
-    assert _download(browser, card, downloads, "astronaut.jpg") == cli_jpg.read_bytes()
+    assert _download(browser, card, downloads, "astronaut-tiny.jpg") == cli_jpg.read_bytes()
     Select(browser.find_element(By.ID, "format")).select_by_value("png")
 
     card.find_element(By.CSS_SELECTOR, ".toggle").click()
@@ -157,8 +162,18 @@ def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_mod
     assert not card.find_element(By.CSS_SELECTOR, ".pair").is_displayed()
     slider = card.find_element(By.CSS_SELECTOR, ".slider")
     browser.execute_script("arguments[0].value = 30; arguments[0].dispatchEvent(new Event('input'))", slider)
-    over = card.find_element(By.CSS_SELECTOR, ".over")
-    assert browser.execute_script("return arguments[0].style.getPropertyValue('--cut')", over) == "30%"
+    stack, over = card.find_element(By.CSS_SELECTOR, ".stack"), card.find_element(By.CSS_SELECTOR, ".over")
+    assert browser.execute_script("return arguments[0].style.getPropertyValue('--cut')", stack) == "30%"
+    # Both sides are labelled; the divider sits where the enhanced half begins (30% of the photo's width).
+    labels = [e.text for e in card.find_elements(By.CSS_SELECTOR, ".side-label")]
+    assert labels == ["dark", "enhanced"]
+    box = "const r = arguments[0].getBoundingClientRect(); return [r.left, r.width, r.top, r.bottom];"
+    left, width, top, bottom = browser.execute_script(box, stack)
+    divider = browser.execute_script(box, card.find_element(By.CSS_SELECTOR, ".divider"))
+    assert abs(divider[0] + divider[1] / 2 - (left + 0.3 * width)) < 2
+    assert browser.execute_script("return getComputedStyle(arguments[0]).clipPath", over) == "inset(0px 0px 0px 30%)"
+    # The slider is the photo itself: it covers the stack, so it is never below the window's edge.
+    assert browser.execute_script(box, slider) == [left, width, top, bottom]
 
     card.find_element(By.CSS_SELECTOR, ".reference").send_keys(str(reference))
     metrics = card.find_element(By.CSS_SELECTOR, ".metrics")
@@ -178,6 +193,62 @@ def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_mod
     assert errors == []  # the refused upload's 400 is expected; nothing else failed to load
 
 
+def test_portrait_photos_fit_the_window_run_in_card_order_and_cards_can_be_cleared(browser, server, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    browser.get(server.url + "/")
+    _wait(lambda: Select(browser.find_element(By.ID, "model")).options, what="the model menu")
+    rng = np.random.default_rng(0)
+    photos = []
+    for index in range(4):  # portrait, taller than the 1000-px window
+        path = tmp_path / f"portrait{index}.png"
+        Image.fromarray(rng.integers(0, 80, size=(1400, 500, 3), dtype=np.uint8)).save(path)
+        photos.append(path)
+    fake = tmp_path / "broken.png"
+    fake.write_text("not a photo")
+    _upload(browser, *photos, fake)
+    names = [c.find_element(By.CSS_SELECTOR, ".name").text for c in _cards(browser)]
+    assert names == [p.name for p in photos] + ["broken.png"]
+    # The server took them in the cards' order: each started after the one above it finished.
+    ids = [c.get_attribute("data-job-id") for c in _cards(browser)[:4]]
+    started = [server.jobs.get(job_id).started for job_id in ids]
+    assert started == sorted(started)
+    # Four window-high cards later, a new photo's card is below the fold: the page scrolls to it.
+    in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= -1 && r.top < innerHeight"
+    browser.execute_script("window.scrollTo(0, 0)")
+    extra = tmp_path / "later.png"
+    Image.fromarray(rng.integers(0, 80, size=(40, 60, 3), dtype=np.uint8)).save(extra)
+    _upload(browser, extra)
+    later = _card_named(browser, "later.png")
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().top", later) > 0  # laid out
+    _wait(lambda: browser.execute_script(in_view, later), timeout=10, what="the new card to scroll into view")
+    assert browser.execute_script("return window.scrollY") > 1000
+    photos.append(extra)
+
+    card = _cards(browser)[0]
+    browser.execute_script("arguments[0].scrollIntoView()", card)
+    card.find_element(By.CSS_SELECTOR, ".toggle").click()
+    height = browser.execute_script("return window.innerHeight")
+    stack = browser.execute_script("return arguments[0].querySelector('.stack').getBoundingClientRect().height", card)
+    pair = browser.execute_script("return arguments[0].querySelector('.under').getBoundingClientRect().height", card)
+    assert 0 < stack <= height and pair == stack
+    card.find_element(By.CSS_SELECTOR, ".toggle").click()
+    side = browser.execute_script("return arguments[0].querySelector('.enhanced').getBoundingClientRect().height", card)
+    assert 0 < side <= height
+
+    # A refused card is dismissed by its own button; "clear finished photos" removes the rest.
+    broken = _card_named(browser, "broken.png")
+    browser.execute_script("arguments[0].scrollIntoView()", broken)
+    broken.find_element(By.CSS_SELECTOR, ".dismiss").click()
+    assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in _cards(browser)] == [p.name for p in photos]
+    browser.execute_script("window.scrollTo(0, 0)")
+    clear = browser.find_element(By.ID, "clear")
+    assert clear.is_displayed()
+    clear.click()
+    assert _cards(browser) == [] and not clear.is_displayed()
+
+
 def test_eval15_photo_through_the_page_equals_lumicap_enhance(browser, server, tiny_model, downloads, shared_data, tmp_path):
     photo = shared_data / "lol-v1" / "eval15" / "low" / "1.png"
     browser.get(server.url + "/")
@@ -186,4 +257,4 @@ def test_eval15_photo_through_the_page_equals_lumicap_enhance(browser, server, t
     assert card.get_attribute("data-state") == "done"
     assert "600×400" in card.find_element(By.CSS_SELECTOR, ".status").text
     cli = _cli(photo, tmp_path / "cli", tiny_model) / "1.png"
-    assert _download(browser, card, downloads, "1.png") == cli.read_bytes()
+    assert _download(browser, card, downloads, "1-tiny.png") == cli.read_bytes()

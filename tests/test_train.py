@@ -139,7 +139,9 @@ def test_mfr_run_writes_checkpoints_logs_tensorboard_and_results(mfr_run):
     assert len(tags["images"]) == 3
     assert [e.step for e in events.Scalars("val/psnr")] == [10, 20, 30]
 
-    results = mfr_run / "results" / "test-iter0000030"
+    # Named after the iteration of the weights measured (the selected ones), not the last iteration.
+    results = mfr_run / json.loads((mfr_run / "run.json").read_text())["results"]
+    assert results.name == f"test-iter{best['best']['iteration']:07d}"
     summary = json.loads((results / "summary.json").read_text())
     rows = list(csv.DictReader(open(results / "per_image.csv")))
     assert summary["count"] == len(rows) == TEST_SCENES
@@ -154,7 +156,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, configs, mfr
     assert run != mfr_run
     stopped = json.loads((run / "run.json").read_text())
     assert stopped["status"] == "stopped" and load(run / "checkpoints/last.pt")["iteration"] == 13
-    assert (run / "results" / "test-iter0000013" / "summary.json").is_file()
+    # Stopped at 13; the weights measured are those selected at the validation of iteration 10.
+    assert (run / "results" / "test-iter0000010" / "summary.json").is_file()
 
     train("--resume", run)
     resumed, uninterrupted = load(run / "checkpoints/last.pt"), load(mfr_run / "checkpoints/last.pt")
@@ -252,9 +255,11 @@ train: {{val_every: 30, ckpt_every: 15, log_every: 10}}
     assert all(5 < float(r["psnr"]) < 40 for r in rows)
 
 
-def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, configs):
+@pytest.mark.parametrize("target", ["trainer", "process group"])
+def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, configs, target):
     """SIGINT (Ctrl-C, or SIGTERM from a scheduler) finishes the step, checkpoints, measures the weights
-    selected so far (validation every iteration here, so there are some), exits cleanly."""
+    selected so far (validation every iteration here, so there are some), exits cleanly. A terminal's Ctrl-C
+    and ``kill -- -PGID`` reach the data-loading worker too (the config uses one): it must not take the run down."""
     import os
     import signal
     import subprocess
@@ -264,7 +269,7 @@ def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, con
     command = [sys.executable, "-m", "lumicap", "train", str(configs["baseline"]), "stages.patches.iterations=100000",
                "stages.patches.scheduler={name: constant}", "train.log_every=1", "train.val_every=1", "--output-dir", str(tmp_path), "--no-progress"]
     process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     log = None
     while time.monotonic() < deadline and process.poll() is None:
@@ -274,7 +279,10 @@ def test_ctrl_c_checkpoints_at_a_step_boundary_and_the_run_resumes(tmp_path, con
             break
         time.sleep(0.2)
     assert log is not None, process.communicate()[1][-2000:]
-    process.send_signal(signal.SIGINT)
+    if target == "trainer":
+        process.send_signal(signal.SIGINT)
+    else:
+        os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-2000:]
     run = log.parent

@@ -48,6 +48,11 @@ def test_list_shows_every_known_file_and_cache_state(capsys, tmp_path, local_ent
     assert " no " in row and local_entry.url in row and "105.0 KB" in row  # 21 bytes x 5000
     vit = next(line for line in lines if line.startswith("clip-vit-b32-openai"))
     assert "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt" in vit
+    from lumicap.inference.loading import SHIPPED_MODELS
+
+    assert "default" in SHIPPED_MODELS and "retinexformer-lumicap" in SHIPPED_MODELS
+    assert lines[-1].startswith(f"shipped inside the package (no download): {', '.join(SHIPPED_MODELS)};")
+    assert "'lumicap models'" in lines[-1]
 
 
 def test_download_path_verify_round_trip(capsys, tmp_path, local_entry):
@@ -75,7 +80,7 @@ def test_download_path_verify_round_trip(capsys, tmp_path, local_entry):
     assert code == 2 and err.count("\n") == 1 and "does not match" in err and str(cached) in err
 
 
-def test_offline_download_is_one_line_that_says_what_where_and_where_to(capsys, tmp_path, monkeypatch):
+def test_offline_download_says_what_where_and_where_to(capsys, tmp_path, monkeypatch):
     import huggingface_hub
 
     def offline(*args, **kwargs):
@@ -84,8 +89,9 @@ def test_offline_download_is_one_line_that_says_what_where_and_where_to(capsys, 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     cache = tmp_path / "cache"
     code, out, err = run_cli(capsys, "download", "gpt2-tokenizer", "--cache-dir", cache)
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert "tokenizer.json" in err
+    # A summary line, one line for the file, one for the way without network.
+    assert code == 2 and out == "" and err.count("\n") == 3
+    assert "tokenizer.json" in err.splitlines()[1]
     assert "https://huggingface.co/openai-community/gpt2/resolve/main/tokenizer.json" in err
     assert str(cache / "gpt2-tokenizer" / "tokenizer.json") in err
     assert not cache.exists()  # no file, no empty folder, no hub cache left behind
@@ -98,7 +104,7 @@ def test_a_web_page_instead_of_the_file_is_refused(capsys, tmp_path, monkeypatch
     known_weights()
     monkeypatch.setitem(KNOWN_WEIGHTS, entry.name, entry)
     code, _, err = run_cli(capsys, "download", "test-page", "--cache-dir", tmp_path / "cache")
-    assert code == 2 and "web page" in err and err.count("\n") == 1
+    assert code == 2 and "web page" in err.splitlines()[0] and err.count("\n") == 3  # summary, file, offline way
     assert not (tmp_path / "cache").exists()  # no file, no empty folder, no temporary left behind
 
 

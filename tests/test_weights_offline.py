@@ -139,14 +139,20 @@ def test_offline_teacher_names_every_missing_file_without_touching_the_network(t
     assert not cache.exists()  # nothing created
 
 
-def test_offline_cli_download_is_one_line_listing_every_file(capsys, tmp_path, monkeypatch, connections):
+def test_offline_cli_download_is_a_summary_line_then_one_line_per_missing_file(capsys, tmp_path, monkeypatch, connections):
     monkeypatch.setenv("LUMICAP_OFFLINE", "yes")
     cache = tmp_path / "cache"
     code, out, err = run_cli(capsys, "--cache-dir", cache, "download", "clipcap-coco-transformer", "lpips")
-    assert code == 2 and out == "" and err.count("\n") == 1 and connections == []
-    for name in ("clip-rn50x4-openai", "clipcap-coco-transformer", "gpt2-tokenizer", "alexnet-torchvision", "lpips-alex-v0.1"):
-        assert str(cache / name / known_weights()[name].filename) in err
-    assert "5 weight files" in err and "drive.usercontent.google.com" in err and "download.pytorch.org" in err
+    assert code == 2 and out == "" and connections == []
+    lines = err.splitlines()
+    names = ("clip-rn50x4-openai", "clipcap-coco-transformer", "gpt2-tokenizer", "alexnet-torchvision", "lpips-alex-v0.1")
+    assert len(lines) == 1 + len(names) + 1 and all(line.startswith("lumicap: error: ") for line in lines)
+    assert "5 weight files" in lines[0] and "'lumicap weights download clipcap-coco-transformer lpips" in lines[0]
+    assert len(lines[0]) < 250  # the summary, not the whole story
+    for line, name in zip(sorted(lines[1:-1]), sorted(names)):
+        assert f"missing '{name}'" in line and str(cache / name / known_weights()[name].filename) in line
+    assert "drive.usercontent.google.com" in err and "download.pytorch.org" in err
+    assert "lumicap weights bundle" in lines[-1] and "lumicap weights import" in lines[-1]
     assert not cache.exists()
 
 

@@ -8,6 +8,9 @@ line on stderr and the rest go on (exit code 1), as in ``lumicap enhance``.
 
 from __future__ import annotations
 
+from lumicap.commands.options import add_device_option
+from lumicap.names import PREPROCESS_MODES
+
 
 def register(sub):
     parser = sub.add_parser(
@@ -28,10 +31,10 @@ def register(sub):
         "checkpoint, or a registry model name with --weights",
     )
     parser.add_argument("--weights", metavar="FILE", help="state dict for --enhance NAME")
-    parser.add_argument("--preprocess", default="crop", choices=["crop", "resize", "tile"],
+    parser.add_argument("--preprocess", default="crop", choices=PREPROCESS_MODES,
                         help="how the image is fitted to CLIP's input (default: crop, as CLIP does)")
     parser.add_argument("--max-tokens", type=int, default=67, metavar="N", help="longest caption in tokens (67)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(parser)
     parser.add_argument("--cache-dir", metavar="DIR", help="weights cache (default $LUMICAP_CACHE or ~/.cache/lumicap)")
     parser.set_defaults(func=run)
 

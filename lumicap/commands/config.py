@@ -55,9 +55,9 @@ def register(sub) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from lumicap.config import dump_yaml, load_config
+    from lumicap.config import load_config, resolved_yaml
 
-    sys.stdout.write(dump_yaml(load_config(Path(args.config), list(args.overrides))))
+    sys.stdout.write(resolved_yaml(load_config(Path(args.config), list(args.overrides))))
     return 0
 
 

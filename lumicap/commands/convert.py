@@ -42,15 +42,17 @@ def run(args) -> int:
             raise LumicapError(f"{existing}: already exists (pass --overwrite to replace it)")
     overrides = _parse_overrides(args.override)
     if args.file is None:
-        from lumicap.weights_catalog import official_model
+        from lumicap.weights.catalogue import official_model
 
         if official_model(args.name) is None:
             raise LumicapError(
                 f"FILE is needed: '{args.name}' is not a name of official weights (lumicap weights list)"
             )
-        model = load_inference_model(args.name, "cpu", overrides=overrides)
+        model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False)
     else:
-        model = load_inference_model(args.name, "cpu", weights=args.file, overrides=overrides)
+        model = load_inference_model(
+            args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False
+        )
     record = {
         "converted_by": "lumicap convert",
         "source_file": _source_name(args.file or model.source),
@@ -101,7 +103,7 @@ def _sha256_of(path, model):
 
     if path is None:  # a catalogue name: the cached file(s)
         from lumicap.weights import cached_path, get_known
-        from lumicap.weights_catalog import official_model
+        from lumicap.weights.catalogue import official_model
 
         entry = official_model(model.metadata["weights"])
         files = {Path(get_known(f).filename).name if len(entry.files) == 1 else f: cached_path(get_known(f))

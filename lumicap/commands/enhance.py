@@ -4,46 +4,37 @@ from __future__ import annotations
 
 import sys
 
+from lumicap.commands.options import add_device_option, add_model_options, add_tiling_options, tile_settings
+
 
 def register(sub):
     parser = sub.add_parser(
         "enhance",
         help="enhance dark photos (files, folders, globs) with the default or a given model",
         description=(
-            "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Existing outputs "
-            "are skipped unless --overwrite. Big images are processed in overlapping, blended tiles. "
+            "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Inputs: PNG, JPEG, "
+            "TIFF, BMP, WebP, and HEIC/HEIF with the heic extra (pip install 'lumicap[heic]'); EXIF orientation is "
+            "applied. Pictures a folder holds in other formats (GIF, camera RAW) are named in the summary. Existing "
+            "outputs are skipped unless --overwrite. Big images are processed in overlapping, blended tiles. "
             "--demo makes dark versions of bundled sample photos and enhances them (no network needed)."
         ),
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
-    parser.add_argument(
-        "--model", metavar="NAME|FILE", default="default",
-        help="'default' (the shipped model), a .safetensors file with its .json sidecar, a lumicap training "
-        "checkpoint or run folder (its best.pt), official pretrained weights by name (e.g. "
-        "retinexformer-lol-v1-official, see 'lumicap weights list'), or a registry model name with --weights",
-    )
-    parser.add_argument("--weights", metavar="FILE",
-                        help="weights for --model NAME: a lumicap or official checkpoint of that model")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    add_model_options(parser)
+    add_device_option(parser)
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
-    parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff"],
-                        help="output format (png keeps 16 bits for 16-bit inputs)")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100 (default 95)")
+    parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff", "webp", "heic"],
+                        help="output format (png keeps 16 bits for 16-bit inputs; heic needs lumicap[heic]); "
+                        "the input's ICC colour profile is kept")
+    parser.add_argument("--quality", type=int, default=95, metavar="Q",
+                        help="quality of jpg, webp and heic outputs, 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    tiling = parser.add_mutually_exclusive_group()
-    tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles")
-    tiling.add_argument(
-        "--max-megapixels", type=float, metavar="X",
-        help="tile images larger than X megapixels (default 2 on CPU, 4 on CUDA)",
-    )
-    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N",
-                        help="tile overlap in pixels (default 64); automatic tiles are 512 px, or twice the overlap if larger")
+    add_tiling_options(parser)
     parser.add_argument(
-        "--network-megapixels", type=float, metavar="X",
-        help="networks that predict a transform (IAT, the default model): run the network on at most X MP and "
-        "apply its transform at full resolution instead of tiling (default: the model's setting, 1 for the "
-        "default model; 0: off)",
+        "--protect-highlights", default="auto", choices=["auto", "on", "off"],
+        help="blend the result back towards the photo where the photo is already bright, so skies and lamps do "
+        "not clip (auto: the model's setting, on for the default model)",
     )
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
@@ -59,49 +50,48 @@ def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
-    from lumicap.inference import TileSettings, collect_inputs, enhance_files, load_inference_model, plan_outputs
+    from lumicap.inference import collect_inputs, enhance_files, load_inference_model, plan_outputs
 
-    if args.tile is not None and args.tile_overlap > args.tile // 2:
-        raise LumicapError(f"--tile-overlap {args.tile_overlap} is more than half of --tile {args.tile}")
-    if args.tile is not None and args.tile < 16:
-        raise LumicapError(f"--tile {args.tile} is too small (at least 16)")
-    if args.tile_overlap < 0:
-        raise LumicapError("--tile-overlap must not be negative")
+    tiles = tile_settings(args)
     if not 1 <= args.quality <= 100:
         raise LumicapError(f"--quality {args.quality} is outside 1-100")
-    if args.max_megapixels is not None and args.max_megapixels <= 0:
-        raise LumicapError("--max-megapixels must be positive")
     out = Path(args.out)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
     if not args.demo and not args.inputs:
         raise LumicapError("no INPUT given (files, folders or globs; or --demo)")
-    # The model first: a missing or broken model file is reported before anything is written.
-    model = load_inference_model(args.model, args.device, weights=args.weights, network_megapixels=args.network_megapixels)
+    unreadable: list = []  # pictures a folder holds in formats lumicap does not read (named in the summary)
+    if not args.demo:
+        # The inputs first (a typo in a path costs no model load), every output path planned and checked
+        # against every input; then the model. Nothing is written before both are known to be fine.
+        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out, unreadable=unreadable)
+        if not inputs:
+            _no_inputs(args.inputs, out, unreadable)
+        enhanced_dir = out
+        plan_outputs(inputs, enhanced_dir, args.format)
+    protect = {"auto": None, "on": True, "off": False}[args.protect_highlights]
+    model = load_inference_model(args.model, args.device, weights=args.weights,
+                                 network_megapixels=args.network_megapixels, highlight_protection=protect)
     print(f"model: {model.describe()}")
     if model.note:
         print(f"note: {model.note}")
     if args.demo:
-        from lumicap.demo import write_demo_inputs
+        from lumicap.report.demo import write_demo_inputs
 
         demo = write_demo_inputs(out)
-        print(f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in {demo.reference_dir})")
+        print(
+            f"demo inputs: {len(demo.names)} darkened sample photos in {demo.low_dir} (references in "
+            f"{demo.reference_dir})"
+        )
         inputs = collect_inputs([demo.low_dir])
         enhanced_dir = out / "enhanced"
-    else:
-        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out)
-        enhanced_dir = out
-    if not inputs:
-        _no_inputs(args.inputs, out)
-    # Every output path is known (and checked against every input) before anything is written.
-    plan_outputs(inputs, enhanced_dir, args.format)
+        plan_outputs(inputs, enhanced_dir, args.format)
 
     captioner = None
     if args.caption:
         from lumicap.inference.captions import CaptionWriter
 
         captioner = CaptionWriter.open(enhanced_dir, model.device, teacher=args.teacher)
-    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
         progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,
@@ -109,13 +99,14 @@ def run(args) -> int:
     )
     if captioner is not None:
         captioner.save()
+    summary.unreadable = unreadable
     print(summary.line())
     if args.demo:
         _demo_report(out, enhanced_dir, demo, args.overwrite)
     return 1 if summary.failed else 0
 
 
-def _no_inputs(inputs: list[str], out) -> None:
+def _no_inputs(inputs: list[str], out, unreadable: list) -> None:
     """No image to enhance: say why when the output folder swallowed the input folder."""
     from pathlib import Path
 
@@ -130,6 +121,12 @@ def _no_inputs(inputs: list[str], out) -> None:
                 "are never read as inputs (outputs must not replace them), so nothing is left to enhance: "
                 "choose an --out outside the input folder"
             )
+    if unreadable:
+        from lumicap.inference.batch import unreadable_note
+
+        raise LumicapError(
+            f"no image files lumicap reads in {', '.join(map(shown, inputs))}: {unreadable_note(unreadable)}"
+        )
     raise LumicapError(f"no image files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
 
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lumicap.commands.options import add_device_option
+from lumicap.names import LAYOUTS, PSNR_CONVENTIONS
+
 _METRIC_LABELS = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
@@ -35,11 +38,15 @@ def register(sub):
     source.add_argument("--data", metavar="ROOT", help="dataset root of a known layout (use with --split)")
     parser.add_argument("--split", metavar="NAME", help="split of --data: train, test, or a folder name like eval15")
     parser.add_argument(
-        "--layout", default="auto", choices=["auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders"],
+        "--layout", default="auto", choices=["auto", *LAYOUTS],
         help="layout of --data (default: detected)",
     )
-    parser.add_argument("--psnr", default="float", choices=["float", "uint8"],
-                        help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels")
+    parser.add_argument(
+        "--psnr",
+        default="float",
+        choices=PSNR_CONVENTIONS,
+        help="PSNR convention: float RGB in [0,1] clamped (default, Retinexformer/BasicSR) or 8-bit levels",
+    )
     parser.add_argument("--gt-mean", action="store_true",
                         help="also report every metric after GT-mean brightness scaling (keys *_gtmean)")
     parser.add_argument("--lpips", action="store_true", help="also compute LPIPS (AlexNet, v0.1 heads)")
@@ -51,7 +58,7 @@ def register(sub):
     parser.add_argument("--out", metavar="DIR", help="results folder (default: eval_results/<name of --pred>)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing per_image.csv / summary.json")
     parser.add_argument("--per-image", action="store_true", help="print one row per image as well")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -59,6 +66,7 @@ def run(args) -> int:
     from lumicap.data.pairing import resolve_split
     from lumicap.engine.evaluate import evaluate_folders, evaluate_pairs, match_predictions, write_results
     from lumicap.errors import LumicapError
+    from lumicap.inference.loading import resolve_device
 
     pred_dir = Path(args.pred)
     if not pred_dir.is_dir():
@@ -73,7 +81,7 @@ def run(args) -> int:
     if existing and not args.overwrite:
         raise LumicapError(f"{existing[0]} already exists; pass --overwrite to replace it or --out to write elsewhere")
 
-    device = _device(args.device)
+    device = resolve_device(args.device)
     lpips, lpips_status = None, "not requested"
     if args.lpips:
         from lumicap.metrics.lpips import try_load_lpips
@@ -99,24 +107,13 @@ def run(args) -> int:
 
     csv_path, json_path = write_results(out_dir, rows, summary, overwrite=args.overwrite)
     print(format_report(rows, summary, pred=str(pred_dir), reference=reference, per_image=args.per_image))
-    print(f"wrote {csv_path} and {json_path}")
+    where = (
+        ""
+        if args.out
+        else " (the default folder eval_results/<name of --pred> in the current folder; --out DIR elsewhere)"
+    )
+    print(f"wrote {csv_path} and {json_path}{where}")
     return 0
-
-
-def _device(name: str):
-    import torch
-
-    from lumicap.errors import LumicapError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise LumicapError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LumicapError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def format_report(rows: list[dict], summary: dict, pred: str, reference: str, per_image: bool = False) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from lumicap.commands.options import add_device_option, add_model_options, add_tiling_options, tile_settings
+
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_UPLOAD_MEGAPIXELS = 50.0
@@ -20,25 +22,16 @@ def register(sub):
             "otherwise; results live in a temporary folder removed on exit. Ctrl-C stops."
         ),
     )
-    parser.add_argument(
-        "--model", metavar="default|NAME|FILE|RUN_DIR", action="append",
-        help="model(s) for the page's menu; the first is preselected (default: the shipped model). "
-        "Repeat to offer several; cached registry weights are offered too",
-    )
-    parser.add_argument("--weights", metavar="FILE", help="state-dict file for a single --model NAME")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    add_model_options(parser, several=True)
+    add_device_option(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; others print a warning)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="caption the dark and the enhanced photo with this ClipCap teacher (e.g. clipcap-coco)")
-    tiling = parser.add_mutually_exclusive_group()
-    tiling.add_argument("--tile", type=int, metavar="N", help="always process in N x N tiles (as lumicap enhance)")
-    tiling.add_argument("--max-megapixels", type=float, metavar="X",
-                        help="tile photos larger than X megapixels (default 2 on CPU, 4 on CUDA, as lumicap enhance)")
-    parser.add_argument("--tile-overlap", type=int, default=64, metavar="N", help="tile overlap in pixels (default 64)")
-    parser.add_argument("--network-megapixels", type=float, metavar="X",
-                        help="for the --model networks that predict a transform (IAT): as lumicap enhance")
+    add_tiling_options(parser)
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"refuse uploads above this size (default {DEFAULT_MAX_UPLOAD_MB:g})")
     parser.add_argument("--max-upload-megapixels", type=float, default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
@@ -53,7 +46,6 @@ def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
-    from lumicap.inference import TileSettings
 
     try:
         import starlette  # noqa: F401
@@ -67,6 +59,7 @@ def run(args) -> int:
     from lumicap.serve.jobs import JobQueue, Limits, ModelMenu
 
     _check_numbers(args)
+    tiles = tile_settings(args)
     specs = args.model or ["default"]
     if args.weights is not None and len(specs) != 1:
         raise LumicapError("--weights goes with exactly one --model NAME")
@@ -76,7 +69,6 @@ def run(args) -> int:
     sock = _listen(args.host, args.port)
     port = sock.getsockname()[1]
     workdir = Path(tempfile.mkdtemp(prefix="lumicap-serve-"))
-    tiles = TileSettings(tile=args.tile, overlap=args.tile_overlap, max_megapixels=args.max_megapixels)
     limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_megapixels=args.max_upload_megapixels)
     jobs = JobQueue(workdir, menu, tiles, limits, captioner)
     app = create_app(jobs, teacher=args.teacher)
@@ -126,12 +118,6 @@ def _check_numbers(args) -> None:
         raise LumicapError(f"--port {args.port} is outside 0-65535")
     if args.max_upload_mb <= 0 or args.max_upload_megapixels <= 0:
         raise LumicapError("--max-upload-mb and --max-upload-megapixels must be positive")
-    if args.tile is not None and (args.tile < 16 or args.tile_overlap > args.tile // 2):
-        raise LumicapError(f"--tile {args.tile} must be at least 16 and at least twice --tile-overlap {args.tile_overlap}")
-    if args.tile_overlap < 0:
-        raise LumicapError("--tile-overlap must not be negative")
-    if args.max_megapixels is not None and args.max_megapixels <= 0:
-        raise LumicapError("--max-megapixels must be positive")
 
 
 def _load_captioner(teacher: str, device):
@@ -153,13 +139,17 @@ def _listen(host: str, port: int):
     from lumicap.errors import LumicapError
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(64)
     except OSError as exc:
-        raise LumicapError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host") from None
+        raise LumicapError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+        ) from None
     return sock
 
 

@@ -52,7 +52,7 @@ __all__ = [
     "BUILTIN_LOSSES", "LOSS_MIN_PATCH", "OPTIMIZERS", "SCHEDULERS", "SCHEDULER_FIELDS", "Config", "ConfigError",
     "DataConfig", "EvalConfig", "MFRConfig", "ModelConfig", "OptimizerConfig", "SchedulerConfig", "StageConfig",
     "TrainConfig", "apply_overrides", "deep_merge", "dump_yaml", "from_dict", "json_schema", "load_config",
-    "load_raw", "parse_value", "to_dict",
+    "load_raw", "parse_value", "resolved_yaml", "to_dict",
 ]
 
 
@@ -101,6 +101,35 @@ def to_dict(cfg: Config) -> dict:
 
 def dump_yaml(cfg: Config | dict) -> str:
     return dump_plain(to_dict(cfg) if isinstance(cfg, Config) else cfg)
+
+
+def resolved_yaml(cfg: Config) -> str:
+    """A resolved config as a person reads it (``lumicap config show``, a run's ``config.yaml``).
+
+    Two levels switch MFR: ``mfr.enabled`` (the run uses the teacher at all) and each stage's ``mfr`` (which
+    stages it applies to, when enabled). When ``mfr.enabled`` is false, each stage's ``mfr: true`` line says
+    so in a comment, so the config does not read as MFR on. (Generated configs stay plain ``dump_yaml``: a
+    baseline's stages are the ones its ``-mfr`` file switches on.)"""
+    data = to_dict(cfg)
+    text = dump_plain(data)
+    mfr = data.get("mfr")
+    if isinstance(mfr, dict) and mfr.get("enabled") is False:
+        text = _mark_inactive_stage_mfr(text)
+    return text
+
+
+INACTIVE_STAGE_MFR = "  # inactive: mfr.enabled is false"
+
+
+def _mark_inactive_stage_mfr(text: str) -> str:
+    lines, in_stages = [], False
+    for line in text.splitlines():
+        if line and not line.startswith((" ", "-")):
+            in_stages = line.startswith("stages:")
+        elif in_stages and line in ("  mfr: true", "- mfr: true"):
+            line += INACTIVE_STAGE_MFR
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def json_schema() -> dict:

@@ -11,24 +11,32 @@ overrides against the model's constructor) are after-validators that report ever
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+import typing
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from lumicap.config.problems import CUSTOM, problems_from
+from lumicap.names import (
+    BUILTIN_LOSSES,
+    SSIM_WINDOW,
+    DeviceChoice,
+    FeatureDistance,
+    GptLayerChoice,
+    LayoutChoice,
+    PreprocessMode,
+    PsnrConvention,
+    model_key,
+)
+from lumicap.problems import CUSTOM, problems_from
 
 INT64_MAX = 2**63 - 1
 MAX_COUNT = 2**31 - 1  # iterations and intervals: far above any recipe (150k), within int32
 
-# Loss names the engine implements itself (lumicap.losses); a stage whose objective is not
-# "enhance" may also name terms its model returns from ``stage_losses``.
-BUILTIN_LOSSES = ("l1", "mse", "l2", "charbonnier", "smooth_l1", "ssim", "vgg19", "vgg16", "lowres_smooth_l1")
 SCHEDULERS = ("constant", "multistep", "cosine", "cosine_restart_cyclic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-LAYOUTS = ("auto", "lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders")  # lumicap.data.LAYOUTS + auto
+LAYOUTS = typing.get_args(LayoutChoice)  # lumicap.names.LAYOUTS and "auto"
 MIN_PATCH = 8
-SSIM_WINDOW = 11  # lumicap.metrics.ssim.WINDOW_SIZE (a test keeps the two equal)
 # The smallest patch each loss can compare (ssim: one Gaussian window, valid region only).
 LOSS_MIN_PATCH = {"ssim": SSIM_WINDOW}
 
@@ -88,7 +96,7 @@ class ModelConfig(Section):
         from lumicap.models.registry import model_names, override_problems
 
         names = model_names()
-        key = self.name.lower().replace("-", "_")
+        key = model_key(self.name)
         if key not in names:
             _raise_all(type(self), [_problem(("name",), self.name, "one of " + ", ".join(names))])
         found = [
@@ -101,8 +109,10 @@ class ModelConfig(Section):
 
 class DataConfig(Section):
     root: NonEmpty = Field(description="dataset folder")
-    layout: Literal[LAYOUTS] = Field("auto", description="folder layout; auto detects it")  # type: ignore[valid-type]
-    train_split: NonEmpty = "train"
+    layout: LayoutChoice = Field("auto", description="folder layout; auto detects it")
+    train_split: Union[NonEmpty, Annotated[list[NonEmpty], Field(min_length=1, max_length=64)]] = Field(
+        "train", description="a split, or a list of splits trained together (e.g. [train80, train200])"
+    )
     val_split: Optional[NonEmpty] = Field(None, description="null: carve a validation set from train by whole scenes")
     test_split: NonEmpty = "test"
     val_fraction: Unit = Field(0.1, description="share of training pairs carved out for validation")
@@ -110,16 +120,30 @@ class DataConfig(Section):
     cache: bool = Field(True, description="decode the training images once and keep them in memory")
     num_workers: Int(0, 256) = 2
     mixup_alpha: Num(gt=0, le=100) = Field(1.2, description="Beta(alpha, alpha) for stages with mixup")
-    exposure_range: Optional[Annotated[tuple[Num(gt=0, le=100), Num(gt=0, le=100)], BeforeValidator(_as_tuple)]] = Field(
-        None,
-        description="training low images multiplied by a factor drawn log-uniformly from [low, high] (the "
-        "reference unchanged), so the network learns less gain for brighter inputs; null: off",
+    exposure_range: Optional[Annotated[tuple[Num(gt=0, le=100), Num(gt=0, le=100)], BeforeValidator(_as_tuple)]] = (
+        Field(
+            None,
+            description="training low images multiplied by a factor drawn log-uniformly from [low, high] (the "
+            "reference unchanged), so the network learns less gain for brighter inputs; null: off",
+        )
+    )
+    identity_fraction: Num(ge=0, le=1) = Field(
+        0.0,
+        description="share of training samples whose input is the reference itself (target = input): a photo "
+        "that is already well exposed must stay as it was",
+    )
+    whole_image_context: bool = Field(
+        False,
+        description="crops also carry the whole low image they were cut from, for models whose global branch "
+        "judges the whole photo (IAT): the loss sees the crop, the gamma/colour come from the whole image",
     )
 
     @model_validator(mode="after")
     def _ordered_exposure_range(self) -> "DataConfig":
         if self.exposure_range is not None and self.exposure_range[0] > self.exposure_range[1]:
-            _raise_all(type(self), [_problem(("exposure_range",), list(self.exposure_range), "[low, high] with low <= high")])
+            _raise_all(
+                type(self), [_problem(("exposure_range",), list(self.exposure_range), "[low, high] with low <= high")]
+            )
         return self
 
 
@@ -173,7 +197,9 @@ class SchedulerConfig(Section):
                 found.append(_problem((name,), value, f"scheduler '{self.name}' needs it", "missing"))
             elif name not in required + optional and value is not None:
                 takes = ", ".join(required + optional) or "no other keys"
-                found.append(_problem((name,), value, f"null (not used by scheduler '{self.name}', which takes {takes})"))
+                found.append(
+                    _problem((name,), value, f"null (not used by scheduler '{self.name}', which takes {takes})")
+                )
         if not found and self.name == "multistep" and sorted(self.milestones) != self.milestones:
             found.append(_problem(("milestones",), self.milestones, "increasing iteration numbers"))
         if not found and self.name == "cosine_restart_cyclic":
@@ -197,7 +223,12 @@ class StageConfig(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     mixup: bool = False
     objective: NonEmpty = Field("enhance", description="enhance, or a model-defined stage (model.stage_losses)")
-    mfr: bool = Field(True, description="whether the MFR block (when enabled) applies to this stage")
+    mfr: bool = Field(True, description="whether MFR applies to this stage; only when mfr.enabled is true (the "
+                      "run-wide switch): with mfr.enabled false no stage uses MFR, whatever this says")
+    freeze: Annotated[list[NonEmpty], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="parameters kept fixed in this stage, by name prefix (e.g. global_net: IAT's global branch)",
+    )
 
     @model_validator(mode="after")
     def _losses_fit_the_stage(self) -> "StageConfig":
@@ -216,10 +247,14 @@ class StageConfig(Section):
             ))
         sch = self.scheduler
         if sch.name == "cosine_restart_cyclic" and sum(sch.periods) < self.iterations:
-            found.append(_problem(
-                ("scheduler", "periods"), sch.periods,
-                f"periods that sum to at least the stage's {self.iterations} iterations (they sum to {sum(sch.periods)})",
-            ))
+            found.append(
+                _problem(
+                    ("scheduler", "periods"),
+                    sch.periods,
+                    f"periods that sum to at least the stage's {self.iterations} iterations (they sum to "
+                    f"{sum(sch.periods)})",
+                )
+            )
         _raise_all(type(self), found)
         return self
 
@@ -230,9 +265,9 @@ class MFRConfig(Section):
     weights: Annotated[tuple[Weight, Weight, Weight], BeforeValidator(_as_tuple)] = Field(
         (1.0, 1.0, 1.0), description="CLIP embedding, prefix, GPT-2 hidden states"
     )
-    distance: Literal["l1", "l2", "cosine"] = "l1"
-    gpt_layers: Literal["last", "all"] | Annotated[list[Int(-64, 64)], Field(min_length=1, max_length=64)] = "last"
-    preprocess: Literal["crop", "resize", "tile"] = "crop"
+    distance: FeatureDistance = "l1"
+    gpt_layers: GptLayerChoice | Annotated[list[Int(-64, 64)], Field(min_length=1, max_length=64)] = "last"
+    preprocess: PreprocessMode = "crop"
     normalize: bool = True
     caption_conditioned: bool = False
     kl_weight: Weight = 0.0
@@ -243,7 +278,7 @@ class MFRConfig(Section):
 
 
 class EvalConfig(Section):
-    psnr_convention: Literal["float", "uint8"] = "float"
+    psnr_convention: PsnrConvention = "float"
     lpips: bool = Field(False, description="also measure LPIPS on the test split")
     gt_mean: bool = Field(False, description="also report the GT-mean variants")
     val_images: Int(0, 1000) = Field(3, description="validation images written to TensorBoard each validation")
@@ -261,7 +296,7 @@ class TrainConfig(Section):
     select_metric: Literal["psnr", "ssim"] = "psnr"
     max_iters: Optional[Count] = Field(None, description="cap on the run's total iterations")
     max_minutes: Optional[Num(gt=0, le=1e7)] = Field(None, description="wall-clock budget per invocation")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: DeviceChoice = "auto"
     allow_missing_perceptual: bool = Field(False, description="drop VGG terms (recorded) when weights are missing")
     perceptual_weights: Optional[NonEmpty] = Field(None, description="VGG weights file; null: lumicap.vgg's resolution")
     # Speed options (benchmarks/bench_train_step.py measures them).

@@ -174,7 +174,7 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if base is None:
         return data
     if not isinstance(base, str) or not base:
-        from lumicap.config.problems import brief
+        from lumicap.problems import brief
 
         raise ConfigError(f"{path}: base: got {brief(base)}; allowed: a file name (relative to this file)")
     return deep_merge(load_raw(path.parent / base, _seen + (path,)), data)

@@ -61,6 +61,22 @@ class PairedImageDataset(Dataset):
     (then clamped to [0, 1]) while the reference stays: the network learns that a brighter dark photo needs
     less gain, instead of one fixed brightening for LOL's very dark inputs (which clips the highlights of
     photos that are only moderately dark). Drawn after the crop and flips, so it changes no other draw.
+    ``identity_fraction=p``: with probability ``p`` a sample's input is its *reference* (crop and context
+    alike), so the target equals the input: a photo that is already well exposed must come back as it was.
+    ``context=True`` (with ``patch_size``): each sample also carries ``"context"``, the whole low image the
+    crop was cut from, with the same flips, rotation and exposure factor, for models whose global branch
+    judges the whole photo (IAT's gamma and colour matrix) while the loss sees the crop. Whole images of one
+    batch must then share a size; a 90-degree turn is used only when the whole image is square.
+
+    Args:
+        pairs: the (low, high) files, e.g. from ``resolve_split``.
+        patch_size: side of the random square crop; None: whole images.
+        augment: random flips and 90-degree rotations (with ``patch_size``).
+        cache: decode every image once and keep it in memory.
+        seed: with the epoch (``set_epoch``) and the index, decides every random draw.
+        exposure_range: (lo, hi) of the log-uniform factor the low image is multiplied by; None: off.
+        identity_fraction: share of samples whose input is their reference (0: none).
+        context: add the whole low image of each crop as ``"context"``.
     """
 
     def __init__(
@@ -71,6 +87,8 @@ class PairedImageDataset(Dataset):
         cache: bool = True,
         seed: int = 0,
         exposure_range: tuple[float, float] | None = None,
+        identity_fraction: float = 0.0,
+        context: bool = False,
     ):
         if not pairs:
             raise DatasetError("PairedImageDataset: no image pairs")
@@ -82,7 +100,11 @@ class PairedImageDataset(Dataset):
             if not 0 < lo <= hi:
                 raise DatasetError(f"exposure_range must be two factors 0 < low <= high, got {list(exposure_range)}")
             exposure_range = (lo, hi)
+        if not 0.0 <= identity_fraction <= 1.0:
+            raise DatasetError(f"identity_fraction must be in [0, 1], got {identity_fraction}")
         self.exposure_range = exposure_range
+        self.identity_fraction = float(identity_fraction)
+        self.context = bool(context) and patch_size is not None
         self.patch_size = patch_size
         self.augment = augment
         self.seed = seed
@@ -120,24 +142,43 @@ class PairedImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         low, high, bit_depth = self._images[index] if self._images is not None else self._load(index)
-        factor = None
+        factor, whole = None, None
         if self.patch_size is not None or self.augment or self.exposure_range is not None:
             generator = sample_generator(self.seed, self.epoch, index)
             if self.patch_size is not None:
+                whole = low
                 low, high = self._random_crop(low, high, generator, index)
             if self.augment:
-                low, high = _random_flip_rotate(low, high, generator)
+                square = whole is None or whole.shape[-1] == whole.shape[-2]
+                flips = _draw_flip_rotate(generator, square=low.shape[-1] == low.shape[-2] and square)
+                low, high = _apply_flip_rotate(low, flips), _apply_flip_rotate(high, flips)
+                if self.context:
+                    whole = _apply_flip_rotate(whole, flips)
             if self.exposure_range is not None:
                 lo, hi = np.log(self.exposure_range)
                 factor = float(np.exp(lo + (hi - lo) * float(torch.rand(1, generator=generator))))
-        low = _to_float(low, bit_depth)
-        if factor is not None:
-            low = low.mul_(factor).clamp_(0.0, 1.0)
-        return {
-            "low": low,
+            # Drawn last and only when asked, so configs without it keep every other draw.
+            if self.identity_fraction > 0 and float(torch.rand(1, generator=generator)) < self.identity_fraction:
+                low, factor = high, None
+                if self.context:
+                    whole = self._whole_reference(index, flips if self.augment else None)
+        sample = {
+            "low": self._as_input(low, bit_depth, factor),
             "high": _to_float(high, bit_depth),
             "name": self.pairs[index].name,
         }
+        if self.context:
+            sample["context"] = self._as_input(whole, bit_depth, factor)
+        return sample
+
+    @staticmethod
+    def _as_input(image: torch.Tensor, bit_depth: int, factor: float | None) -> torch.Tensor:
+        image = _to_float(image, bit_depth)
+        return image if factor is None else image.mul_(factor).clamp_(0.0, 1.0)
+
+    def _whole_reference(self, index: int, flips: tuple[int, int, int] | None) -> torch.Tensor:
+        high = (self._images[index] if self._images is not None else self._load(index))[1]
+        return high if flips is None else _apply_flip_rotate(high, flips)
 
     def _random_crop(self, low, high, generator, index):
         size = self.patch_size
@@ -149,19 +190,23 @@ class PairedImageDataset(Dataset):
         return low[:, top : top + size, left : left + size], high[:, top : top + size, left : left + size]
 
 
-def _random_flip_rotate(low, high, generator):
-    hflip, vflip, quarter_turns = torch.randint(0, 2, (2,), generator=generator).tolist() + [
-        int(torch.randint(0, 4, (1,), generator=generator))
-    ]
-    if low.shape[-1] != low.shape[-2]:
-        quarter_turns = quarter_turns // 2 * 2  # 90/270 would change the shape of a non-square sample
+def _draw_flip_rotate(generator: torch.Generator, square: bool) -> tuple[int, int, int]:
+    """(horizontal flip, vertical flip, quarter turns); only 0/180-degree turns when not ``square`` (a 90-degree
+    turn would change the shape of a non-square sample and break the batch)."""
+    hflip, vflip = torch.randint(0, 2, (2,), generator=generator).tolist()
+    quarter_turns = int(torch.randint(0, 4, (1,), generator=generator))
+    return hflip, vflip, quarter_turns if square else quarter_turns // 2 * 2
+
+
+def _apply_flip_rotate(image: torch.Tensor, flips: tuple[int, int, int]) -> torch.Tensor:
+    hflip, vflip, quarter_turns = flips
     if hflip:
-        low, high = low.flip(-1), high.flip(-1)
+        image = image.flip(-1)
     if vflip:
-        low, high = low.flip(-2), high.flip(-2)
+        image = image.flip(-2)
     if quarter_turns:
-        low, high = torch.rot90(low, quarter_turns, (-2, -1)), torch.rot90(high, quarter_turns, (-2, -1))
-    return low, high
+        image = torch.rot90(image, quarter_turns, (-2, -1))
+    return image
 
 
 def mixup_pairs(
@@ -207,7 +252,11 @@ class UnpairedImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         path = self.paths[index]
         array = read_image_array(path)
-        return {"low": _to_float(_to_tensor(array), 16 if array.dtype == np.uint16 else 8), "name": path.stem, "path": str(path)}
+        return {
+            "low": _to_float(_to_tensor(array), 16 if array.dtype == np.uint16 else 8),
+            "name": path.stem,
+            "path": str(path),
+        }
 
 
 class EpochSampler(Sampler):

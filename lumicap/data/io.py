@@ -5,17 +5,22 @@ are decoded with pypng and keep all 16 bits. Everything a user can hand us that 
 image (missing, empty, truncated, corrupt, not an image, absurdly large) raises one ``ImageReadError``
 line that names the file.
 
+Formats: PNG, JPEG, BMP, TIFF and WebP through Pillow; HEIC/HEIF (what phones save) through pillow-heif, the
+``heic`` extra (a wheel that bundles libheif), registered with Pillow the first time such a file is opened.
+``IMAGE_LIKE_EXTENSIONS`` are pictures lumicap does not read (GIF, camera RAW, ...): a folder scan names them
+instead of skipping them in silence.
+
 Conversions: grayscale is repeated to RGB; palette, CMYK and YCbCr images are converted to RGB; an alpha
 channel is dropped with an ``AlphaDroppedWarning``; the EXIF orientation tag is applied, so the tensor
-is the picture as a viewer shows it.
+is the picture as a viewer shows it (HEIF's own rotation/mirror boxes are applied by libheif). The embedded
+ICC colour profile (``image_icc_profile``) is not applied to the pixels: an output is written with its
+input's profile, so a Display P3 photo stays a P3 photo.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,8 +28,17 @@ import numpy as np
 import torch
 
 from lumicap.errors import ImageReadError, LumicapError, shown
+from lumicap.files import atomic_write, remove_stale_partial_files  # noqa: F401  (its old home)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
+HEIF_EXTENSIONS = (".heic", ".heif")
+# Pictures a folder may hold that lumicap does not read: animated/palette GIFs and camera RAW files (which
+# need demosaicing and a camera profile, not a decoder), AVIF, JPEG XL, Photoshop. Scans report them by name.
+IMAGE_LIKE_EXTENSIONS = (".gif", ".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef",
+                         ".srw", ".raw", ".avif", ".jxl", ".psd")
+# ISO-BMFF brands of HEIF still images (HEVC-coded or not), seen at bytes 8..12 of an 'ftyp' box.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+HEIC_EXTRA_HINT = "HEIC/HEIF photos need pillow-heif: pip install 'lumicap[heic]'"
 
 # Decompression-bomb guard: a file whose header claims more pixels than this is refused before
 # decoding. 150 MP is above any camera sensor in the LLIE benchmarks (UHD-LL is 8 MP) with room to spare.
@@ -41,6 +55,50 @@ class AlphaDroppedWarning(UserWarning):
 def is_image_file(path: str | os.PathLike) -> bool:
     name = os.fspath(path)
     return name.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(name).startswith(".")
+
+
+def is_unreadable_image_kind(path: str | os.PathLike) -> bool:
+    """A picture format lumicap does not read (``IMAGE_LIKE_EXTENSIONS``): worth naming, not worth an error."""
+    name = os.fspath(path)
+    return name.lower().endswith(IMAGE_LIKE_EXTENSIONS) and not os.path.basename(name).startswith(".")
+
+
+def _looks_like_heif(path: Path) -> bool:
+    if path.suffix.lower() in HEIF_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+_HEIF_REGISTERED = False
+
+
+def _register_heif(path: Path) -> None:
+    """Teach Pillow HEIC/HEIF through pillow-heif (the ``heic`` extra), once; missing: one line naming it."""
+    global _HEIF_REGISTERED
+    if _HEIF_REGISTERED:
+        return
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageReadError(f"{shown(path)}: {HEIC_EXTRA_HINT}") from None
+    pillow_heif.register_heif_opener()
+    _HEIF_REGISTERED = True
+
+
+def image_icc_profile(path: str | os.PathLike) -> bytes | None:
+    """The ICC colour profile embedded in ``path`` (PNG iCCP, JPEG APP2, TIFF, WebP, HEIF), or None.
+
+    Read from the header (nothing is decoded); an unreadable file raises ``ImageReadError`` as reading does."""
+    path = Path(path)
+    _check_file(path)
+    with _open_pillow(path) as image:
+        profile = image.info.get("icc_profile")
+    return bytes(profile) if isinstance(profile, (bytes, bytearray)) and profile else None
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -136,6 +194,8 @@ class _open_pillow:
     def __enter__(self):
         from PIL import Image, UnidentifiedImageError
 
+        if _looks_like_heif(self.path):
+            _register_heif(self.path)
         with warnings.catch_warnings():
             # Pillow warns between its own limit and twice that; our MAX_PIXELS check decides instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -148,7 +208,10 @@ class _open_pillow:
                     f"{shown(self.path)}: image is too large (possible decompression bomb; limit {MAX_PIXELS:,} pixels)"
                 ) from None
             except UnidentifiedImageError:
-                raise ImageReadError(f"{shown(self.path)}: not an image file (or a format Pillow cannot read)") from None
+                raise ImageReadError(
+                    f"{shown(self.path)}: not an image file (or not in a format lumicap reads: PNG, JPEG, TIFF, BMP, "
+                    f"WebP, HEIC)"
+                ) from None
             except (OSError, SyntaxError, ValueError, struct.error) as exc:
                 raise ImageReadError(f"{shown(self.path)}: cannot open image ({_first_line(exc)})") from None
         return self.image
@@ -281,32 +344,45 @@ def _first_line(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------- writing
-_PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                   ".webp": "WEBP", ".heic": "HEIF", ".heif": "HEIF"}
+# Formats whose encoder is lossy and takes a quality (1-100); the others are lossless.
+_QUALITY_FORMATS = ("JPEG", "WEBP", "HEIF")
 
 
 DEFAULT_JPEG_QUALITY = 95
 
 
 def write_image(
-    path: str | os.PathLike, image: torch.Tensor, bit_depth: int = 8, quality: int = DEFAULT_JPEG_QUALITY
+    path: str | os.PathLike,
+    image: torch.Tensor,
+    bit_depth: int = 8,
+    quality: int = DEFAULT_JPEG_QUALITY,
+    icc_profile: bytes | None = None,
 ) -> Path:
     """Write a (3, H, W) tensor in [0, 1] (values outside are clamped) to ``path``; format from the suffix.
 
     Samples are rounded to the nearest 8- or 16-bit level; 16 bits are written only as PNG. ``quality``
-    (1-100) applies to JPEG only. The file is
+    (1-100) applies to the lossy formats (JPEG, WebP, HEIC). ``icc_profile`` (the input's, from
+    ``image_icc_profile``) is embedded so the pixels keep their colour space. HEIC needs the ``heic`` extra.
+    The file is
     written to a temporary name in the same folder and renamed over ``path``, so a crash never leaves a
     half-written image and readers never see one. Replaces an existing file: callers decide about that.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _PILLOW_FORMATS:
-        raise LumicapError(f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})")
+        raise LumicapError(
+            f"{shown(path)}: unsupported output format '{path.suffix}' (use one of {', '.join(IMAGE_EXTENSIONS)})"
+        )
     if bit_depth not in (8, 16):
         raise LumicapError(f"{shown(path)}: bit_depth must be 8 or 16, got {bit_depth}")
     if bit_depth == 16 and suffix != ".png":
         raise LumicapError(f"{shown(path)}: 16-bit output is written only as PNG")
     if not (isinstance(quality, int) and 1 <= quality <= 100):
         raise LumicapError(f"{shown(path)}: JPEG quality must be an integer from 1 to 100, got {quality!r}")
+    if _PILLOW_FORMATS[suffix] == "HEIF":
+        _register_heif(path)
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
         raise ValueError(f"write_image expects a (3, H, W) tensor, got {shape}")
@@ -316,63 +392,42 @@ def write_image(
     array = quantized.permute(1, 2, 0).numpy().astype(np.uint16 if bit_depth == 16 else np.uint8)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a later run can tell a killed writer's leftover from a live one's.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.lumicap-{os.getpid()}-", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if bit_depth == 16:
-                import png  # pypng
 
-                height, width, _ = array.shape
-                png.Writer(width, height, greyscale=False, bitdepth=16).write(fh, array.reshape(height, width * 3))
+    def encode(handle) -> None:
+        if bit_depth == 16:
+            import png  # pypng
+
+            height, width, _ = array.shape
+            writer = png.Writer(width, height, greyscale=False, bitdepth=16)
+            if icc_profile:
+                import io
+
+                buffer = io.BytesIO()
+                writer.write(buffer, array.reshape(height, width * 3))
+                handle.write(_with_iccp_chunk(buffer.getvalue(), icc_profile))
             else:
-                from PIL import Image
+                writer.write(handle, array.reshape(height, width * 3))
+        else:
+            from PIL import Image
 
-                options = {"quality": quality} if _PILLOW_FORMATS[suffix] == "JPEG" else {}
-                Image.fromarray(array).save(fh, format=_PILLOW_FORMATS[suffix], **options)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an output image is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            kind = _PILLOW_FORMATS[suffix]
+            options = {"quality": quality} if kind in _QUALITY_FORMATS else {}
+            if icc_profile and kind != "BMP":
+                options["icc_profile"] = icc_profile
+            Image.fromarray(array).save(handle, format=kind, **options)
+
+    # Through a temporary file named with the writer's pid, so a later run can tell a killed writer's
+    # leftover from a live one's (remove_stale_partial_files).
+    atomic_write(path, encode)
     return path
 
 
-_PART_FILE = re.compile(r"^\..*\.lumicap-(\d+)-[^.]*\.part$")
+def _with_iccp_chunk(png_bytes: bytes, icc_profile: bytes) -> bytes:
+    """``png_bytes`` with an iCCP chunk (the profile, zlib-compressed) right after IHDR, where PNG wants it
+    (before the pixel data); pypng writes 16-bit files but has no option for a profile."""
+    import zlib
 
-
-def remove_stale_partial_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files ``write_image`` left in ``folder`` when its process was killed.
-
-    Only files whose writing process no longer exists are removed, so a run writing into the same
-    folder at the same time keeps its own. Returns the removed paths.
-    """
-    folder = Path(folder)
-    removed: list[Path] = []
-    try:
-        names = [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return removed
-    for name in names:
-        match = _PART_FILE.match(name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        try:
-            (folder / name).unlink()
-        except OSError:
-            continue
-        removed.append(folder / name)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name != "posix":  # no harmless existence probe elsewhere (os.kill would terminate it): keep the file
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+    data = b"ICC profile\0\0" + zlib.compress(icc_profile)  # name, NUL, compression method 0 (deflate)
+    chunk = struct.pack(">I", len(data)) + b"iCCP" + data + struct.pack(">I", zlib.crc32(b"iCCP" + data) & 0xFFFFFFFF)
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
+    return png_bytes[:ihdr_end] + chunk + png_bytes[ihdr_end:]

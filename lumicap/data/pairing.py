@@ -22,8 +22,7 @@ from pathlib import Path
 
 from lumicap.data.io import IMAGE_EXTENSIONS, image_size, is_image_file, read_image_array
 from lumicap.errors import DatasetError, ImageReadError
-
-LAYOUTS = ("lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders")
+from lumicap.names import LAYOUTS, LayoutChoice
 
 _LOW_DIR_NAMES = ("low", "input")
 _HIGH_DIR_NAMES = ("high", "normal", "gt", "target")
@@ -107,7 +106,10 @@ def find_pairs(
     problems: list[str] = []
     for label, folder, dups in ((labels[0], low_dir, low_dups), (labels[1], high_dir, high_dups)):
         if dups:
-            names = [" = ".join(p.name for p in paths) for _, paths in sorted(dups.items(), key=lambda kv: natural_key(kv[0]))]
+            names = [
+                " = ".join(p.name for p in paths)
+                for _, paths in sorted(dups.items(), key=lambda kv: natural_key(kv[0]))
+            ]
             problems.append(f"{len(dups)} duplicate stem(s) in {label} {folder}: {compact_list(names)}")
     all_low_keys = set(low_by_key) | set(low_dups)
     all_high_keys = set(high_by_key) | set(high_dups)
@@ -115,10 +117,14 @@ def find_pairs(
     no_low = sorted(all_high_keys - all_low_keys, key=natural_key)
     if no_high:
         names = [_display_name(low_by_key, low_dups, k) for k in no_high]
-        problems.append(f"{len(no_high)} {labels[0]} image(s) without a {labels[1]} partner in {high_dir}: {compact_list(names)}")
+        problems.append(
+            f"{len(no_high)} {labels[0]} image(s) without a {labels[1]} partner in {high_dir}: {compact_list(names)}"
+        )
     if no_low:
         names = [_display_name(high_by_key, high_dups, k) for k in no_low]
-        problems.append(f"{len(no_low)} {labels[1]} image(s) without a {labels[0]} partner in {low_dir}: {compact_list(names)}")
+        problems.append(
+            f"{len(no_low)} {labels[1]} image(s) without a {labels[0]} partner in {low_dir}: {compact_list(names)}"
+        )
 
     keys = sorted(set(low_by_key) & set(high_by_key), key=natural_key)
     pairs = [ImagePair(low=low_by_key[k], high=high_by_key[k], name=k) for k in keys]
@@ -138,7 +144,9 @@ def find_pairs(
         if unreadable:
             problems.append(f"{len(unreadable)} unreadable image(s): {compact_list(unreadable, 3)}")
         if mismatched:
-            problems.append(f"{len(mismatched)} size mismatch(es) {labels[0]} vs {labels[1]}: {compact_list(mismatched)}")
+            problems.append(
+                f"{len(mismatched)} size mismatch(es) {labels[0]} vs {labels[1]}: {compact_list(mismatched)}"
+            )
 
     if problems:
         raise DatasetError(f"{low_dir} <-> {high_dir}: " + "; ".join(problems))
@@ -196,7 +204,7 @@ def detect_layout(root: str | os.PathLike) -> str:
     )
 
 
-def resolve_split(root: str | os.PathLike, split: str | None, layout: str = "auto") -> list[ImagePair]:
+def resolve_split(root: str | os.PathLike, split: str | None, layout: LayoutChoice = "auto") -> list[ImagePair]:
     """The image pairs of ``split`` ('train', 'test', or a literal sub-folder like 'eval15') under ``root``."""
     root = Path(root)
     if layout == "auto":

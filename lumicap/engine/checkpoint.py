@@ -8,8 +8,8 @@ A checkpoint is a plain dict of tensors and built-in containers, so it loads wit
      "scheduler": {...}, "scaler": {...} | None, "ema": {...} | None, "rng": rng_state(),
      "best": {"metric": str, "value": float | None, "iteration": int}, "config": plain dict}
 
-Writes go to a temporary file in the same folder, are flushed and fsync'ed, then ``os.replace``-d over
-the target, so a crash mid-write leaves the previous checkpoint intact.
+Writes go through ``lumicap.files.atomic_write`` (durable: a temporary file in the same folder, flushed
+and fsync'ed, then renamed over the target), so a crash mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -23,55 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from lumicap.errors import LumicapError
-
-FORMAT = "lumicap-train-v1"
+from lumicap.files import atomic_write
+from lumicap.weights.reader import TRAINING_CHECKPOINT_FORMAT as FORMAT  # noqa: F401  (what the trainer writes)
+from lumicap.weights.reader import read_training_checkpoint
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform/filesystem, and harmless to skip.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda handle: torch.save(obj, handle), durable=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise LumicapError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated file, foreign pickle, ...
-        from lumicap.weights import torch_load_failure
-
-        raise LumicapError(f"cannot load checkpoint {path}: {torch_load_failure(exc)}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise LumicapError(f"{path} is not a lumicap training checkpoint (format {FORMAT!r} expected)")
-    return state
+    """A checkpoint this module wrote, read and validated as ``lumicap.inference`` reads one (one reader)."""
+    return read_training_checkpoint(path, map_location)
 
 
 def rng_state() -> dict:

@@ -93,7 +93,9 @@ def _read_per_image(path: Path) -> dict[str, dict[str, float]]:
             for row in csv.DictReader(fh):
                 rows[row["name"]] = {k: float(row[k]) for k in METRICS if row.get(k) not in (None, "")}
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
-        raise LumicapError(f"{path}: not a readable per-image results table ({type(exc).__name__}: {str(exc)[:100]})") from None
+        raise LumicapError(
+            f"{path}: not a readable per-image results table ({type(exc).__name__}: {str(exc)[:100]})"
+        ) from None
     return rows
 
 
@@ -130,7 +132,9 @@ def _read_config(path: Path) -> tuple[dict, str, int]:
             raise TypeError("'model', 'train' and 'data' must be mappings")
         return config, str(config["model"]["name"]), int(config["train"]["seed"])
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise LumicapError(f"{path}: not a readable run config ({type(exc).__name__}: {' '.join(str(exc).split())[:100]})") from None
+        raise LumicapError(
+            f"{path}: not a readable run config ({type(exc).__name__}: {' '.join(str(exc).split())[:100]})"
+        ) from None
 
 
 def collect(paths: list[str | Path]) -> tuple[list[RunRecord], list[str]]:
@@ -158,7 +162,9 @@ def collect(paths: list[str | Path]) -> tuple[list[RunRecord], list[str]]:
                     mfr=bool(mfr.get("enabled")) if isinstance(mfr, dict) else False,
                     seed=seed,
                     status=str(info.get("status", "?")),
-                    iteration=int(summary.get("iteration", info.get("iteration") if isinstance(info.get("iteration"), int) else 0)),
+                    iteration=int(
+                        summary.get("iteration", info.get("iteration") if isinstance(info.get("iteration"), int) else 0)
+                    ),
                     config=config,
                     summary=summary,
                     per_image=_read_per_image(results / "per_image.csv"),
@@ -264,7 +270,13 @@ def build_table(
         dupes = sorted({s for s in seeds if seeds.count(s) > 1})
         if dupes:
             problems.report(f"row {row.name} has seed(s) {dupes} more than once", [row])
-        _check_same(f"training split of {row.name}", lambda r: r.summary["protocol"]["dataset"]["train_split"], row.runs, [row], problems)
+        _check_same(
+            f"training split of {row.name}",
+            lambda r: r.summary["protocol"]["dataset"]["train_split"],
+            row.runs,
+            [row],
+            problems,
+        )
         _check_same(f"recipe of {row.name}", lambda r: _recipe(r.config), row.runs, [row], problems)
         partial = [f"{r.path} ({r.iteration} it, {r.status})" for r in row.runs if r.status != "complete"]
         if partial:
@@ -407,7 +419,14 @@ def to_csv(rows: list[Row]) -> str:
     head += ["selected_on", "iterations", "flags", "runs"]
     writer.writerow(head)
     for row in rows:
-        values = [row.dataset, row.model, "mfr" if row.mfr else "baseline", row.name, " ".join(map(str, row.seeds)), len(row.runs)]
+        values = [
+            row.dataset,
+            row.model,
+            "mfr" if row.mfr else "baseline",
+            row.name,
+            " ".join(map(str, row.seeds)),
+            len(row.runs),
+        ]
         for m in metrics:
             values += [f"{row.stats[m][0]:.6f}", "" if math.isnan(row.stats[m][1]) else f"{row.stats[m][1]:.6f}"]
         for m in metrics:

@@ -26,13 +26,25 @@ class Splits:
     val_source: str  # how val was made, for the run record
 
 
+def training_pairs(cfg: Config) -> list:
+    """The pairs of ``data.train_split``: one split, or several trained together (their names must differ)."""
+    from lumicap.data import resolve_split
+
+    d = cfg.data
+    names = [d.train_split] if isinstance(d.train_split, str) else list(d.train_split)
+    pairs = [pair for name in names for pair in resolve_split(d.root, name, d.layout)]
+    if len(names) > 1 and len({pair.name for pair in pairs}) < len(pairs):
+        raise DatasetError(f"data.train_split {names}: the splits share image names; they must be disjoint")
+    return pairs
+
+
 def resolve_splits(cfg: Config) -> Splits:
     """Train/val/test pairs. Val: an explicit split, the test split (``select_on: test``), or a carve
     of the training split by whole scenes (the default)."""
     from lumicap.data import resolve_split, split_by_scene
 
     d = cfg.data
-    train = resolve_split(d.root, d.train_split, d.layout)
+    train = training_pairs(cfg)
     test = resolve_split(d.root, d.test_split, d.layout)
     if cfg.train.select_on == "test":
         return Splits(train, test, test, f"test split '{d.test_split}' (select_on: test)")
@@ -67,7 +79,9 @@ class ResumableSampler(DistributedSampler):
 class BatchStream:
     """Endless training batches for one stage, tracking ``(epoch, position)`` for checkpoints."""
 
-    def __init__(self, cfg: Config, stage: StageConfig, pairs: list, rank: int, world: int, seed: int):
+    def __init__(
+        self, cfg: Config, stage: StageConfig, pairs: list, rank: int, world: int, seed: int, context: bool = False
+    ):
         from lumicap.data import PairedImageDataset
 
         if stage.batch_size % world:
@@ -77,7 +91,8 @@ class BatchStream:
         self.batch_size = stage.batch_size // world
         self.dataset = PairedImageDataset(
             pairs, patch_size=stage.patch_size, augment=True, cache=cfg.data.cache, seed=seed,
-            exposure_range=cfg.data.exposure_range,
+            exposure_range=cfg.data.exposure_range, identity_fraction=cfg.data.identity_fraction,
+            context=context,
         )
         self.sampler = ResumableSampler(self.dataset, world, rank, seed)
         self.batches_per_epoch = self.sampler.num_samples // self.batch_size
@@ -97,6 +112,7 @@ class BatchStream:
             drop_last=True,
             # A private generator: creating an iterator must not draw from the global RNG (resume).
             generator=torch.Generator().manual_seed(seed),
+            worker_init_fn=_leave_stop_signals_to_the_trainer if workers > 0 else None,
         )
         self.epoch = 0
         self.position = 0
@@ -127,6 +143,16 @@ class BatchStream:
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}
+
+
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    """Ctrl-C in a terminal (SIGINT) and ``kill`` of the process group (SIGTERM) reach the data workers too. A
+    worker that dies of them makes the trainer fail in the middle of a step, without the checkpoint it writes
+    when it stops; the workers ignore them and the trainer, which handles both, shuts them down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def worker_error(exc: LumicapError) -> LumicapError:

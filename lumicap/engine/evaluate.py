@@ -12,17 +12,20 @@ import csv
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from lumicap import jsonfile
 from lumicap.errors import LumicapError, shown
+from lumicap.files import atomic_write
+from lumicap.names import DeviceChoice, PsnrConvention
 
 CSV_NAME = "per_image.csv"
 SUMMARY_NAME = "summary.json"
-SSIM_PROTOCOL = "matlab: gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, uint8 RGB (range 255), per channel, valid region"
+SSIM_PROTOCOL = (
+    "matlab: gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, uint8 RGB (range 255), per channel, valid region"
+)
 PSNR_PROTOCOLS = {
     "float": "float RGB in [0,1], clamped, 10*log10(1/MSE) (Retinexformer/BasicSR)",
     "uint8": "RGB rounded to 8-bit levels, 10*log10(255^2/MSE)",
@@ -35,7 +38,7 @@ def measure(
     gt: torch.Tensor,
     lpips: torch.nn.Module | None = None,
     gt_mean: bool = False,
-    psnr_convention: str = "float",
+    psnr_convention: PsnrConvention = "float",
 ) -> dict[str, float]:
     """Metrics of one image pair (3, H, W) or (1, 3, H, W) in [0, 1]: psnr, ssim[, lpips][, *_gtmean]."""
     from lumicap.metrics import gt_mean_scale, psnr, ssim_matlab
@@ -43,7 +46,9 @@ def measure(
     if pred.dim() == 3:
         pred, gt = pred.unsqueeze(0), gt.unsqueeze(0)
     if pred.shape != gt.shape or pred.shape[0] != 1:
-        raise ValueError(f"measure: expected one image pair of equal shape, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+        raise ValueError(
+            f"measure: expected one image pair of equal shape, got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
     variants = [("", pred)]
     if gt_mean:
         variants.append(("_gtmean", gt_mean_scale(pred, gt)))
@@ -57,7 +62,7 @@ def measure(
     return result
 
 
-def protocol(psnr_convention: str, gt_mean: bool, lpips_status: str) -> dict[str, object]:
+def protocol(psnr_convention: PsnrConvention, gt_mean: bool, lpips_status: str) -> dict[str, object]:
     """The description stored beside every number: which conventions produced it."""
     return {
         "psnr": PSNR_PROTOCOLS[psnr_convention],
@@ -77,10 +82,10 @@ def evaluate_pairs(
     lpips: torch.nn.Module | None = None,
     gt_mean: bool = False,
     *,
-    psnr_convention: str = "float",
+    psnr_convention: PsnrConvention = "float",
     names: list[str] | None = None,
     lpips_status: str | None = None,
-    device: str | torch.device = "cpu",
+    device: DeviceChoice | torch.device = "cpu",
     progress: bool = False,
 ) -> tuple[list[dict], dict]:
     """Measure each prediction file against its reference file.
@@ -106,7 +111,11 @@ def evaluate_pairs(
     from lumicap.metrics.ssim import WINDOW_SIZE
 
     # MATLAB-style SSIM is defined on the valid region of its 11x11 window; LPIPS's AlexNet needs 32x32.
-    min_side, needs = (32, "LPIPS's 32x32 minimum") if lpips is not None else (WINDOW_SIZE, f"SSIM's {WINDOW_SIZE}x{WINDOW_SIZE} window")
+    min_side, needs = (
+        (32, "LPIPS's 32x32 minimum")
+        if lpips is not None
+        else (WINDOW_SIZE, f"SSIM's {WINDOW_SIZE}x{WINDOW_SIZE} window")
+    )
     mismatched, too_small = [], []
     for name, pred_path, gt_path in zip(names, pred_paths, gt_paths):
         pred_size, gt_size = image_size(pred_path), image_size(gt_path)
@@ -115,15 +124,21 @@ def evaluate_pairs(
         elif min(pred_size) < min_side:
             too_small.append(f"{name} ({pred_size[1]}x{pred_size[0]})")
     if mismatched:
-        raise LumicapError(f"{len(mismatched)} prediction(s) differ in size from their reference: {compact_list(mismatched)}")
+        raise LumicapError(
+            f"{len(mismatched)} prediction(s) differ in size from their reference: {compact_list(mismatched)}"
+        )
     if too_small:
-        raise LumicapError(f"{len(too_small)} image(s) smaller than {needs} cannot be measured: {compact_list(too_small)}")
+        raise LumicapError(
+            f"{len(too_small)} image(s) smaller than {needs} cannot be measured: {compact_list(too_small)}"
+        )
 
     if lpips is not None:
         lpips = lpips.to(device)
     rows = []
     triples = zip(names, pred_paths, gt_paths)
-    for name, pred_path, gt_path in tqdm(triples, total=len(names), desc="eval", unit="img", disable=not progress, leave=False):
+    for name, pred_path, gt_path in tqdm(
+        triples, total=len(names), desc="eval", unit="img", disable=not progress, leave=False
+    ):
         pred = read_image(pred_path).to(device)
         gt = read_image(gt_path).to(device)
         if pred.shape != gt.shape:  # the headers agreed; the decoded pictures must too
@@ -144,7 +159,7 @@ def metric_keys(rows: list[dict]) -> list[str]:
     return [k for k in rows[0] if k not in ("name", "pred", "gt")] if rows else []
 
 
-def summarize(rows: list[dict], psnr_convention: str, gt_mean: bool, lpips_status: str) -> dict:
+def summarize(rows: list[dict], psnr_convention: PsnrConvention, gt_mean: bool, lpips_status: str) -> dict:
     summary: dict[str, object] = {"count": len(rows)}
     for key in metric_keys(rows):
         summary[key] = math.fsum(row[key] for row in rows) / len(rows)
@@ -153,14 +168,23 @@ def summarize(rows: list[dict], psnr_convention: str, gt_mean: bool, lpips_statu
 
 
 def evaluate_folders(
-    pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, lpips: torch.nn.Module | None = None, gt_mean: bool = False, **kwargs
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    lpips: torch.nn.Module | None = None,
+    gt_mean: bool = False,
+    **kwargs,
 ) -> tuple[list[dict], dict]:
     """``evaluate_pairs`` on two folders whose files are matched by stem (all mismatches in one error)."""
     from lumicap.data.pairing import find_pairs
 
     pairs = find_pairs(pred_dir, gt_dir, check_sizes=False, labels=("pred", "gt"))
     rows, summary = evaluate_pairs(
-        [p.low for p in pairs], [p.high for p in pairs], lpips=lpips, gt_mean=gt_mean, names=[p.name for p in pairs], **kwargs
+        [p.low for p in pairs],
+        [p.high for p in pairs],
+        lpips=lpips,
+        gt_mean=gt_mean,
+        names=[p.name for p in pairs],
+        **kwargs,
     )
     summary["pred_dir"], summary["gt_dir"] = str(pred_dir), str(gt_dir)
     return rows, summary
@@ -188,7 +212,9 @@ def match_predictions(pred_dir: str | os.PathLike, pairs: list) -> list[tuple[Pa
         elif not candidates:
             missing.append(pair.name)
         else:
-            raise LumicapError(f"{pred_dir}: several predictions for '{pair.name}': {', '.join(p.name for p in candidates)}")
+            raise LumicapError(
+                f"{pred_dir}: several predictions for '{pair.name}': {', '.join(p.name for p in candidates)}"
+            )
     unmatched = [p.name for p in pred_files if p not in used]
     problems = []
     if missing:
@@ -200,7 +226,9 @@ def match_predictions(pred_dir: str | os.PathLike, pairs: list) -> list[tuple[Pa
     return matched
 
 
-def write_results(out_dir: str | os.PathLike, rows: list[dict], summary: dict, overwrite: bool = False) -> tuple[Path, Path]:
+def write_results(
+    out_dir: str | os.PathLike, rows: list[dict], summary: dict, overwrite: bool = False
+) -> tuple[Path, Path]:
     """Write ``per_image.csv`` and ``summary.json`` into ``out_dir``; existing files need ``overwrite``."""
     out_dir = Path(out_dir)
     csv_path, json_path = out_dir / CSV_NAME, out_dir / SUMMARY_NAME
@@ -217,18 +245,6 @@ def write_results(out_dir: str | os.PathLike, rows: list[dict], summary: dict, o
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in fields})
-    _write_atomic(csv_path, buffer.getvalue())
-    _write_atomic(json_path, jsonfile.dumps(summary, indent=2) + "\n")  # an infinite PSNR is written "inf"
+    atomic_write(csv_path, buffer.getvalue())
+    atomic_write(json_path, jsonfile.dumps(summary, indent=2) + "\n")  # an infinite PSNR is written "inf"
     return csv_path, json_path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)

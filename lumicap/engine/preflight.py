@@ -84,7 +84,7 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
 
     d = cfg.data
     if not Path(d.root).expanduser().is_dir():
-        problems.append(f"data.root: no such folder: {d.root}")
+        problems.append(f"data.root: no such folder: {d.root} (set it on the command line: data.root=/path/to/LOL-v1)")
         return None
     try:
         splits = resolve_splits(cfg)
@@ -109,7 +109,8 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
         elif len(splits.train) // world_size < per_process:
             problems.append(
                 f"stages.{i}.batch_size: got {stage.batch_size}; allowed: at most the {len(splits.train)} training "
-                f"pairs of data.train_split '{d.train_split}'" + (f" ({world_size} processes)" if world_size > 1 else "")
+                f"pairs of data.train_split '{d.train_split}'"
+                + (f" ({world_size} processes)" if world_size > 1 else "")
             )
         if not train_sizes:
             continue
@@ -134,7 +135,8 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
     for pair, size in eval_sizes:
         if min(size) < SSIM_WINDOW:
             problems.append(
-                f"data: {pair.low} is {size[1]}x{size[0]}; evaluation measures SSIM on {SSIM_WINDOW}x{SSIM_WINDOW} windows"
+                f"data: {pair.low} is {size[1]}x{size[0]}; evaluation measures SSIM on "
+                f"{SSIM_WINDOW}x{SSIM_WINDOW} windows"
             )
             break
     return splits
@@ -143,7 +145,7 @@ def _check_data(cfg: Config, problems: list[str], world_size: int):
 def _check_losses(cfg: Config, problems: list[str]) -> None:
     if cfg.train.allow_missing_perceptual:
         return
-    from lumicap.vgg import resolve_vgg_weights
+    from lumicap.losses.vgg import resolve_vgg_weights
 
     checked: dict[str, str | None] = {}
     for i, stage in enumerate(cfg.stages):
@@ -166,7 +168,7 @@ def _check_losses(cfg: Config, problems: list[str]) -> None:
 def _check_teacher(cfg: Config, problems: list[str]) -> None:
     if not cfg.mfr.enabled or not any(stage.mfr for stage in cfg.stages):
         return
-    from lumicap.teacher.presets import PRESETS
+    from lumicap.weights.teacher_presets import PRESETS
 
     if cfg.mfr.teacher not in PRESETS and not Path(cfg.mfr.teacher).expanduser().exists():
         problems.append(

@@ -9,7 +9,8 @@ created with ``mkdir(exist_ok=False)`` so two runs can never share one. A run fo
     checkpoints/         last.pt (latest state, atomically replaced), best.pt (selected weights)
     log.jsonl            one JSON object per logged event (train losses, lr, validation, test)
     tb/                  TensorBoard event files
-    results/             test-iterNNNNNNN/{per_image.csv, summary.json}: one folder per test evaluation
+    results/             test-iterNNNNNNN/{per_image.csv, summary.json}: one folder per test evaluation, named
+                         after the iteration of the weights it measured (the selected ones)
     .lock                held (flock) by the process training the run; a second one is refused
 """
 
@@ -17,15 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from lumicap.errors import LumicapError
+from lumicap.files import atomic_write, is_partial_file
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
+_LEGACY_PARTIAL = re.compile(r"^\..*\.tmp-\d+$")  # what lumicap <= 0.1 named its temporaries
 
 
 def new_group_dir(output_dir: str | os.PathLike, name: str) -> Path:
@@ -61,7 +65,8 @@ def hold_run_lock(run: Path, enabled: bool = True) -> Iterator[None]:
     Without it, two ``lumicap train --resume RUN`` at once would both write ``last.pt`` and silently
     overwrite each other's progress. ``flock`` locks die with their process (even on SIGKILL), so a killed
     run never leaves a stale lock. With the lock held, temporary files that killed processes left
-    half-written (``.last.pt.tmp-<pid>``) are removed: no live writer can own them.
+    half-written (``lumicap.files``' ``.last.pt.lumicap-<pid>-<token>.part``, and ``.last.pt.tmp-<pid>`` of
+    lumicap <= 0.1) are removed: no live writer can own them.
     """
     if not enabled:
         yield
@@ -77,12 +82,14 @@ def hold_run_lock(run: Path, enabled: bool = True) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise LumicapError(
-                f"{run} is being trained by another process (it holds {run / LOCK_FILE}); wait for it to finish or stop it"
+                f"{run} is being trained by another process (it holds {run / LOCK_FILE}); wait for it to finish "
+                "or stop it"
             ) from None
         for folder in (run, run / "checkpoints"):
             if folder.is_dir():
-                for stale in folder.glob(".*.tmp-*"):
-                    stale.unlink(missing_ok=True)
+                for stale in folder.glob(".*"):
+                    if is_partial_file(stale.name) or _LEGACY_PARTIAL.match(stale.name):
+                        stale.unlink(missing_ok=True)
         yield
     finally:
         handle.close()
@@ -110,14 +117,9 @@ def read_run_info(run: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     from lumicap.jsonfile import dumps
 
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(dumps(data, indent=2, sort_keys=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, dumps(data, indent=2, sort_keys=False) + "\n", durable=True)
 
 
 def update_run_info(run: Path, **fields: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lumicap.config import Config, dump_yaml, load_config, to_dict
+from lumicap.config import Config, load_config, resolved_yaml, to_dict
 from lumicap.engine import distributed as dist_utils
 from lumicap.engine.rundir import (
     CONFIG_FILE,
@@ -174,7 +174,7 @@ def _run_locked(
 
     if is_new:
         if info.is_main:
-            (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg), encoding="utf-8")
+            (run_dir / CONFIG_FILE).write_text(resolved_yaml(cfg), encoding="utf-8")
             update_run_info(
                 run_dir,
                 name=cfg.name,
@@ -246,7 +246,8 @@ def _run_locked(
             summary = _read_summary(results)
             trainer.log.message(
                 f"{run_dir}: {status} at iteration {trainer.iteration}/{cfg.total_iterations}; test "
-                f"PSNR {float(summary['psnr']):.3f} SSIM {float(summary['ssim']):.4f} (selected on {cfg.train.select_on} "
+                f"PSNR {float(summary['psnr']):.3f} SSIM {float(summary['ssim']):.4f} "
+                f"(selected on {cfg.train.select_on} "
                 f"@ iter {summary['selected']['iteration']}) -> {results}"
             )
         if info.is_main and status != "complete":
@@ -272,7 +273,9 @@ def _normalized(stored: dict, source: Path) -> dict:
     except LumicapError as exc:
         lines = str(exc).splitlines() or [""]
         more = f"; and {len(lines) - 1} more" if len(lines) > 1 else ""
-        raise LumicapError(f"{source}: its stored config is not valid for this lumicap version ({lines[0]}{more})") from None
+        raise LumicapError(
+            f"{source}: its stored config is not valid for this lumicap version ({lines[0]}{more})"
+        ) from None
 
 
 def _read_summary(results: Path) -> dict:

@@ -87,9 +87,11 @@ class TrainingForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, low: torch.Tensor, high: torch.Tensor, stage: str, objective: str):
+    def forward(self, low: torch.Tensor, high: torch.Tensor, stage: str, objective: str, context=None):
         if objective == "enhance":
-            if hasattr(self.model, "training_outputs"):
+            if context is not None:  # crops with the whole image for the global branch (data.whole_image_context)
+                outputs = dict(self.model.training_outputs(low, context=context))
+            elif hasattr(self.model, "training_outputs"):
                 outputs = dict(self.model.training_outputs(low))
             else:
                 outputs = {"output": self.model(low)}
@@ -143,9 +145,93 @@ def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
     return {"fused": True} if use else {}
 
 
+class _Eta:
+    """Time left, from the steps of this invocation after a short warm-up (the first steps pay for
+    allocator growth, cuDNN autotuning, data workers starting). Validation time is not included."""
+
+    WARMUP = 3  # steps not timed
+    FIRST_REPORT = 10  # timed steps before the first estimate is printed
+
+    def __init__(self, start: int, limit: int):
+        self.limit, self.started_at, self.reported = limit, start + self.WARMUP, False
+        self.t0: float | None = None
+
+    def after_step(self, iteration: int) -> str | None:
+        """The one-line estimate once, right after the first timed steps; else None."""
+        if iteration == self.started_at:
+            self.t0 = time.monotonic()
+        if self.reported or self.t0 is None or iteration < self.started_at + self.FIRST_REPORT:
+            return None
+        self.reported = True
+        per_step = (time.monotonic() - self.t0) / (iteration - self.started_at)
+        return f"speed: {per_step:.3g} s per iteration after {iteration} iterations; {self.left(iteration)}"
+
+    def left(self, iteration: int) -> str | None:
+        if self.t0 is None or iteration <= self.started_at:
+            return None
+        per_step = (time.monotonic() - self.t0) / (iteration - self.started_at)
+        remaining = max(0, self.limit - iteration) * per_step
+        return f"about {_duration(remaining)} left to iteration {self.limit:,} (training steps only)"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def frozen_parameters(model: nn.Module, prefixes: list[str], stage: str) -> set[int]:
+    """ids of the parameters a stage keeps fixed (``stages[].freeze``: name prefixes, each matching some)."""
+    names = dict(model.named_parameters())
+    frozen: set[int] = set()
+    for prefix in prefixes:
+        matched = [p for name, p in names.items() if name == prefix or name.startswith(prefix.rstrip(".") + ".")]
+        if not matched:
+            roots = sorted({name.split(".")[0] for name in names})
+            raise LumicapError(
+                f"stage '{stage}': freeze '{prefix}' names no parameter of the model (its parts: {', '.join(roots)})"
+            )
+        frozen.update(id(p) for p in matched)
+    return frozen
+
+
+def _check_context_support(model: nn.Module, cfg: Config) -> None:
+    """``data.whole_image_context`` needs a model that takes the whole image beside the crop, and no mixup
+    (a mixed crop has no single whole image)."""
+    import inspect
+
+    method = getattr(model, "training_outputs", None)
+    if method is None or "context" not in inspect.signature(method).parameters:
+        raise LumicapError(
+            f"data.whole_image_context: model '{cfg.model.name}' has no global branch that takes the whole image "
+            "(IAT has); set data.whole_image_context=false"
+        )
+    mixed = [stage.name for stage in cfg.stages if stage.mixup]
+    if mixed:
+        raise LumicapError(f"data.whole_image_context cannot be combined with mixup (stages {', '.join(mixed)})")
+
+
 class Trainer:
+    """One training run of one seed: model, losses (pixel terms + MFR), optimizer, schedule, EMA, validation,
+    checkpoints and the final test; ``lumicap.engine.session`` makes run folders and drives it.
+
+    Args:
+        cfg: the validated experiment config.
+        run_dir: the run folder (config.yaml, run.json, checkpoints/, results/, log.jsonl).
+        info: this process's place in a distributed run (rank, world size, device).
+        show_progress: a progress bar on the main process.
+        splits: the data splits, when the caller resolved them already (pre-flight checks do).
+    """
+
     def __init__(
-        self, cfg: Config, run_dir: Path, info: dist_utils.DistInfo, show_progress: bool = True, splits: Splits | None = None
+        self,
+        cfg: Config,
+        run_dir: Path,
+        info: dist_utils.DistInfo,
+        show_progress: bool = True,
+        splits: Splits | None = None,
     ):
         from lumicap.models import build_model
 
@@ -159,6 +245,10 @@ class Trainer:
                 torch.backends.cudnn.allow_tf32 = cfg.train.tf32
         seed_everything(cfg.train.seed)
         self.model = build_model(cfg.model.name, **cfg.model.overrides)
+        if cfg.data.whole_image_context:
+            _check_context_support(self.model, cfg)
+        for stage in cfg.stages:  # a freeze prefix that names nothing is refused before the first step
+            frozen_parameters(self.model, stage.freeze, stage.name)
         if cfg.model.init_weights:
             note = load_init_weights(self.model, cfg.model.init_weights, cfg.model.name)
             if note and info.is_main:
@@ -232,8 +322,9 @@ class Trainer:
         # Model-defined stages may train part of the model (RetinexNet: Decom-Net, then Enhance-Net).
         restricted = stage.objective != "enhance" and hasattr(self.model, "stage_parameters")
         trainable = {id(p) for p in self.model.stage_parameters(stage.objective)} if restricted else None
+        frozen = frozen_parameters(self.model, stage.freeze, stage.name)
         for p in self.model.parameters():
-            p.requires_grad_(trainable is None or id(p) in trainable)
+            p.requires_grad_((trainable is None or id(p) in trainable) and id(p) not in frozen)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise LumicapError(f"stage '{stage.name}': the model has no parameters to train in this stage")
@@ -241,9 +332,13 @@ class Trainer:
         o = stage.optimizer
         fused = fused_optimizer_kwargs(cfg.train.fused_optimizer, self.device)
         if o.name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
+            self.optimizer = torch.optim.Adam(
+                params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused
+            )
         elif o.name == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused)
+            self.optimizer = torch.optim.AdamW(
+                params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **fused
+            )
         else:
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum or 0.0, weight_decay=o.weight_decay)
         self.scheduler = StageScheduler(self.optimizer, stage.scheduler, stage.iterations)
@@ -265,7 +360,10 @@ class Trainer:
             # state-dict keys carry no "_orig_mod." prefix.
             self.forward = torch.compile(self.forward, **compile_kwargs(cfg.train.compile_mode))
         data_seed = derived_seed(cfg.train.seed, index)
-        self.stream = BatchStream(cfg, stage, self.splits.train, self.info.rank, self.info.world_size, data_seed)
+        self.stream = BatchStream(
+            cfg, stage, self.splits.train, self.info.rank, self.info.world_size, data_seed,
+            context=cfg.data.whole_image_context,
+        )
         state = self._resume_state
         if state is not None and state["stage"] == index:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -312,12 +410,17 @@ class Trainer:
             high = high.contiguous(memory_format=torch.channels_last)
         if stage.mixup:
             low, high = self._mixup(low, high)
+        context = batch.get("context")
+        if context is not None:
+            context = context.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            outputs, model_terms = self.forward(low, high, stage.name, stage.objective)
+            outputs, model_terms = self.forward(low, high, stage.name, stage.objective, context)
             total, terms = self.losses[stage.name](outputs, high, model_terms)
         if self.mfr is not None and stage.mfr:
             if "output" not in outputs:
-                raise LumicapError(f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none")
+                raise LumicapError(
+                    f"stage '{stage.name}': MFR needs an enhanced image but the model's stage gives none"
+                )
             # The teacher runs in fp32 unless mfr.amp says bf16; its reference features carry no gradient.
             # Its terms (mfr, mfr_clip, mfr_prefix, mfr_gpt[, mfr_kl]) are read when logging: one sync.
             with torch.autocast(self.device.type, dtype=self.mfr_dtype, enabled=self.mfr_dtype is not None):
@@ -355,7 +458,9 @@ class Trainer:
         for i, batch in enumerate(self.val_loader):
             pred = self.predict(model, batch["low"])
             high = batch["high"].to(self.device)
-            rows.append(measure(pred, high, gt_mean=self.cfg.eval.gt_mean, psnr_convention=self.cfg.eval.psnr_convention))
+            rows.append(
+                measure(pred, high, gt_mean=self.cfg.eval.gt_mean, psnr_convention=self.cfg.eval.psnr_convention)
+            )
             if i < self.cfg.eval.val_images:
                 panel = torch.cat([batch["low"][0].to(self.device), pred[0], high[0]], dim=-1)
                 self.log.images(f"val/{batch['name'][0]}", self.iteration, panel)
@@ -407,11 +512,14 @@ class Trainer:
             "weights": "ema" if self.ema is not None else "model",
         }
         summary["iteration"] = self.iteration
-        out = self.run_dir / "results" / f"test-iter{self.iteration:07d}"
+        # Named after the iteration of the weights measured (the selected ones), not the iteration training
+        # stopped at; summary.json records both.
+        selected = int(best["best"]["iteration"] if best["best"]["iteration"] is not None else best["iteration"])
+        out = self.run_dir / "results" / f"test-iter{selected:07d}"
         suffix = 1
-        while out.exists():  # a re-test at the same iteration gets its own folder, nothing is replaced
+        while out.exists():  # a re-test of the same weights gets its own folder, nothing is replaced
             suffix += 1
-            out = self.run_dir / "results" / f"test-iter{self.iteration:07d}-{suffix}"
+            out = self.run_dir / "results" / f"test-iter{selected:07d}-{suffix}"
         write_results(out, rows, summary)
         self.log.scalars("test", self.iteration, {k: v for k, v in summary.items() if isinstance(v, float)})
         return out
@@ -465,12 +573,17 @@ class Trainer:
         limit = min(total, budget.max_iters) if budget.max_iters else total
         if info.is_main:
             self.log = RunLogger(self.run_dir, self.iteration, total, self.show_progress)
-            self.log.event(self.iteration, event="start" if self.iteration == 0 else "resume", world_size=info.world_size)
+            self.log.event(
+                self.iteration, event="start" if self.iteration == 0 else "resume", world_size=info.world_size
+            )
+            for line in self.banner(limit):
+                self.log.message(line)
             for name, why in self.dropped_terms().items():
                 self.log.message(f"warning: loss term {name} dropped (allow_missing_perceptual): {why}")
         stop_requested, restore_signals = _stop_signal_handler()
         started = time.monotonic()
         step_time, steps = 0.0, 0
+        clock = _Eta(self.iteration, limit)
         last_ckpt = None
         self.model.train()
         try:
@@ -485,6 +598,8 @@ class Trainer:
                 loss, terms = self._step(batch)
                 self.iteration += 1
                 steps += 1
+                if info.is_main and (line := clock.after_step(self.iteration)) is not None:
+                    self.log.message(line)
                 log_now = self.iteration % cfg.train.log_every == 0 or self.iteration == limit
                 if log_now:
                     values = {"loss": float(loss), **{k: float(v) for k, v in terms.items()}}
@@ -505,7 +620,7 @@ class Trainer:
                     self.log.progress(self.iteration, {})
                 # Validation first: a last.pt written at this iteration records the best it selected.
                 if self.iteration % cfg.train.val_every == 0 or self.iteration == total:
-                    self._validate_all_ranks()
+                    self._validate_all_ranks(clock.left(self.iteration))
                 if self.iteration % cfg.train.ckpt_every == 0 or self.iteration == total:
                     self.save_last()
                     last_ckpt = self.iteration
@@ -533,15 +648,52 @@ class Trainer:
             self._write_replica_hash()
         return status
 
-    def _validate_all_ranks(self) -> None:
+    def _validate_all_ranks(self, left: str | None = None) -> None:
         if self.info.is_main:
             with ckpt.preserved_rng():  # validating or not must not change the training trajectory
                 means = self.validate()
             self.log.message(
                 f"iter {self.iteration}: val psnr {means['psnr']:.3f} ssim {means['ssim']:.4f} "
                 f"(best {self.best['metric']} {self.best['value']:.4f} @ {self.best['iteration']})"
+                + (f"; {left}" if left else "")
             )
         dist_utils.barrier(self.info)
+
+    def banner(self, limit: int) -> list[str]:
+        """What this run is, before its first step (also without a progress bar): folder, model, data,
+        stages, MFR, device. ``limit``: the iteration this invocation stops at."""
+        cfg, splits = self.cfg, self.splits
+        total = cfg.total_iterations
+        params = sum(p.numel() for p in self.model.parameters())
+        where = "new run" if self.iteration == 0 else f"resumed at iteration {self.iteration:,}"
+        lines = [f"run: {self.run_dir} ({where})"]
+        init = f", starting from {cfg.model.init_weights}" if cfg.model.init_weights else ""
+        lines.append(f"model: {cfg.model.name} ({params:,} parameters){init}")
+        val_source = str(splits.val_source).removeprefix(f"{len(splits.val)} pairs ")
+        lines.append(
+            f"data: {cfg.data.root}: train {len(splits.train)} pairs ({cfg.data.train_split}), validation "
+            f"{len(splits.val)} pairs ({val_source}), test {len(splits.test)} pairs ({cfg.data.test_split})"
+        )
+        parts = []
+        for stage in cfg.stages:
+            patch = f"{stage.patch_size}x{stage.patch_size} patches" if stage.patch_size else "whole images"
+            parts.append(f"{stage.name} {stage.iterations:,} it (batch {stage.batch_size}, {patch})")
+        stop = f"; this invocation stops at {limit:,}" if limit < total else ""
+        lines.append(
+            f"stages: {', '.join(parts)}; {total:,} iterations, validation every {cfg.train.val_every:,}{stop}"
+        )
+        if self.mfr is None:
+            why = "mfr.enabled is false" if not cfg.mfr.enabled else "no stage has mfr: true"
+            lines.append(f"mfr: off ({why})")
+        else:
+            on = [stage.name for stage in cfg.stages if stage.mfr]
+            lines.append(f"mfr: on, teacher {cfg.mfr.teacher}, in stage{'s' if len(on) > 1 else ''} {', '.join(on)}")
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        processes = f", {self.info.world_size} processes" if self.info.enabled else ""
+        lines.append(f"device: {device}, {torch.get_num_threads()} CPU threads{processes}")
+        return lines
 
     def _write_replica_hash(self) -> None:
         """Each rank records a hash of its parameters; identical hashes prove the replicas stayed in sync.
@@ -555,7 +707,12 @@ class Trainer:
         buffers = state_hash(dict(self.model.named_buffers()))
         folder = self.run_dir / "replicas"
         folder.mkdir(exist_ok=True)
-        record = {"rank": self.info.rank, "iteration": self.iteration, "parameters_sha256": digest, "buffers_sha256": buffers}
+        record = {
+            "rank": self.info.rank,
+            "iteration": self.iteration,
+            "parameters_sha256": digest,
+            "buffers_sha256": buffers,
+        }
         (folder / f"rank{self.info.rank}.json").write_text(json.dumps(record) + "\n")
         hashes = dist_utils.all_gather_object(digest, self.info)
         if self.info.is_main and len(set(hashes)) != 1:

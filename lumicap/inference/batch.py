@@ -24,9 +24,10 @@ from lumicap.data.io import DEFAULT_JPEG_QUALITY
 from lumicap.errors import LumicapError, one_line, shown
 from lumicap.inference.tiling import plan_tiles, run_tiled, run_whole
 
-OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff"}
+OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "tiff": ".tiff", "webp": ".webp", "heic": ".heic"}
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
+MIN_TILE = 16
 # Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
 # at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
 DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
@@ -51,6 +52,7 @@ class EnhanceSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     stale_parts_removed: int = 0  # temporary files of an earlier, killed run
+    unreadable: list[Path] = field(default_factory=list)  # pictures in formats lumicap does not read (not tried)
 
     def line(self) -> str:
         done = len(self.enhanced)
@@ -61,17 +63,46 @@ class EnhanceSummary:
         text += f"; {len(self.failed)} failed"
         if self.stale_parts_removed:
             text += f"; removed {self.stale_parts_removed} partial file(s) an interrupted run left"
+        if self.unreadable:
+            text += f"; not read: {unreadable_note(self.unreadable)}"
         return text
+
+
+def unreadable_note(paths: Sequence[Path], named: int = 5) -> str:
+    """'3 pictures in formats lumicap does not read (.dng, .gif): a.gif, b.dng, c.dng'."""
+    kinds = sorted({p.suffix.lower() for p in paths})
+    names = ", ".join(shown(p) for p in paths[:named]) + (f", +{len(paths) - named} more" if len(paths) > named else "")
+    count = len(paths)
+    return f"{count} picture{'s' if count != 1 else ''} in formats lumicap does not read ({', '.join(kinds)}): {names}"
 
 
 @dataclass(frozen=True)
 class TileSettings:
     """How to split images: ``tile`` forces tiling at that size; otherwise images above
-    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget)."""
+    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget).
+
+    Args:
+        tile: tile side in pixels (at least ``MIN_TILE`` and twice ``overlap``), or None for automatic tiles.
+        overlap: pixels two neighbouring tiles share, blended with a raised cosine (>= 0).
+        max_megapixels: images above this size are tiled (> 0); None: 2 MP on a CPU, 4 MP on CUDA.
+
+    Values outside these ranges are refused here with the command-line option's name (``lumicap enhance``
+    and ``lumicap serve`` build their settings through this class, so both say the same thing).
+    """
 
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
     max_megapixels: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and self.overlap > self.tile // 2:
+            raise LumicapError(f"--tile-overlap {self.overlap} is more than half of --tile {self.tile}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise LumicapError(f"--tile {self.tile} is too small (at least {MIN_TILE})")
+        if self.overlap < 0:
+            raise LumicapError("--tile-overlap must not be negative")
+        if self.max_megapixels is not None and self.max_megapixels <= 0:
+            raise LumicapError("--max-megapixels must be positive")
 
     def budget(self, device: torch.device) -> float:
         if self.max_megapixels is not None:
@@ -99,22 +130,36 @@ class TileSettings:
 
 
 def collect_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, exclude: str | os.PathLike | None = None
+    inputs: Sequence[str | os.PathLike],
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
+    unreadable: list[Path] | None = None,
 ) -> list[InputImage]:
     """Expand files, folders (their image files; sub-folders too with ``recursive``) and glob patterns.
 
     Files under ``exclude`` (the output folder) are left out of folder and glob expansions, so a run
     whose output folder sits inside its input folder never enhances its own earlier outputs.
     An argument that matches nothing is an error (a typo should not silently enhance nothing).
+    Pictures in formats lumicap does not read (GIF, camera RAW: ``IMAGE_LIKE_EXTENSIONS``) found by a folder
+    or glob expansion are appended to ``unreadable`` so the caller can name them; a file named explicitly is
+    always an input (reading it then says what is wrong).
     """
-    from lumicap.data.io import is_image_file
+    from lumicap.data.io import is_image_file, is_unreadable_image_kind
 
     excluded = Path(exclude).resolve() if exclude is not None else None
+    seen_unreadable: set[Path] = set()
 
     def wanted(candidate: Path) -> bool:
-        if not (candidate.is_file() and is_image_file(candidate)):
+        if not candidate.is_file():
             return False
-        return excluded is None or not candidate.resolve().is_relative_to(excluded)
+        if excluded is not None and candidate.resolve().is_relative_to(excluded):
+            return False
+        if is_unreadable_image_kind(candidate):
+            if unreadable is not None and candidate.resolve() not in seen_unreadable:
+                seen_unreadable.add(candidate.resolve())
+                unreadable.append(candidate)
+            return False
+        return is_image_file(candidate)
 
     found: dict[Path, InputImage] = {}
     for item in inputs:
@@ -122,9 +167,9 @@ def collect_inputs(
         path = Path(text).expanduser()
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            members = sorted(p for p in path.glob(pattern) if wanted(p))
-            members = [p for p in members if not any(part.startswith(".") for part in p.relative_to(path).parts)]
-            for member in members:
+            members = sorted(p for p in path.glob(pattern)
+                             if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            for member in filter(wanted, members):
                 found.setdefault(member.resolve(), InputImage(member, member.relative_to(path)))
         elif path.is_file():
             found.setdefault(path.resolve(), InputImage(path, Path(path.name)))
@@ -213,7 +258,9 @@ def enhance_image(
                 torch.cuda.empty_cache()
             tile = tiles.automatic_tile
     try:
-        return run_tiled(model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile)
+        return run_tiled(
+            model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile
+        )
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise
@@ -247,7 +294,7 @@ def enhance_files(
     """
     from tqdm import tqdm
 
-    from lumicap.data.io import remove_stale_partial_files
+    from lumicap.files import remove_stale_partial_files
 
     plan = plan_outputs(inputs, out_dir, fmt)
     summary = EnhanceSummary()
@@ -332,8 +379,9 @@ def enhance_file(
     as given (the caller decides about existing files). Unreadable input: ``LumicapError``; unwritable
     output: ``OSError``.
     """
-    from lumicap.data.io import write_image
+    from lumicap.data.io import image_icc_profile, write_image
 
+    profile = image_icc_profile(Path(source))  # header only; the output keeps the input's colour space
     image, in_bits = read_float_image(Path(source))
     bits = 16 if fmt == "png" and in_bits == 16 else 8
     height, width = image.shape[-2:]
@@ -347,7 +395,7 @@ def enhance_file(
 
     enhanced = enhance_image(model, image, device, tiles, inplace=not keep_input,
                              on_tile=count_tile if on_tile is not None else None)
-    written = write_image(target, enhanced, bit_depth=bits, quality=quality)
+    written = write_image(target, enhanced, bit_depth=bits, quality=quality, icc_profile=profile)
     return EnhancedFile(written, enhanced, image if keep_input else None, bits, total)
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lumicap.errors import LumicapError, shown
+from lumicap.files import atomic_write
 
 CAPTIONS_FILE = "captions.json"
 DEFAULT_TEACHER = "clipcap-coco"
@@ -74,9 +75,7 @@ class CaptionWriter:
             return None
         merged = {**read_captions_file(self.path), **self.entries}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.part")
-        tmp.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
         return self.path
 
 

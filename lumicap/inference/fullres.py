@@ -60,7 +60,9 @@ class FullResolutionTransform(nn.Module):
             return self.module(x)
         small = F.interpolate(x, size=small_size, mode="area")
         mul, add = self.module.local_net(small)
-        gamma, color = self.module.global_net(small)
+        gamma, color = (
+            self.module.global_params(small) if hasattr(self.module, "global_params") else self.module.global_net(small)
+        )
         out = F.interpolate(mul, size=(height, width), mode="bilinear", align_corners=False)
         out.mul_(x)
         del mul

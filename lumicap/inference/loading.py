@@ -34,24 +34,53 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError, shown
+from lumicap.files import atomic_write
+from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
+from lumicap.inference.highlights import DEFAULT_RAMP, HighlightProtection, parse_ramp
+from lumicap.inference.onnx_model import OnnxEnhancer
+from lumicap.jsonfile import parse_json, read_json
+from lumicap.models import build_model, list_models, official
+from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint, read_tf_checkpoint_files
+from lumicap.names import DeviceChoice, model_key
+from lumicap.weights import ensure_weights, load_state_dict, resolve_weights
+from lumicap.weights.catalogue import OFFICIAL_MODELS, official_model
+from lumicap.weights.reader import read_torch_file, read_training_checkpoint, training_checkpoint_problem
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS_DIR / "default_model.safetensors"
 # Models in the package itself (loaded offline by name): the default, and the previous default for those who
 # prefer Retinexformer's quality over the default's speed (README model card).
-SHIPPED_MODELS = {"default": DEFAULT_WEIGHTS.name, "retinexformer-lumicap": "retinexformer_lumicap.safetensors"}
+SHIPPED_MODELS = {
+    "default": DEFAULT_WEIGHTS.name,
+    "retinexformer-lumicap": "retinexformer_lumicap.safetensors",
+    # The default of 2026-11 (IAT on train80): the starting point of today's default's recipe, kept by name.
+    "iat-lumicap-2026-11": "iat_lumicap_2026_11.safetensors",
+}
 DEFAULT_METADATA = ASSETS_DIR / "default_model.json"
 SIDECAR_FORMAT = "lumicap-inference-model"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+@dataclass
+class ModelWeights:
+    """What a model spec resolves to before the network is built (the hand-off from each source below
+    to ``load_inference_model``)."""
+
+    name: str  # registry model name
+    overrides: dict[str, Any]  # constructor overrides the file records
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, Any]  # the sidecar or checkpoint record, kept in InferenceModel.metadata
+    source: str  # where the weights came from, for messages
 
 
 @dataclass
@@ -78,10 +107,14 @@ class InferenceModel:
         limit = getattr(self.module, "network_megapixels", None)
         if limit is not None:
             text += f" (network at most {limit:g} MP; its transform applied at full resolution)"
+        from lumicap.inference.highlights import HighlightProtection
+
+        if isinstance(self.module, HighlightProtection):
+            text += f"; highlights protected from {self.module.start:g} to {self.module.end:g}"
         return text
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: DeviceChoice | torch.device | None) -> torch.device:
     """``"auto"``/None -> CUDA when available, else CPU; an unavailable CUDA is a one-line error."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -100,51 +133,39 @@ def load_inference_model(
     weights: str | os.PathLike | None = None,
     network_megapixels: float | None = None,
     overrides: dict[str, Any] | None = None,
+    highlight_protection: bool | None = None,
 ) -> InferenceModel:
     """Build and load the network named or stored by ``spec``; see the module docstring for the forms.
 
     ``network_megapixels``: for networks that predict a transform (IAT), run the network on at most this many
     megapixels and apply its transform at full resolution (``lumicap.inference.fullres``); 0 turns it off.
     None: what the model's sidecar says (``"inference": {"network_megapixels": X}``), else off.
+    ``highlight_protection``: blend the result back towards the input where the input is already bright
+    (``lumicap.inference.highlights``); None: what the sidecar says (``"highlight_protection": true`` or
+    ``[start, end]``), else off; False: off (the bare network, e.g. for export); True: on (the sidecar's ramp
+    or the default one).
     ``overrides`` (constructor arguments of ``build_model``) are applied over those the file records.
     """
     text = None if spec is None else os.fspath(spec)
     if text is not None and text.lower().endswith(".onnx"):
         return _from_onnx(Path(text).expanduser(), device, weights)
     target = resolve_device(device)
-    if text is None or text in SHIPPED_MODELS:
-        if weights is not None:
-            raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
-        name, base, state, metadata, source = _from_shipped(text or "default")
-    elif weights is not None:
-        name, base, state, metadata, source = _from_name_and_weights(text, weights)
-    elif _official_model(text) is not None:
-        name, base, state, metadata, source = _from_official_model(text)
-    else:
-        path = Path(text).expanduser()
-        if path.is_dir():
-            path = _checkpoint_in_run_folder(path)
-        if path.suffix == ".safetensors":
-            name, base, state, metadata, source = _from_safetensors(path)
-        elif path.suffix in CHECKPOINT_SUFFIXES or path.is_file():
-            name, base, state, metadata, source = _from_checkpoint(path)
-        else:
-            _require_registry_name(text)
-            raise LumicapError(
-                f"model '{text}' needs weights: add --weights FILE (a state dict for '{text}'), "
-                f"or pass a .safetensors file with its .json sidecar or a lumicap training checkpoint"
-            )
-    all_overrides = {**base, **dict(overrides or {})}
-    module = _build(name, all_overrides, source)
-    conversion = _load_weights(module, state, name, source)
-    metadata = {**metadata, "overrides": all_overrides}
+    read = next((read for _, matches, read in SPEC_FORMS if matches(text, weights)), _needs_weights)
+    loaded = read(text, weights)
+    all_overrides = {**loaded.overrides, **dict(overrides or {})}
+    module = _build(loaded.name, all_overrides, loaded.source)
+    conversion = _load_weights(module, loaded.state, loaded.name, loaded.source)
+    metadata = {**loaded.metadata, "overrides": all_overrides}
     if conversion is not None:
         metadata["official_format"] = conversion.description
         metadata["official_keys_left_out"] = conversion.ignored_keys
-    module = _with_full_resolution_transform(module, network_megapixels, metadata, source)
+    module = _with_full_resolution_transform(module, network_megapixels, metadata, loaded.source)
+    module = _with_highlight_protection(module, highlight_protection, metadata, loaded.source)
     module.to(target).eval()
     note = conversion.note() if conversion is not None else None
-    return InferenceModel(module=module, name=name, source=source, device=target, metadata=metadata, note=note)
+    return InferenceModel(
+        module=module, name=loaded.name, source=loaded.source, device=target, metadata=metadata, note=note
+    )
 
 
 def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
@@ -152,11 +173,13 @@ def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
     an already built ``module`` of registry model ``name`` (fine-tuning starts); returns the official
     ``Conversion`` when the file was an official checkpoint, else None."""
     text = os.fspath(weights)
-    if _official_model(text) is not None:
-        _, _, state, _, source = _from_official_model(text)
+    if official_model(text) is not None:
+        loaded = _from_official_model(text)
+        state, source = loaded.state, loaded.source
+    elif text in SHIPPED_MODELS:  # a model in the package (a recipe may continue one)
+        loaded = _from_shipped(text, None)
+        state, source = loaded.state, loaded.source
     else:
-        from lumicap.weights import resolve_weights
-
         path = resolve_weights(text, download=True)
         state, source = read_weights(path), str(path)
     return _load_weights(module, state, name, source)
@@ -165,9 +188,6 @@ def load_weights_into(module: nn.Module, name: str, weights: str | os.PathLike):
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a weight file (safetensors, torch pickle read with ``weights_only=True``, wrapped
     or not) or a TensorFlow checkpoint (file, prefix or folder; needs the ``tf`` extra)."""
-    from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint
-    from lumicap.weights import load_state_dict
-
     path = Path(path).expanduser()
     if is_tf_checkpoint(path):
         return read_tf_checkpoint(path)
@@ -176,28 +196,42 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return load_state_dict(path)
 
 
-def _with_full_resolution_transform(module: nn.Module, megapixels: float | None, metadata: dict, source: str) -> nn.Module:
-    from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
-
+def _with_full_resolution_transform(
+    module: nn.Module, megapixels: float | None, metadata: dict, source: str
+) -> nn.Module:
     if megapixels is None:
         settings = metadata.get("inference") if isinstance(metadata, dict) else None
         megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
-        if megapixels is not None and (isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0):
-            raise WeightsError(f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}")
+        if megapixels is not None and (
+            isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0
+        ):
+            raise WeightsError(
+                f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}"
+            )
     if not megapixels:
         return module
     if megapixels < 0:
         raise LumicapError(f"--network-megapixels must be >= 0 (0: off), got {megapixels}")
     if not supports_full_resolution_transform(module):
         raise LumicapError(
-            f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} paints pixels"
+            f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} "
+            "paints pixels"
         )
     return FullResolutionTransform(module, float(megapixels))
 
 
-def _from_onnx(path: Path, device, weights) -> InferenceModel:
-    from lumicap.inference.onnx_model import OnnxEnhancer
+def _with_highlight_protection(module: nn.Module, wanted: bool | None, metadata: dict, source: str) -> nn.Module:
+    settings = metadata.get("inference") if isinstance(metadata, dict) else None
+    try:
+        ramp = parse_ramp(settings.get("highlight_protection") if isinstance(settings, dict) else None, source)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from None
+    if wanted is False or (wanted is None and ramp is None):
+        return module
+    return HighlightProtection(module, *(ramp or DEFAULT_RAMP))
 
+
+def _from_onnx(path: Path, device, weights) -> InferenceModel:
     if weights is not None:
         raise LumicapError(f"{path}: an ONNX file holds its weights; drop --weights")
     if device is not None and str(device) not in ("auto", "cpu"):
@@ -211,7 +245,10 @@ def _from_onnx(path: Path, device, weights) -> InferenceModel:
 # ----------------------------------------------------------------------------------------------- sources
 
 
-def _from_shipped(key: str):
+def _from_shipped(spec: str | None, weights: str | os.PathLike | None) -> ModelWeights:
+    if weights is not None:
+        raise LumicapError("--weights needs --model NAME (the registry model the weights belong to)")
+    key = spec or "default"
     weights = ASSETS_DIR / SHIPPED_MODELS[key]
     sidecar = weights.with_suffix(".json")
     if not weights.is_file() or not sidecar.is_file():
@@ -224,7 +261,7 @@ def _from_shipped(key: str):
     return _from_safetensors(weights, source="default model" if key == "default" else f"shipped model '{key}'")
 
 
-def _from_safetensors(path: Path, source: str | None = None):
+def _from_safetensors(path: Path, source: str | None = None) -> ModelWeights:
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     sidecar = path.with_suffix(".json")
@@ -234,70 +271,49 @@ def _from_safetensors(path: Path, source: str | None = None):
             f"{path}: no sidecar {sidecar.name} saying which model these weights are for; "
             f"pass --model NAME --weights {path}"
         )
-    from lumicap.weights import load_state_dict
-
     state = load_state_dict(path)
-    return metadata["model"], metadata.get("overrides") or {}, state, metadata, source or str(path)
+    return ModelWeights(metadata["model"], metadata.get("overrides") or {}, state, metadata, source or str(path))
 
 
-def _from_name_and_weights(name: str, weights: str | os.PathLike):
-    if _official_model(name) is not None:  # "--model iat-lol-v1-official --weights FILE": FILE is such a file
-        name = _official_model(name).model
+def _from_name_and_weights(name: str, weights: str | os.PathLike) -> ModelWeights:
+    if official_model(name) is not None:  # "--model iat-lol-v1-official --weights FILE": FILE is such a file
+        name = official_model(name).model
     _require_registry_name(name)
-    if _official_model(os.fspath(weights)) is not None:
-        model, _, state, metadata, source = _from_official_model(os.fspath(weights))
-        if _registry_key(model) != _registry_key(name):
-            raise WeightsError(f"weights '{os.fspath(weights)}' are for model '{model}', not '{name}'")
-        return name, {}, state, metadata, source
-    from lumicap.weights import resolve_weights
-
+    if official_model(os.fspath(weights)) is not None:
+        loaded = _from_official_model(os.fspath(weights))
+        if model_key(loaded.name) != model_key(name):
+            raise WeightsError(f"weights '{os.fspath(weights)}' are for model '{loaded.name}', not '{name}'")
+        return ModelWeights(name, {}, loaded.state, loaded.metadata, loaded.source)
     path = resolve_weights(weights, download=True)
     if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
         # A training checkpoint given with an explicit name: keep its overrides when it names the same model.
-        raw = _torch_load(path)
-        if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "config" in raw:
-            ck_name, overrides = _model_from_config(raw["config"], path)
-            if ck_name is not None and _registry_key(ck_name) != _registry_key(name):
+        raw = read_torch_file(path)
+        if training_checkpoint_problem(raw) is None:
+            ck_name, overrides = _model_from_config(raw.get("config"), path)
+            if ck_name is not None and model_key(ck_name) != model_key(name):
                 raise WeightsError(f"{path}: checkpoint is for model '{ck_name}', not '{name}'")
             state, which = _checkpoint_weights(raw, path)
-            return name, overrides, state, {"model": name, "overrides": overrides, "weights": which}, str(path)
-    return name, {}, read_weights(path), {"model": name}, str(path)
+            record = {"model": name, "overrides": overrides, "weights": which}
+            return ModelWeights(name, overrides, state, record, str(path))
+    return ModelWeights(name, {}, read_weights(path), {"model": name}, str(path))
 
 
-def _official_model(text: str):
-    from lumicap.weights_catalog import official_model
-
-    return official_model(text)
-
-
-def _from_official_model(text: str):
+def _from_official_model(text: str) -> ModelWeights:
     """A catalogue name of official pretrained weights: its model, and its file(s) from the cache."""
-    from lumicap.weights import ensure_weights
-
-    entry = _official_model(text)
+    entry = official_model(text)
     found = ensure_weights(entry.files, download=True, needed_by=f"model '{entry.name}'", fetch_names=[entry.name])
     paths = [found[file] for file in entry.files]
     if entry.tf_folders:
-        from lumicap.models.official.tf_checkpoint import read_tf_checkpoint_files
-
         parts = {folder: (paths[2 * i], paths[2 * i + 1]) for i, folder in enumerate(entry.tf_folders)}
         state, source = read_tf_checkpoint_files(parts), f"{entry.name} ({paths[0].parent.parent})"
     else:
         state, source = read_weights(paths[0]), str(paths[0])
-    return entry.model, {}, state, {"model": entry.model, "weights": entry.name}, source
+    return ModelWeights(entry.model, {}, state, {"model": entry.model, "weights": entry.name}, source)
 
 
-def _from_checkpoint(path: Path):
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    raw = _torch_load(path)
-    if not isinstance(raw, dict) or "model" not in raw or "config" not in raw:
-        keys = ", ".join(sorted(map(str, raw))[:6]) if isinstance(raw, dict) else type(raw).__name__
-        raise WeightsError(
-            f"{path}: not a lumicap training checkpoint (expected keys 'model' and 'config', found {keys}); "
-            f"for a bare state dict pass --model NAME --weights {path}"
-        )
-    name, overrides = _model_from_config(raw["config"], path)
+def _from_checkpoint(path: Path) -> ModelWeights:
+    raw = read_training_checkpoint(path)
+    name, overrides = _model_from_config(raw.get("config"), path)
     if name is None:
         raise WeightsError(f"{path}: the checkpoint's config names no model (config.model.name)")
     state, which = _checkpoint_weights(raw, path)
@@ -305,7 +321,47 @@ def _from_checkpoint(path: Path):
     for key in ("kind", "iteration", "best", "selected_on"):
         if key in raw and isinstance(raw[key], (int, float, str, dict)):
             metadata[key] = raw[key]
-    return name, overrides, state, metadata, str(path)
+    return ModelWeights(name, overrides, state, metadata, str(path))
+
+
+def _from_run_folder(folder: Path) -> ModelWeights:
+    return _from_checkpoint(_checkpoint_in_run_folder(folder))
+
+
+def _needs_weights(spec: str, weights: None) -> ModelWeights:
+    """No form matched: a registry name without weights (or an unknown name, or a missing file)."""
+    _require_registry_name(spec)
+    trained = trained_names_for(spec)
+    use = f", or use trained weights by name: {', '.join(trained)}" if trained else ""
+    raise LumicapError(
+        f"model '{spec}' is a network without weights, so it needs weights: add --weights FILE (a checkpoint "
+        f"of '{spec}'){use}; 'lumicap models' lists every name --model takes"
+    )
+
+
+def _path(spec: str) -> Path:
+    return Path(spec).expanduser()
+
+
+SpecTest = Callable[[Any, Any], bool]
+SpecReader = Callable[[Any, Any], ModelWeights]
+# The forms ``load_inference_model(spec, weights=...)`` accepts, tried in this order; the first whose test
+# matches reads the spec (an .onnx file is handled before: it holds a network, not weights).
+SPEC_FORMS: tuple[tuple[str, SpecTest, SpecReader], ...] = (
+    ("a model shipped in the package, by name (SHIPPED_MODELS; None: 'default')",
+     lambda spec, weights: spec is None or spec in SHIPPED_MODELS, _from_shipped),
+    ("registry model name with weights=",
+     lambda spec, weights: weights is not None, _from_name_and_weights),
+    ("official pretrained name from the catalogue",
+     lambda spec, weights: official_model(spec) is not None, lambda spec, _: _from_official_model(spec)),
+    ("lumicap run folder (its best.pt, else last.pt)",
+     lambda spec, weights: _path(spec).is_dir(), lambda spec, _: _from_run_folder(_path(spec))),
+    (".safetensors file with its sidecar",
+     lambda spec, weights: _path(spec).suffix == ".safetensors", lambda spec, _: _from_safetensors(_path(spec))),
+    ("lumicap training checkpoint",
+     lambda spec, weights: _path(spec).suffix in CHECKPOINT_SUFFIXES or _path(spec).is_file(),
+     lambda spec, _: _from_checkpoint(_path(spec))),
+)
 
 
 def _checkpoint_in_run_folder(folder: Path) -> Path:
@@ -322,19 +378,10 @@ def _checkpoint_weights(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor],
     ema = raw.get("ema")
     if isinstance(ema, dict) and isinstance(ema.get("module"), dict) and ema["module"]:
         return _tensors_only(ema["module"], path), "ema"
-    return _tensors_only(raw["model"], path), "model"
+    return _tensors_only(raw.get("model"), path), "model"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _torch_load(path: Path) -> Any:
-    from lumicap.weights import torch_load_failure
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{shown(path)}: {torch_load_failure(exc)}") from None
 
 
 def _model_from_config(config: Any, path: Path) -> tuple[str | None, dict]:
@@ -362,24 +409,18 @@ def _tensors_only(state: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_sidecar(path: Path) -> dict:
-    from lumicap.jsonfile import read_json
-
     return _check_metadata(read_json(path, what="JSON sidecar", error=WeightsError), path)
 
 
 def _read_header_metadata(path: Path) -> dict | None:
     """The same record stored in the safetensors header (``__metadata__["lumicap"]``), if any."""
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
     except Exception:
         return None  # load_state_dict reports an unreadable file with the proper message
     if "lumicap" not in header:
         return None
-    from lumicap.jsonfile import parse_json
-
     return _check_metadata(parse_json(header["lumicap"], path, "header metadata 'lumicap' (JSON)", WeightsError), path)
 
 
@@ -391,24 +432,40 @@ def _check_metadata(metadata: Any, path: Path) -> dict:
     return metadata
 
 
-def _registry_key(name: str) -> str:
-    return name.lower().replace("-", "_")
-
-
 def _require_registry_name(name: str) -> None:
-    from lumicap.models import list_models
-
     known = {info.name for info in list_models()}
-    if _registry_key(name) not in known:
+    if model_key(name) not in known:
         looks_like_path = os.sep in name or "." in Path(name).name
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")
-        raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(known)) or 'none'}")
+        shipped = ", ".join(SHIPPED_MODELS)
+        raise LumicapError(
+            f"unknown model '{name}': not a file, a shipped model ({shipped}), official weights by name "
+            f"(e.g. iat-lol-v1-official) or a network ({', '.join(sorted(known))}: with --weights FILE); "
+            f"'lumicap models' lists every name --model takes"
+        )
+
+
+def trained_names_for(network: str) -> list[str]:
+    """Names that load trained weights of registry network ``network``: the shipped models built on it
+    (their sidecars say which network) and the official pretrained weights of it."""
+    key = model_key(network)
+    names = []
+    for name, filename in SHIPPED_MODELS.items():
+        sidecar = (ASSETS_DIR / filename).with_suffix(".json")
+        try:
+            record = read_json(sidecar, what="JSON sidecar") if sidecar.is_file() else {}
+        except LumicapError:
+            continue  # a broken sidecar is reported when that model is loaded
+        if isinstance(record, dict) and isinstance(record.get("model"), str) and model_key(record["model"]) == key:
+            names.append(f"{name} (shipped)")
+    names += [
+        f"{name} (the authors')" for name, entry in sorted(OFFICIAL_MODELS.items()) if model_key(entry.model) == key
+    ]
+    return names
 
 
 def _build(name: str, overrides: dict, source: str) -> nn.Module:
-    from lumicap.models import build_model
-
     try:
         return build_model(name, **overrides)
     except LumicapError as exc:
@@ -418,8 +475,6 @@ def _build(name: str, overrides: dict, source: str) -> nn.Module:
 def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], name: str, source: str):
     """Load ``state`` into ``module``: as a lumicap state dict, else as the model's official layout
     (``lumicap.models.official``), whichever fits; returns the ``Conversion`` for an official file."""
-    from lumicap.models import official
-
     expected = module.state_dict()
     candidate = official.fit_to_model(official.strip_wrapper_prefixes(state, set(expected)), module)
     problems = official.fit_problems(candidate, expected)
@@ -452,7 +507,8 @@ def _misfit_message(source, name, state, expected, missing, unexpected, mismatch
     if mismatched:
         k = mismatched[0]
         parts.append(
-            f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+            f"{len(mismatched)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)}, model "
+            f"{tuple(expected[k].shape)})"
         )
     if missing:
         parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})")
@@ -481,8 +537,6 @@ def save_inference_model(
     ``record`` is free-form JSON (training command, data, metrics) kept in the sidecar and in the
     safetensors header. Existing files are refused unless ``overwrite``. Returns (weights, sidecar).
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise LumicapError(f"{path}: inference models are saved as .safetensors")
@@ -490,23 +544,19 @@ def save_inference_model(
     for existing in (path, sidecar):
         if existing.exists() and not overwrite:
             raise LumicapError(f"{existing}: already exists (pass overwrite=True to replace it)")
-    metadata = {"format": SIDECAR_FORMAT, "version": 1, "model": model_name, "overrides": dict(overrides or {}), **record}
+    metadata = {
+        "format": SIDECAR_FORMAT,
+        "version": 1,
+        "model": model_name,
+        "overrides": dict(overrides or {}),
+        **record,
+    }
     text = json.dumps(metadata, indent=2, sort_keys=False)
     # safetensors wants contiguous tensors that share no storage.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
-        save_file(tensors, str(tmp), metadata={"lumicap": json.dumps(metadata)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    tmp = _temp_beside(sidecar)
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, sidecar)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, save(tensors, metadata={"lumicap": json.dumps(metadata)}))
+    atomic_write(sidecar, text + "\n")
     return path, sidecar
 
 
@@ -514,14 +564,10 @@ def export_checkpoint(
     checkpoint: str | os.PathLike, path: str | os.PathLike, overwrite: bool = False, **record: Any
 ) -> tuple[Path, Path]:
     """Convert a lumicap training checkpoint into ``path`` (.safetensors) + sidecar, checking it loads."""
-    name, overrides, state, metadata, _ = _from_checkpoint(Path(checkpoint))
-    module = _build(name, overrides, str(checkpoint))
-    _load_weights(module, state, name, str(checkpoint))
-    extra = {k: v for k, v in metadata.items() if k not in ("model", "overrides")}
-    return save_inference_model(path, name, module.state_dict(), overrides, overwrite=overwrite, **{**extra, **record})
-
-
-def _temp_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    return Path(name)
+    loaded = _from_checkpoint(Path(checkpoint))
+    module = _build(loaded.name, loaded.overrides, str(checkpoint))
+    _load_weights(module, loaded.state, loaded.name, str(checkpoint))
+    extra = {k: v for k, v in loaded.metadata.items() if k not in ("model", "overrides")}
+    return save_inference_model(
+        path, loaded.name, module.state_dict(), loaded.overrides, overwrite=overwrite, **{**extra, **record}
+    )

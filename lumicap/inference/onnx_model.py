@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError
+from lumicap.files import replacing
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "enhanced"
@@ -27,7 +28,9 @@ def _require(module: str):
     try:
         return __import__(module)
     except ImportError:
-        raise LumicapError(f"{module} is not installed; ONNX support is an optional extra: pip install \"lumicap[onnx]\"") from None
+        raise LumicapError(
+            f'{module} is not installed; ONNX support is an optional extra: pip install "lumicap[onnx]"'
+        ) from None
 
 
 def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
@@ -41,9 +44,8 @@ def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str,
         raise LumicapError(f"{path}: ONNX files end in .onnx")
     network = network.eval().cpu()
     example = torch.rand(1, 3, *check_size, generator=torch.Generator().manual_seed(0))
-    tmp = path.with_name(f".{path.name}.part")
     axes = {0: "batch", 2: "height", 3: "width"}
-    try:
+    with replacing(path) as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
             torch.onnx.export(
@@ -68,9 +70,6 @@ def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str,
                 expected = network(example)
             got = OnnxEnhancer(tmp)(example)
             difference = float((got - expected).abs().max())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return difference
 
 

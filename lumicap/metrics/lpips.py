@@ -120,7 +120,11 @@ class LPIPS(nn.Module):
 
     def load_alexnet(self, state: dict, source: str) -> None:
         features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-        expected = {f"{i}.{kind}": shape if kind == "weight" else shape[:1] for i, shape in _CONV_SHAPES.items() for kind in ("weight", "bias")}
+        expected = {
+            f"{i}.{kind}": shape if kind == "weight" else shape[:1]
+            for i, shape in _CONV_SHAPES.items()
+            for kind in ("weight", "bias")
+        }
         _check_keys(features, expected, source, "torchvision AlexNet checkpoint", prefix="features.")
         self.alexnet.features.load_state_dict(features)
 
@@ -139,13 +143,17 @@ def _unit_normalize(feature: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 def _check_keys(state: dict, expected: dict, source: str, what: str, prefix: str) -> None:
     missing = [prefix + k for k in expected if k not in state]
     if missing:
-        raise WeightsError(f"{source}: not a {what}: missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        raise WeightsError(
+            f"{source}: not a {what}: missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+        )
     for key, shape in expected.items():
         value = state[key]
         if not isinstance(value, torch.Tensor):
             raise WeightsError(f"{source}: {prefix}{key} is a {type(value).__name__}, not a tensor")
         if tuple(value.shape) != tuple(shape):
-            raise WeightsError(f"{source}: {prefix}{key} has shape {tuple(value.shape)}, expected {tuple(shape)} ({what})")
+            raise WeightsError(
+                f"{source}: {prefix}{key} has shape {tuple(value.shape)}, expected {tuple(shape)} ({what})"
+            )
         if not torch.isfinite(value).all():
             raise WeightsError(f"{source}: {prefix}{key} contains NaN or infinite values")
 
@@ -160,7 +168,9 @@ def load_lpips(
     from lumicap.weights import ensure_weights, known_weights, load_state_dict, resolve_weights
 
     # Known names missing from the cache are fetched, or named in one error, together.
-    known = [os.fspath(w) for w in (alex_weights, lin_weights) if os.fspath(w) in known_weights() and not os.path.exists(w)]
+    known = [
+        os.fspath(w) for w in (alex_weights, lin_weights) if os.fspath(w) in known_weights() and not os.path.exists(w)
+    ]
     if known:
         fetch = ["lpips"] if known == [DEFAULT_ALEX_WEIGHTS, DEFAULT_LIN_WEIGHTS] else None
         ensure_weights(known, download=download, needed_by="LPIPS", fetch_names=fetch)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import torch
 
 from lumicap.metrics._checks import as_batch
+from lumicap.names import PSNR_CONVENTIONS, PsnrConvention
 
-PSNR_CONVENTIONS = ("float", "uint8")
 
-
-def psnr(pred: torch.Tensor, gt: torch.Tensor, convention: str = "float") -> torch.Tensor:
+def psnr(pred: torch.Tensor, gt: torch.Tensor, convention: PsnrConvention = "float") -> torch.Tensor:
     """PSNR in dB per image: (B,) float64 for inputs (B, 3, H, W) (or (1,) for (3, H, W)) in [0, 1]."""
     if convention not in PSNR_CONVENTIONS:
         raise ValueError(f"psnr: convention must be one of {PSNR_CONVENTIONS}, got '{convention}'")

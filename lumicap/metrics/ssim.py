@@ -17,13 +17,14 @@ from __future__ import annotations
 import torch
 
 from lumicap.metrics._checks import as_batch
-
-WINDOW_SIZE = 11
-WINDOW_SIGMA = 1.5
+from lumicap.names import SSIM_SIGMA as WINDOW_SIGMA
+from lumicap.names import SSIM_WINDOW as WINDOW_SIZE
 K1, K2 = 0.01, 0.03
 
 
-def gaussian_window(size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA, dtype=torch.float64, device=None) -> torch.Tensor:
+def gaussian_window(
+    size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA, dtype=torch.float64, device=None
+) -> torch.Tensor:
     """Normalised 1-D Gaussian taps (the 2-D window is its outer product)."""
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2.0
     taps = torch.exp(-(coords**2) / (2.0 * sigma**2))

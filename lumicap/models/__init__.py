@@ -1,6 +1,7 @@
 """Enhancement networks: ``build_model(name, **overrides)`` and the registry around it."""
 
 from lumicap.models.registry import (
+    MODELS,
     ModelInfo,
     Recipe,
     Stage,
@@ -9,9 +10,11 @@ from lumicap.models.registry import (
     list_models,
     model_info,
     register_model,
+    temporary_model,
 )
 
 __all__ = [
+    "MODELS",
     "ModelInfo",
     "Recipe",
     "Stage",
@@ -20,4 +23,5 @@ __all__ = [
     "list_models",
     "model_info",
     "register_model",
+    "temporary_model",
 ]

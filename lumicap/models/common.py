@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_PLAIN = threading.local()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -31,19 +36,32 @@ def eager_inference() -> bool:
     model. Not while a tracer or compiler records it (ONNX export, ``torch.jit.trace``, ``torch.compile``):
     in-place updates and shape-dependent Python loops do not survive recording, so those get the plain form.
     """
-    if torch.is_grad_enabled() or torch.jit.is_tracing():
+    if torch.is_grad_enabled() or torch.jit.is_tracing() or getattr(_PLAIN, "active", False):
         return False
     compiler = getattr(torch, "compiler", None)
     return not (compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
+@contextlib.contextmanager
+def plain_forward():
+    """Within it, networks run their plain form even without autograd (no inference-only fast paths): what
+    the architecture computes, written once. MAC counting uses it, so a count does not depend on whether a
+    fast path (IAT's chunked in-place tail) was taken, nor on the grad mode it was called in."""
+    previous = getattr(_PLAIN, "active", False)
+    _PLAIN.active = True
+    try:
+        yield
+    finally:
+        _PLAIN.active = previous
 
 
 class GELUInPlaceWithoutGrad(nn.Module):
     """Exact GELU (as ``nn.GELU()``) that overwrites its input when autograd is off.
 
     At inference a wide activation map is then not a fresh allocation: on the CPU a large fresh tensor
-    costs page faults, more than the GELU itself (measured: 92 ms out of place against 18 ms in place on
-    a 160x400x600 map, one core). Use it only where the input is a temporary nobody else reads (e.g. a
-    convolution's output inside ``nn.Sequential``). Otherwise (autograd on, tracing) it is ``F.gelu``.
+    costs page faults, more than the GELU itself (``benchmarks/README.md``). Use it only where the input is
+    a temporary nobody else reads (e.g. a convolution's output inside ``nn.Sequential``). Otherwise (autograd
+    on, tracing) it is ``F.gelu``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,8 +74,8 @@ def channels_last_without_grad(x: torch.Tensor) -> torch.Tensor:
     """``x`` in channels-last memory when autograd is off, else unchanged.
 
     A convolution follows its input's layout, so this switches the convs after it to oneDNN's NHWC kernels,
-    much faster on the CPU for 3x3 and depth-wise convs (measured 28 -> 3.7 ms for a 48-channel 256x256
-    depth-wise 3x3, one core). Only for inference: for some networks NHWC backward was slower.
+    much faster on the CPU for 3x3 and depth-wise convs (``benchmarks/README.md``). Only for inference: for
+    some networks NHWC backward was slower.
     """
     if not eager_inference():
         return x

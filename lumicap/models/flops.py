@@ -2,10 +2,13 @@
 
 Convention: ``FlopCounterMode`` counts 2 FLOPs per multiply-add of matrix products and convolutions
 (``mm``, ``bmm``, ``addmm``, convolutions incl. transposed, scaled-dot-product attention); MACs = FLOPs / 2.
-Element-wise ops, normalisation, pooling, interpolation, softmax and FFTs are NOT counted. Papers in this
-field mostly publish "FLOPs" that are really MACs from a profiler (fvcore / thop / ptflops count one
-multiply-add as one op), and fvcore additionally counts a few element-wise ops (norms, upsampling), so a
-published figure can sit a little above ours; some also divide by 2**30 instead of 1e9.
+The count is of each network's plain forward (``lumicap.models.common.plain_forward``): inference-only fast
+paths, such as IAT's chunked in-place tail whose in-place products FlopCounterMode would not see, are switched
+off, so one architecture has one count whatever the grad mode or device. Element-wise ops, normalisation,
+pooling, interpolation, softmax and FFTs are NOT counted. Papers in this field mostly publish "FLOPs" that
+are really MACs from a profiler (fvcore / thop / ptflops count one multiply-add as one op), and fvcore
+additionally counts a few element-wise ops (norms, upsampling), so a published figure can sit a little above
+ours; some also divide by 2**30 instead of 1e9.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = torch.rand(input_shape, device=device) if device.type != "meta" else torch.empty(input_shape, device=device)
+    from lumicap.models.common import plain_forward
+
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), plain_forward(), FlopCounterMode(display=False) as counter:
             model(x)
     finally:
         model.train(was_training)

@@ -26,10 +26,8 @@ and earlier lumicap files load unchanged.
 
 Speed (CPU): IAT is 16-channel maps at full resolution, so its time goes to memory passes, not arithmetic.
 ``PEMBlock`` says how the local branch avoids them (channels-last, folded norms and layer scales, a
-chunked in-place tail without autograd). Side by side with the official code on a 2-core CPU, quiet or
-shared (``benchmarks/bench_vs_official.py``, same weights, interleaved rounds, best of 3, 2 threads):
-train step (batch 4, 192x192) 0.52-0.60x the official time, 600x400 inference 0.48-0.55x, 1920x1080
-inference 0.22-0.42x.
+chunked in-place tail without autograd). Its time side by side with the official code
+(``benchmarks/bench_vs_official.py``) is in ``benchmarks/README.md``, with the date it was measured.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from lumicap.models.common import eager_inference
@@ -141,8 +140,8 @@ class PEMBlock(nn.Module):
     - without autograd, in eager mode (``eager_inference``: not while traced for ONNX export), the
       point-wise tail (``conv2``, the residuals, the MLP) runs in place, 16,384 tokens at a time on the
       CPU: the 4x wider MLP hidden then stays in cache and its buffer is reused, where a whole-map hidden
-      is a fresh 61 MiB allocation per block at 600x400 (page faults dominate it). The whole network's
-      600x400 inference took 2.3x less CPU time than with the unchunked tail (one core).
+      is a fresh 61 MiB allocation per block at 600x400 (page faults dominate it); the whole network's
+      gain is in ``benchmarks/README.md``.
     """
 
     def __init__(self, dim: int = 16, mlp_ratio: float = 4.0, drop_path: float = 0.0, init_scale: float = 1e-4):
@@ -206,11 +205,33 @@ class PEMBlock(nn.Module):
         return tokens
 
 
-class LocalBranch(nn.Module):
-    """Pixel-wise local branch: predicts the multiply map M (ReLU, >= 0) and add map A (Tanh, in [-1, 1])."""
+# How far a pixel of M or A sees: the stem (1), three PEM blocks per stack (3x3 position conv: 1, 5x5
+# depth-wise conv: 2) and the 3x3 end conv (1): 1 + 3 * 3 + 1 = 11 pixels on each side.
+LOCAL_RADIUS = 11
 
-    def __init__(self, in_dim: int = 3, dim: int = 16, drop_paths: tuple[float, ...] = (0.01, 0.05, 0.1)):
+
+class LocalBranch(nn.Module):
+    """Pixel-wise local branch: predicts the multiply map M (ReLU, >= 0) and add map A (Tanh, in [-1, 1]).
+
+    ``border="zeros"`` is the official behaviour: every conv pads with zeros, so the outermost
+    ``LOCAL_RADIUS`` pixels see black beyond the photo and M, A bend there (a darker frame with a coloured
+    line inside it, up to 36 levels on 8-bit outputs of a model trained on crops). ``border="reflect"``
+    mirrors the input by ``LOCAL_RADIUS + 1`` pixels once, before the stem, and crops the maps back: every
+    pixel of M and A is then computed from image content, as in the interior (measured: the frame goes
+    to 0.2 levels), for about 8% more work at 600x400.
+    """
+
+    def __init__(
+        self,
+        in_dim: int = 3,
+        dim: int = 16,
+        drop_paths: tuple[float, ...] = (0.01, 0.05, 0.1),
+        border: Literal["zeros", "reflect"] = "zeros",
+    ):
         super().__init__()
+        if border not in ("zeros", "reflect"):
+            raise ValueError(f"IAT border must be 'zeros' or 'reflect', got {border!r}")
+        self.pad = LOCAL_RADIUS + 1 if border == "reflect" else 0
         self.conv1 = nn.Conv2d(in_dim, dim, 3, padding=1)
         self.relu = nn.LeakyReLU(0.2)
         self.mul_blocks = nn.Sequential(*[PEMBlock(dim, drop_path=p) for p in drop_paths])
@@ -220,10 +241,17 @@ class LocalBranch(nn.Module):
         self.apply(_init_local)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pad = self.pad
+        if pad:
+            height, width = x.shape[-2:]
+            # Reflection needs more pixels than the pad; a tiny input repeats its edge instead.
+            x = F.pad(x, (pad,) * 4, mode="reflect" if min(height, width) > pad else "replicate")
         # Channels-last throughout (see PEMBlock); the 3-channel maps go back to the caller's layout.
         stem = self.relu(self.conv1(x.contiguous(memory_format=torch.channels_last)))
         mul = self.mul_end(self.mul_blocks(stem) + stem)
         add = self.add_end(self.add_blocks(stem) + stem)
+        if pad:
+            mul, add = mul[..., pad:-pad, pad:-pad], add[..., pad:-pad, pad:-pad]
         return mul.contiguous(), add.contiguous()
 
 
@@ -338,25 +366,61 @@ class GlobalBranch(nn.Module):
 
 
 class IAT(nn.Module):
-    """Illumination Adaptive Transformer: ``y = (C @ (x * M + A)) ** gamma`` (see module docstring)."""
+    """Illumination Adaptive Transformer: ``y = (C @ (x * M + A)) ** gamma`` (see module docstring).
 
-    def __init__(self, in_dim: int = 3, with_global: bool = True, variant: str = "lol"):
+    Args:
+        in_dim: input channels (3).
+        with_global: with the global branch (gamma and colour matrix); without it ``y = x * M + A``.
+        variant: ``"lol"`` (trainable gamma base, the LOL checkpoints) or ``"exp"`` (frozen gamma base).
+        border: how the local branch treats the photo's edge: ``"zeros"`` (official) or ``"reflect"``
+            (no dark frame; see ``LocalBranch``). The parameters are the same either way.
+        global_downscale: the global branch sees the input average-pooled by this integer factor (1:
+            official). Its gamma and colour matrix are image statistics, so a coarser view costs little,
+            and in training the whole image it sees is ``global_downscale**2`` times cheaper.
+
+    Training on crops: ``training_outputs(crop, context=whole)`` gives the global branch the whole image the
+    crop was cut from (its exposure and content decide the gamma and colour, as they do at inference),
+    while the local branch and the loss see the crop only.
+    """
+
+    def __init__(
+        self,
+        in_dim: int = 3,
+        with_global: bool = True,
+        variant: str = "lol",
+        border: Literal["zeros", "reflect"] = "zeros",
+        global_downscale: int = 1,
+    ):
         super().__init__()
         if variant not in ("lol", "exp"):
             raise ValueError(f"IAT variant must be 'lol' or 'exp', got {variant!r}")
-        self.local_net = LocalBranch(in_dim=in_dim)
+        if (
+            isinstance(global_downscale, bool)
+            or not isinstance(global_downscale, int)
+            or not 1 <= global_downscale <= 16
+        ):
+            raise ValueError(f"IAT global_downscale must be an integer from 1 to 16, got {global_downscale!r}")
+        self.local_net = LocalBranch(in_dim=in_dim, border=border)
         self.with_global = with_global
+        self.global_downscale = global_downscale
         if with_global:
             self.global_net = GlobalBranch(in_channels=in_dim, train_gamma_base=(variant == "lol"))
 
-    def training_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def global_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gamma (B, 1), colour matrix (B, 3, 3)) of the whole image ``x``."""
+        factor = self.global_downscale
+        if factor > 1 and min(x.shape[-2:]) >= 2 * factor:
+            x = F.avg_pool2d(x, factor)
+        return self.global_net(x.contiguous(memory_format=torch.channels_last))
+
+    def training_outputs(self, x: torch.Tensor, context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         # Both branches run channels-last (see PEMBlock; the global branch's tokens are then a free view).
         x_cl = x.contiguous(memory_format=torch.channels_last)
         mul, add = self.local_net(x_cl)
         out = x * mul + add
         result = {"mul": mul, "add": add}
         if self.with_global:
-            gamma, color = self.global_net(x_cl)
+            gamma, color = self.global_params(x_cl if context is None else context)
             out = torch.einsum("bchw,bdc->bdhw", out, color)
             out = out.clamp(1e-8, 1.0) ** gamma[:, :, None, None]
             result.update(gamma=gamma, color=color)
@@ -411,7 +475,11 @@ _IAT_RECIPE = Recipe(
     "Adaptive-Transformer IAT_enhance/model/IAT_main.py @21124d6 (paper: '90K', 0.09M)",
     recipe=_IAT_RECIPE,
     constructor=IAT,
-    allowed={"variant": Literal["lol", "exp"]},
+    allowed={
+        "variant": Literal["lol", "exp"],
+        "border": Literal["zeros", "reflect"],
+        "global_downscale": Field(ge=1, le=16),
+    },
 )
 def iat(**overrides) -> nn.Module:
     return IAT(**{"in_dim": 3, "with_global": True, "variant": "lol", **overrides})

@@ -39,8 +39,8 @@ LOL's 400x600 already is); the input is padded to a multiple of 4 and the output
 Speed (CPU): the network is convolutions through and through, as in the official code (the profile of a
 training step is ~70% convolution forward/backward; the blur, bilinear resizing and PReLU are the rest).
 Without autograd the input goes channels-last, so every convolution runs oneDNN's NHWC kernels (the 3x3
-and depth-wise ones are several times faster there than in NCHW): inference at 256x256 took 27% less
-CPU time (2 threads, 17.6 -> 12.9 s). Training stays in NCHW: its backward was ~40% slower channels-last.
+and depth-wise ones are several times faster there than in NCHW). Training stays in NCHW: its backward was
+slower channels-last (figures: ``benchmarks/README.md``).
 
 Memory: with gradients on images larger than 256x256, activations are recomputed in backward
 (two-level checkpointing: MRB inputs, then each unit inside); a 400x600 forward/backward would
@@ -239,7 +239,9 @@ class RecursiveResidualGroup(nn.Module):
 
     def __init__(self, n_feat: int, n_mrb: int, height: int, width: int, activation: nn.Module, bias: bool):
         super().__init__()
-        self.blocks = nn.ModuleList(MultiScaleResidualBlock(n_feat, height, width, activation, bias) for _ in range(n_mrb))
+        self.blocks = nn.ModuleList(
+            MultiScaleResidualBlock(n_feat, height, width, activation, bias) for _ in range(n_mrb)
+        )
         self.conv = conv3x3(n_feat, n_feat, bias)
 
     def forward(self, x: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:

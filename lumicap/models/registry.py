@@ -8,6 +8,9 @@ the model name and its body pins the variant's defaults (timm style)::
     def retinexformer(**overrides) -> nn.Module:
         return Retinexformer(**{"n_feat": 40, **overrides})
 
+A test registers a network of its own for its duration with ``with temporary_model(info):`` or
+``monkeypatch.setitem(MODELS, info.name, info)``; ``register_model`` warns when a name is taken already.
+
 ``constructor`` names the class whose ``__init__`` arguments are the overrides a config may set
 (``model.overrides``); ``allowed`` narrows what the signature says (``{"variant": Literal["lol", "exp"]}``,
 ``{"front_RBs": Field(ge=0)}``). ``build_model`` and the config schema check overrides against both, so a
@@ -25,15 +28,18 @@ Model contract (every registered network):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import typing
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from torch import nn
 
 from lumicap.errors import LumicapError
+from lumicap.names import model_key
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,10 @@ class ModelInfo:
     allowed: Mapping[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+# The registry: model name -> ModelInfo. Public so that a test can add its own network for one test
+# (monkeypatch.setitem(MODELS, name, info), or temporary_model); anything else goes through the functions.
+MODELS: dict[str, ModelInfo] = {}
+_REGISTRY = MODELS  # the name tests of lumicap <= 0.1 patched
 
 # Modules that define models; imported on first use so the registry is complete.
 _MODEL_MODULES = [
@@ -105,12 +114,40 @@ def register_model(
     allowed: Mapping[str, Any] | None = None,
 ):
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[fn.__name__] = ModelInfo(
+        taken = MODELS.get(fn.__name__)
+        if taken is not None and _origin(taken.builder) != _origin(fn):  # a module reloaded is no duplicate
+            warnings.warn(
+                f"register_model: '{fn.__name__}' is registered already (by {_origin(taken.builder)}); "
+                f"{_origin(fn)} replaces it",
+                stacklevel=2,
+            )
+        MODELS[fn.__name__] = ModelInfo(
             fn.__name__, fn, paper, official_params, params_source, recipe, constructor, dict(allowed or {})
         )
         return fn
 
     return decorator
+
+
+def _origin(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
+
+
+@contextlib.contextmanager
+def temporary_model(info: ModelInfo) -> Iterator[ModelInfo]:
+    """Register ``info`` for the ``with`` block only (a test's own network): ``build_model``, ``list_models``,
+    the config schema and inference loading all see it; afterwards the name holds what it held before."""
+    _load_all()
+    key = model_key(info.name)
+    before = MODELS.get(key)
+    MODELS[key] = info
+    try:
+        yield info
+    finally:
+        if before is None:
+            MODELS.pop(key, None)
+        else:
+            MODELS[key] = before
 
 
 def _load_all() -> None:
@@ -126,20 +163,20 @@ def _load_all() -> None:
 
 def list_models() -> list[ModelInfo]:
     _load_all()
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return [MODELS[name] for name in sorted(MODELS)]
 
 
 def model_names() -> list[str]:
     _load_all()
-    return sorted(_REGISTRY)
+    return sorted(MODELS)
 
 
 def model_info(name: str) -> ModelInfo:
     _load_all()
-    key = name.lower().replace("-", "_")
-    if key not in _REGISTRY:
-        raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[key]
+    key = model_key(name)
+    if key not in MODELS:
+        raise LumicapError(f"unknown model '{name}'; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[key]
 
 
 def build_model(name: str, **overrides: Any) -> nn.Module:
@@ -221,10 +258,10 @@ def overrides_schema(name: str):
 
 
 def override_problems(name: str, overrides: Mapping[str, Any]) -> list:
-    """``lumicap.config.problems.Problem`` per override ``name``'s constructor cannot take (keys relative)."""
+    """``lumicap.problems.Problem`` per override ``name``'s constructor cannot take (keys relative)."""
     from pydantic import ValidationError
 
-    from lumicap.config.problems import Problem, problems_from
+    from lumicap.problems import Problem, problems_from
 
     schema = overrides_schema(model_info(name).name)
     if schema is None:

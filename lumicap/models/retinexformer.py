@@ -27,9 +27,8 @@ Speed (CPU), choices that matter: the attention is channel-wise (a d x d matrix 
 linear in H*W, and the projections are ``nn.Linear`` on channel-last tokens, as in the official code; the
 FFN's 1x1 convs run on a channel-last view (oneDNN takes it as NHWC). Without autograd the GELUs of the
 FFN and of the position branch overwrite their input (``GELUInPlaceWithoutGrad``): their 4x wide maps are
-then not fresh allocations, which on the CPU cost more than the GELU itself; 600x400 inference took 13%
-less CPU time (one core, 5.7 -> 5.0 s). Measured side by side with the official code on a 2-core CPU
-(issue 19): 0.64x its train-step time and 0.74x its inference time.
+then not fresh allocations, which on the CPU cost more than the GELU itself. What that gained, and the
+time side by side with the official code, are in ``benchmarks/README.md``.
 
 Sizes: two stride-2 levels, so H and W are reflect-padded to a multiple of 4 (the official test script's
 ``factor = 4``) and the output is cropped back.

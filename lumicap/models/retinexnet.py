@@ -28,8 +28,8 @@ quote other figures for RetinexNet (e.g. 0.84M in Retinexformer's Table 1); we m
 
 Speed (CPU): all convolutions, as in the official code (~90% of a training step's profile is convolution
 forward/backward). Without autograd both sub-networks run channels-last (``channels_last_without_grad``):
-oneDNN's NHWC kernels made 600x400 inference take 26% less CPU time (2.9 -> 2.2 s, one or two threads).
-Training stays NCHW (not measured to gain from NHWC).
+oneDNN's NHWC kernels make inference faster (``benchmarks/README.md``). Training stays NCHW (not measured
+to gain from NHWC).
 
 Sizes: any H, W. The stride-2 convs pad as TF 'SAME' does (``SameStrideConv2d``: ceil(H/2) outputs, the
 extra row/column of an even side at the bottom/right), and every upsampling resizes to the skip's exact

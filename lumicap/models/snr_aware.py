@@ -28,7 +28,7 @@ Speed (CPU), choices that matter: a training step (128x128, one core) is about h
 1/4-resolution map (about 950 tokens at 600x400), so its attention matrix is small. As in the official
 code: ``nn.Linear`` on the tokens, ``F.unfold``/``F.fold`` for the patches, and an explicit masked softmax
 (``scaled_dot_product_attention`` is not used, for the numerical reason given in ``SNRMaskedAttention``).
-Channels-last inference was measured within 10% of NCHW at 256x256 (not adopted).
+Channels-last inference was no faster than NCHW (not adopted; ``benchmarks/README.md``).
 
 Sizes: the transformer needs the 1/4-resolution map to be a multiple of the 4x4 patch, so H and W are
 reflect-padded to a multiple of 16 and the output is cropped back. (The official code leaves the remainder

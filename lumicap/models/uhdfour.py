@@ -34,7 +34,7 @@ grid twice) and both outputs are cropped back.
 
 Speed (CPU): about 80% of a training step (128x128, one core) is convolution forward/backward (the
 Fourier branches' 1x1 MLPs and the 3x3 convs), the FFTs, ``abs`` and ``angle`` about 5%; the op choices are
-the official ones. Channels-last was slower (+10% CPU time for 256x256 inference), so it stays NCHW. The
+the official ones. Channels-last inference was slower (``benchmarks/README.md``), so it stays NCHW. The
 modules the official forward never calls (below) are not built, so they cost nothing.
 
 Parameter count. The official ``InteractNet`` constructs modules its forward never calls (two 3x3 convs
@@ -319,8 +319,8 @@ UHDFOUR_RECIPE = Recipe(
             scheduler={"name": "constant"},
         ),
     ),
-    source="official code: src/train.py defaults, train.sh (LOLv1: --nb-epochs 1000 --batch-size 2 --train-size 400 600), "
-    "src/UHDFour_model.py (losses, optimizer)",
+    source="official code: src/train.py defaults, train.sh (LOLv1: --nb-epochs 1000 --batch-size 2 "
+    "--train-size 400 600), src/UHDFour_model.py (losses, optimizer)",
     notes=(
         "Loss (UHDFour_model.py): 5*SmoothL1(output, ref) + 0.5*SmoothL1(output_lowres, ref resized to the low-res "
         "size) + 0.001*MSE(VGG19 conv4_4 (pre-ReLU) of output_lowres, of the resized ref; inputs in [0,1], no ImageNet "

@@ -120,7 +120,9 @@ async def _receive(request: Request, jobs: JobQueue, name: str):
     if size > limit:
         received.unlink(missing_ok=True)
         raise UploadRejected(
-            f"{name}: {size / 1e6:.1f} MB is above this server's upload limit of {limit / 1e6:g} MB (lumicap serve --max-upload-mb)", 413
+            f"{name}: {size / 1e6:.1f} MB is above this server's upload limit of {limit / 1e6:g} MB (lumicap "
+            "serve --max-upload-mb)",
+            413,
         )
     if size == 0:
         received.unlink(missing_ok=True)

@@ -23,11 +23,13 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
 from lumicap.errors import LumicapError
+from lumicap.files import move_into_place
+from lumicap.names import model_key
 
 PREVIEW_SIDE = 1280  # previews on the page; downloads are full resolution
 PREVIEW_QUALITY = 90
@@ -72,11 +74,20 @@ def safe_name(raw: str) -> str:
 
 @dataclass(frozen=True)
 class MenuEntry:
+    """One model of the menu. ``name`` is what a person calls it (shown on each card, and added to the
+    download's file name unless the entry is the shipped default); ``label`` is the menu's line:
+    ``NAME (NETWORK, WHERE FROM)`` for every entry alike."""
+
     key: str  # what the page sends back; never a path
     label: str
     spec: str  # for load_inference_model
     weights: str | None = None
     network_megapixels: float | None = None
+    name: str = ""
+
+    @property
+    def is_default(self) -> bool:
+        return self.key == "default"
 
 
 class ModelMenu:
@@ -103,13 +114,14 @@ class ModelMenu:
         loaded = {}
         default_given = "default" in specs and weights is None
         if DEFAULT_WEIGHTS.is_file() and DEFAULT_METADATA.is_file():
-            entries.append(MenuEntry("default", f"default: {_default_model_name()}", "default",
-                                     network_megapixels=network_megapixels if default_given else None))
+            entries.append(MenuEntry("default", f"default ({_default_model_name()}, shipped)", "default",
+                                     network_megapixels=network_megapixels if default_given else None, name="default"))
         from lumicap.inference.loading import ASSETS_DIR, SHIPPED_MODELS
 
         for name, filename in SHIPPED_MODELS.items():  # the other models in the package (offline, by name)
             if name != "default" and name not in specs and (ASSETS_DIR / filename).is_file():
-                entries.append(MenuEntry(name, f"{name}: shipped", name))
+                network = _sidecar_model_name(ASSETS_DIR / filename)
+                entries.append(MenuEntry(name, f"{name} ({network}, shipped)", name, name=name))
         selected = None
         for index, spec in enumerate(specs):
             if spec == "default" and weights is None:
@@ -118,8 +130,9 @@ class ModelMenu:
                 continue
             model = load_inference_model(spec, target, weights=weights, network_megapixels=network_megapixels)
             key = f"model-{index + 1}"
-            shown = spec if weights is None else f"{spec} + {weights}"
-            entries.append(MenuEntry(key, f"{model.name}: {shown}", spec, weights, network_megapixels))
+            name = _spec_name(spec if weights is None else weights)
+            entries.append(MenuEntry(key, f"{name} ({model.name}, given to lumicap serve)", spec, weights,
+                                     network_megapixels, name=name))
             loaded[key] = model
             selected = selected or key
         entries.extend(_cached_catalog_entries())
@@ -131,7 +144,8 @@ class ModelMenu:
         return menu
 
     def listing(self) -> list[dict[str, Any]]:
-        return [{"key": e.key, "label": e.label, "selected": e.key == self.selected} for e in self.entries.values()]
+        return [{"key": e.key, "label": e.label, "name": e.name, "selected": e.key == self.selected}
+                for e in self.entries.values()]
 
     def entry(self, key: str) -> MenuEntry:
         if key not in self.entries:
@@ -154,12 +168,26 @@ class ModelMenu:
 
 
 def _default_model_name() -> str:
-    from lumicap.inference import DEFAULT_METADATA
+    from lumicap.inference import DEFAULT_WEIGHTS
 
+    return _sidecar_model_name(DEFAULT_WEIGHTS)
+
+
+def _sidecar_model_name(weights: Path) -> str:
+    """The network a shipped model's sidecar names (``iat``), for the menu."""
     try:
-        return str(json.loads(DEFAULT_METADATA.read_text())["model"])
+        return str(json.loads(weights.with_suffix(".json").read_text())["model"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "shipped model"
+        return "network unknown"
+
+
+def _spec_name(spec: str) -> str:
+    """A short name for a ``--model``/``--weights`` argument: a file's name without its suffix, a run folder's
+    experiment and seed (``runs/iat-first/20260101-120000/seed0`` -> ``iat-first-seed0``), a name as it is."""
+    path = Path(spec)
+    if path.is_dir() and path.name.startswith("seed") and path.parent.parent.name:
+        return safe_name(f"{path.parent.parent.name}-{path.name}")
+    return safe_name(path.stem if path.suffix else path.name)
 
 
 def _cached_catalog_entries() -> list[MenuEntry]:
@@ -167,25 +195,49 @@ def _cached_catalog_entries() -> list[MenuEntry]:
     from lumicap.models import list_models
     from lumicap.weights import cached_path, known_weights
 
-    from lumicap.weights_catalog import OFFICIAL_MODELS
+    from lumicap.weights.catalogue import OFFICIAL_MODELS
 
     names = sorted((info.name for info in list_models()), key=len, reverse=True)
     # Official weights in several files (RetinexNet's TensorFlow checkpoints) are one entry, not one per file.
     parts = {f: m for m in OFFICIAL_MODELS.values() if len(m.files) > 1 for f in m.files}
     entries = []
     for weight_name, known in sorted(known_weights().items()):
-        key = weight_name.lower().replace("-", "_")
+        key = model_key(weight_name)
         model = next((n for n in names if key.startswith(n + "_")), None)
         if model is not None and weight_name not in parts and cached_path(known).is_file():
-            entries.append(MenuEntry(f"weights:{weight_name}", f"{model}: {weight_name} (cached)", model, weight_name))
+            entries.append(MenuEntry(f"weights:{weight_name}", f"{weight_name} ({model}, downloaded)", model,
+                                     weight_name, name=weight_name))
     for official in {id(m): m for m in parts.values()}.values():
         if all(cached_path(known_weights()[f]).is_file() for f in official.files):
-            entries.append(MenuEntry(f"weights:{official.name}", f"{official.model}: {official.name} (cached)",
-                                     official.model, official.name))
+            entries.append(MenuEntry(f"weights:{official.name}", f"{official.name} ({official.model}, downloaded)",
+                                     official.model, official.name, name=official.name))
     return entries
 
 
 # -------------------------------------------------------------------------------------------------- jobs
+
+JobState = Literal["queued", "running", "done", "failed"]  # of a job, and of a reference measurement
+
+
+@dataclass
+class Reference:
+    """A reference photo uploaded for a finished job, and its PSNR/SSIM against the result once measured."""
+
+    name: str  # safe base name of the upload
+    path: Path  # on the server; never shown to the page
+    state: JobState = "queued"
+    message: str | None = None  # why it failed
+    psnr: float | None = None
+    ssim: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What the page sees: name and state, the message of a failure, the measures once done."""
+        view: dict[str, Any] = {"name": self.name, "state": self.state}
+        if self.message is not None:
+            view["message"] = self.message
+        if self.state == "done":
+            view.update(psnr=self.psnr, ssim=self.ssim)
+        return view
 
 
 @dataclass
@@ -196,7 +248,7 @@ class Job:
     model_key: str
     height: int
     width: int
-    state: str = "queued"  # queued | running | done | failed
+    state: JobState = "queued"
     message: str = ""
     tiles_done: int = 0
     tiles_total: int = 0
@@ -204,7 +256,7 @@ class Job:
     seconds: float | None = None
     bit_depth: int = 8
     captions: dict[str, str] | None = None
-    reference: dict[str, Any] | None = None
+    reference: Reference | None = None
     started: float | None = None  # wall-clock times, for the page and for checking the queue's order
     finished: float | None = None
 
@@ -228,7 +280,7 @@ class Job:
 class _Task:
     job: Job
     run: Callable[[], None] = field(repr=False)
-    reference: dict[str, Any] | None = None  # set for a measurement against a reference photo
+    reference: Reference | None = None  # set for a measurement against a reference photo
 
 
 class JobQueue:
@@ -263,11 +315,13 @@ class JobQueue:
             height, width = self._check_image(received, name)
             with self._lock:
                 if len(self._waiting) >= self.limits.max_waiting:
-                    raise UploadRejected(f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503)
+                    raise UploadRejected(
+                        f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503
+                    )
                 job_id = secrets.token_hex(8)
                 job = Job(job_id, name, self.workdir / "jobs" / job_id, model_key, height, width)
                 job.input_path.parent.mkdir(parents=True)
-                os.replace(received, job.input_path)
+                move_into_place(received, job.input_path)
                 self._jobs[job.id] = job
                 self._enqueue(_Task(job, lambda: self._enhance(job)))
         finally:
@@ -284,13 +338,14 @@ class JobQueue:
             height, width = self._check_image(received, name)
             if (height, width) != (job.height, job.width):
                 raise UploadRejected(
-                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have the same size"
+                    f"{name} is {width}x{height}, the photo is {job.width}x{job.height}: a reference must have "
+                    "the same size"
                 )
             with self._lock:
                 target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(received, target)
-                reference = {"name": name, "state": "queued", "path": target}
+                move_into_place(received, target)
+                reference = Reference(name, target)
                 job.reference = reference
                 self._enqueue(_Task(job, lambda: self._measure(job, reference), reference))
         finally:
@@ -307,9 +362,7 @@ class JobQueue:
         """What the page sees of a job (no server paths)."""
         with self._lock:
             ahead = next((i for i, task in enumerate(self._waiting) if task.job is job), None)
-        reference = None
-        if job.reference is not None:
-            reference = {k: v for k, v in job.reference.items() if k != "path"}
+        reference = job.reference.public() if job.reference is not None else None
         return {
             "id": job.id,
             "name": job.name,
@@ -321,9 +374,11 @@ class JobQueue:
             "width": job.width,
             "height": job.height,
             "model": job.model_label or self.menu.entries[job.model_key].label,
+            "model_name": self.menu.entries[job.model_key].name,
             "seconds": job.seconds,
             "bit_depth": job.bit_depth,
             "output_name": job.output_name,
+            "download_name": self.download_name(job),
             "captions": job.captions,
             "reference": reference,
         }
@@ -334,19 +389,30 @@ class JobQueue:
             raise UploadRejected("no such preview", 404)
         return job.folder / f"preview-{which}.jpg"
 
+    def download_name(self, job: Job, suffix: str = ".png") -> str:
+        """The name ``lumicap enhance`` gives the result, with the model's name added when it is not the
+        shipped default: the same photo enhanced by two models downloads as two files (``10-retinexformer-
+        lumicap.png`` beside ``10.png``)."""
+        entry = self.menu.entries[job.model_key]
+        stem = Path(job.output_name).stem
+        if not entry.is_default and entry.name:
+            stem = f"{stem}-{entry.name}"
+        return stem + suffix
+
     def download(self, job_id: str, fmt: str, quality: int) -> tuple[Path, str]:
-        """(file, name to save as): the PNG ``lumicap enhance`` writes, or a JPEG at ``quality``.
+        """(file, name to save as): the PNG ``lumicap enhance`` writes, or a JPEG at ``quality``; the name is
+        ``download_name``.
 
         The JPEG is encoded from the PNG's levels, which for 8-bit photos are exactly the levels
         ``lumicap enhance --format jpg --quality Q`` encodes, so it is the same file too.
         """
-        from lumicap.data.io import read_image, write_image
+        from lumicap.data.io import image_icc_profile, read_image, write_image
 
         job = self.get(job_id)
         if job.state != "done":
             raise UploadRejected(_not_done(job), 409)
         if fmt == "png":
-            return job.output_path, job.output_name
+            return job.output_path, self.download_name(job)
         if fmt != "jpg":
             raise UploadRejected(f"unknown format '{fmt[:10]}'; png or jpg")
         if not 1 <= quality <= 100:
@@ -354,8 +420,10 @@ class JobQueue:
         stem = Path(job.output_name).stem
         jpeg = job.folder / "jpeg" / f"q{quality}" / f"{stem}.jpg"
         if not jpeg.is_file():
-            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality)
-        return jpeg, jpeg.name
+            # The PNG carries the photo's ICC profile (as lumicap enhance writes it); so does the JPEG.
+            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality,
+                        icc_profile=image_icc_profile(job.output_path))
+        return jpeg, self.download_name(job, ".jpg")
 
     def close(self, wait: float = 0.0) -> bool:
         """Stop taking work (a tiled job in progress stops at its next tile); True if the worker is still
@@ -404,7 +472,7 @@ class JobQueue:
 
     def _fail(self, task: _Task, message: str) -> None:
         if task.reference is not None:
-            task.reference.update(state="failed", message=message)
+            task.reference.message, task.reference.state = message, "failed"  # state last: the page polls
         else:
             task.job.state, task.job.message, task.job.finished = "failed", message, time.time()
 
@@ -426,7 +494,11 @@ class JobQueue:
                                   keep_input=True, on_tile=on_tile)
             job.seconds = time.perf_counter() - start
         except (LumicapError, OSError) as exc:
-            job.state, job.message, job.finished = "failed", _without_path(str(exc), job.input_path, job.name), time.time()
+            job.state, job.message, job.finished = (
+                "failed",
+                _without_path(str(exc), job.input_path, job.name),
+                time.time(),
+            )
             shutil.rmtree(job.folder, ignore_errors=True)  # nothing to show or download: keep nothing
             return
         job.bit_depth = result.bit_depth
@@ -434,22 +506,26 @@ class JobQueue:
         _write_preview(result.enhanced, job.folder / "preview-output.jpg")
         if self.captioner is not None:
             try:
-                job.captions = {"input": self.captioner.caption(result.low), "enhanced": self.captioner.caption(result.enhanced)}
+                job.captions = {
+                    "input": self.captioner.caption(result.low),
+                    "enhanced": self.captioner.caption(result.enhanced),
+                }
             except LumicapError as exc:
                 job.captions = {"error": str(exc)}
         job.state, job.finished = "done", time.time()
 
-    def _measure(self, job: Job, reference: dict[str, Any]) -> None:
+    def _measure(self, job: Job, reference: Reference) -> None:
         """PSNR and SSIM by ``lumicap eval``'s evaluator, on the PNG result as written."""
         from lumicap.engine.evaluate import evaluate_pairs
 
-        reference["state"] = "running"
+        reference.state = "running"
         try:
-            rows, _ = evaluate_pairs([job.output_path], [reference["path"]], names=[job.name])
+            rows, _ = evaluate_pairs([job.output_path], [reference.path], names=[job.name])
         except LumicapError as exc:
-            reference.update(state="failed", message=_without_path(str(exc), reference["path"], reference["name"]))
+            reference.message = _without_path(str(exc), reference.path, reference.name)
+            reference.state = "failed"  # last: the page polls from another thread
             return
-        reference.update(state="done", psnr=rows[0]["psnr"], ssim=rows[0]["ssim"])
+        reference.psnr, reference.ssim, reference.state = rows[0]["psnr"], rows[0]["ssim"], "done"
 
 
 class _Stopped(Exception):
@@ -457,7 +533,11 @@ class _Stopped(Exception):
 
 
 def _not_done(job: Job) -> str:
-    return f"{job.name} is not enhanced yet" if job.state in ("queued", "running") else f"{job.name} was not enhanced ({job.message})"
+    return (
+        f"{job.name} is not enhanced yet"
+        if job.state in ("queued", "running")
+        else f"{job.name} was not enhanced ({job.message})"
+    )
 
 
 def _without_path(message: str, path: Path, name: str) -> str:

@@ -2,12 +2,12 @@
 
 import importlib
 
-# Resolved on first use: importing the package (e.g. for ``lumicap.teacher.presets``, which the weights
-# catalogue reads) must not pull in torch and transformers.
+# Resolved on first use: importing the package (e.g. for the old path ``lumicap.teacher.presets``, now
+# ``lumicap.weights.teacher_presets``) must not pull in torch and transformers.
 _EXPORTS = {
     "ClipCapTeacher": "lumicap.teacher.clipcap",
     "MultimodalFeatureLoss": "lumicap.teacher.loss",
-    "PRESETS": "lumicap.teacher.presets",
+    "PRESETS": "lumicap.weights.teacher_presets",
     "build_random_teacher": "lumicap.teacher.tiny",
     "load_clip_image_encoder": "lumicap.teacher.clip_tower",
     "save_random_teacher": "lumicap.teacher.tiny",

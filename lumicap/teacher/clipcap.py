@@ -35,20 +35,35 @@ from torch import nn
 
 from lumicap.errors import WeightsError
 from lumicap.jsonfile import read_json
+from lumicap.names import PreprocessMode
 from lumicap.teacher.clip_tower import load_clip_image_encoder, read_weights_file
 from lumicap.teacher.generation import beam_decode, greedy_decode
 from lumicap.teacher.gpt2 import build_gpt2, gpt2_state_from
 from lumicap.teacher.mapping import mapper_from_state_dict
 from lumicap.teacher.preprocess import clip_preprocess
-from lumicap.teacher.presets import PRESETS, preset, weight_names
 from lumicap.teacher.tokenizer import CaptionTokenizer, load_tokenizer
-from lumicap.weights import KNOWN_SETS, KNOWN_WEIGHTS, _populate, ensure_weights, resolve_weights
+from lumicap.weights import KNOWN_SETS, KNOWN_WEIGHTS, ensure_weights, resolve_weights
+from lumicap.weights.teacher_presets import PRESETS, preset, weight_names
 
 MANIFEST_NAME = "teacher.json"
 MANIFEST_FORMAT = "lumicap-teacher"
 
 
 class ClipCapTeacher(nn.Module):
+    """The frozen captioner; ``ClipCapTeacher.from_pretrained(name_or_path)`` builds it from files.
+
+    Args:
+        clip: the CLIP image tower: (B, 3, S, S) normalised images -> (B, D) embeddings.
+        mapper: ClipCap's mapping network: (B, D) -> (B, prefix_length, GPT-2 width) prefix embeddings.
+        gpt: GPT-2 with its language-model head.
+        tokenizer: GPT-2's tokenizer (captions in and out).
+        prefix_length: prefix positions the mapper produces (10 for the MLP models, 40 for the transformer).
+        normalize_clip: L2-normalise the CLIP embedding before the mapper (the transformer model does).
+        name: shown in messages and captions files.
+
+    Its parameters never require gradients and it stays in eval mode whatever ``train()`` is called with.
+    """
+
     def __init__(
         self,
         clip: nn.Module,
@@ -94,7 +109,7 @@ class ClipCapTeacher(nn.Module):
                 )
             manifest = read_json(manifest_path, what="JSON manifest", error=WeightsError)
             if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-                raise WeightsError(f"{manifest_path}: not a lumicap teacher manifest (\"format\": \"{MANIFEST_FORMAT}\")")
+                raise WeightsError(f'{manifest_path}: not a lumicap teacher manifest ("format": "{MANIFEST_FORMAT}")')
             base, name = manifest_path.parent, str(manifest.get("name") or manifest_path.parent.name)
             source = str(manifest_path)  # messages name the file that holds the key
         teacher = _build_from_manifest(manifest, base, name, download, root, source=source)
@@ -115,7 +130,7 @@ class ClipCapTeacher(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def clip_embedding(self, images: torch.Tensor, preprocess: str = "crop") -> torch.Tensor:
+    def clip_embedding(self, images: torch.Tensor, preprocess: PreprocessMode = "crop") -> torch.Tensor:
         """CLIP image embeddings (B, D) of images (B, 3, H, W) in [0, 1]; tiles are averaged."""
         # fp16/bf16 inputs are resized in the tower's precision (CPU bicubic has no half kernels).
         pixels, tiles = clip_preprocess(images.to(self._clip_dtype()), self.image_size, preprocess)
@@ -151,7 +166,12 @@ class ClipCapTeacher(nn.Module):
     # ------------------------------------------------------------------------------------------ captions
     @torch.no_grad()
     def caption_tokens(
-        self, images: torch.Tensor, beam: bool = False, preprocess: str = "crop", max_tokens: int = 67, beam_size: int = 5
+        self,
+        images: torch.Tensor,
+        beam: bool = False,
+        preprocess: PreprocessMode = "crop",
+        max_tokens: int = 67,
+        beam_size: int = 5,
     ) -> list[list[int]]:
         prefix = self.prefix_embeddings(self.clip_embedding(images, preprocess))
         return self.decode_prefix(prefix, beam=beam, max_tokens=max_tokens, beam_size=beam_size)
@@ -166,7 +186,9 @@ class ClipCapTeacher(nn.Module):
         return greedy_decode(self.gpt, prefix, stop, vocab, max_tokens=max_tokens)
 
     @torch.no_grad()
-    def caption(self, images: torch.Tensor, beam: bool = False, preprocess: str = "crop", max_tokens: int = 67) -> list[str]:
+    def caption(
+        self, images: torch.Tensor, beam: bool = False, preprocess: PreprocessMode = "crop", max_tokens: int = 67
+    ) -> list[str]:
         """One caption per image (B, 3, H, W) in [0, 1]: greedy like ClipCap, or beam search (width 5)."""
         tokens = self.caption_tokens(images, beam=beam, preprocess=preprocess, max_tokens=max_tokens)
         return [self.tokenizer.decode(row) for row in tokens]
@@ -186,7 +208,6 @@ def _resolve_ref(ref, key: str, base: Path | None, download: bool, root: Path | 
     candidate = Path(text).expanduser()
     if candidate.is_absolute() and candidate.exists():
         return candidate
-    _populate()
     if text in KNOWN_WEIGHTS:
         return resolve_weights(text, download=download, root=root)
     where = f" (looked in {base})" if base is not None else ""
@@ -195,8 +216,11 @@ def _resolve_ref(ref, key: str, base: Path | None, download: bool, root: Path | 
 
 def _fetch_known_files(manifest: dict, base: Path | None, name: str, download: bool, root: Path | None, source: str):
     """Fetch (or name as missing, all in one error) every catalogue file the manifest needs, before any is read."""
-    _populate()
-    known = [ref for ref in weight_names(manifest) if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())]
+    known = [
+        ref
+        for ref in weight_names(manifest)
+        if ref in KNOWN_WEIGHTS and not (base is not None and (base / ref).exists())
+    ]
     if known:
         # A preset's weight set has the preset's name: one word fetches all of it.
         fetch = [source] if source in PRESETS and source in KNOWN_SETS else None
@@ -207,7 +231,9 @@ def check_manifest(manifest: dict, source: str) -> None:
     """Every key's type and range, before any file is opened: one ``WeightsError`` naming the key."""
 
     def fail(key: str, expected: str, value) -> None:
-        shown_value = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        shown_value = (
+            repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        )
         raise WeightsError(f"{source}: manifest key '{key}' must be {expected}, got {shown_value[:60]}")
 
     def positive_int(key: str, value, optional: bool = False) -> None:
@@ -255,7 +281,9 @@ def check_manifest(manifest: dict, source: str) -> None:
         file_ref("gpt2.fallback", gpt.get("fallback"), optional=True)
         for key in ("n_head", "n_layer", "n_embd", "vocab_size", "n_positions"):
             positive_int(f"gpt2.{key}", gpt.get(key), optional=True)
-        if gpt.get("eos_token_id") is not None and (isinstance(gpt["eos_token_id"], bool) or not isinstance(gpt["eos_token_id"], int) or gpt["eos_token_id"] < 0):
+        if gpt.get("eos_token_id") is not None and (
+            isinstance(gpt["eos_token_id"], bool) or not isinstance(gpt["eos_token_id"], int) or gpt["eos_token_id"] < 0
+        ):
             fail("gpt2.eos_token_id", "a token id (an integer >= 0)", gpt["eos_token_id"])
     if not isinstance(manifest.get("normalize_clip", False), bool):
         fail("normalize_clip", "true or false", manifest["normalize_clip"])

@@ -36,7 +36,9 @@ def _restrict(logits: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def greedy_decode(gpt, prefix: torch.Tensor, stop_token_id: int, vocab_size: int, max_tokens: int = 67) -> list[list[int]]:
+def greedy_decode(
+    gpt, prefix: torch.Tensor, stop_token_id: int, vocab_size: int, max_tokens: int = 67
+) -> list[list[int]]:
     """Token ids per row of ``prefix`` (B, P, E), each ending at the first stop token (kept) or at ``max_tokens``."""
     batch = prefix.shape[0]
     wte = gpt.get_input_embeddings()
@@ -66,7 +68,8 @@ def beam_decode(
 ) -> list[list[int]]:
     """Best beam's token ids for each row of ``prefix`` (B, P, E)."""
     return [
-        _beam_one(gpt, prefix[i : i + 1], stop_token_id, vocab_size, beam_size, max_tokens) for i in range(prefix.shape[0])
+        _beam_one(gpt, prefix[i : i + 1], stop_token_id, vocab_size, beam_size, max_tokens)
+        for i in range(prefix.shape[0])
     ]
 
 

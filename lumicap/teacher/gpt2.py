@@ -60,7 +60,9 @@ def build_gpt2(config: dict, state: dict[str, torch.Tensor], source: str):
         if key in config and int(config[key]) != inferred[key]:
             raise WeightsError(f"{source}: GPT-2 weights have {key}={inferred[key]} but the config says {config[key]}")
     if inferred["n_embd"] % inferred["n_head"]:
-        raise WeightsError(f"{source}: GPT-2 width {inferred['n_embd']} is not divisible by n_head={inferred['n_head']}")
+        raise WeightsError(
+            f"{source}: GPT-2 width {inferred['n_embd']} is not divisible by n_head={inferred['n_head']}"
+        )
     eos = int(config.get("eos_token_id", min(50256, inferred["vocab_size"] - 1)))
     gpt_config = GPT2Config(
         **inferred,

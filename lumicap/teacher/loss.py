@@ -52,21 +52,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lumicap.names import FEATURE_DISTANCES as DISTANCES
+from lumicap.names import PREPROCESS_MODES, FeatureDistance, GptLayerChoice, PreprocessMode
 from lumicap.teacher.clipcap import ClipCapTeacher
-from lumicap.teacher.preprocess import PREPROCESS_MODES
-
-DISTANCES = ("l1", "l2", "cosine")
 _EPS = 1e-8
 
 
 class MultimodalFeatureLoss(nn.Module):
+    """``loss = mfr(output, target)``: the MFR term (module docstring), a scalar attached to ``output``'s graph.
+
+    Usually built with ``MultimodalFeatureLoss.from_pretrained(name_or_path, ...)``, which loads the teacher.
+
+    Args:
+        teacher: a frozen ``ClipCapTeacher``.
+        weights: (λ_clip, λ_prefix, λ_gpt), each >= 0; a zero weight skips the work of that term.
+        distance: ``"l1"``, ``"l2"`` (mean squared) or ``"cosine"``, for all three terms.
+        gpt_layers: ``"last"``, ``"all"`` or indices into GPT-2's hidden states (0 = input embeddings).
+        preprocess: how an image becomes CLIP's square: ``"crop"`` (centre, CLIP's own view), ``"tile"``
+            (the whole image in CLIP-sized tiles) or ``"resize"`` (squashed).
+        normalize: divide L1/L2 distances by the reference's own feature scale (terms near 1 when unrelated).
+        caption_conditioned: caption the reference (greedy, no gradient) and teacher-force the caption after
+            both prefixes; the GPT-2 term then covers prefix and caption positions.
+        kl_weight: λ_kl of the next-token KL term (0: off).
+        max_caption_tokens: longest reference caption with ``caption_conditioned`` (ClipCap's 67).
+        fuse_passes: reference and output through the teacher as one batch (True) or as a no-grad pass plus
+            a graph pass (False); None: by device (fused on GPUs).
+    """
+
     def __init__(
         self,
         teacher: ClipCapTeacher,
         weights: Sequence[float] = (1.0, 1.0, 1.0),
-        distance: str = "l1",
-        gpt_layers: str | Sequence[int] = "last",
-        preprocess: str = "crop",
+        distance: FeatureDistance = "l1",
+        gpt_layers: GptLayerChoice | Sequence[int] = "last",
+        preprocess: PreprocessMode = "crop",
         normalize: bool = True,
         caption_conditioned: bool = False,
         kl_weight: float = 0.0,
@@ -101,9 +120,9 @@ class MultimodalFeatureLoss(nn.Module):
         cls,
         name_or_path: str | os.PathLike = "clipcap-coco",
         weights: Sequence[float] = (1.0, 1.0, 1.0),
-        distance: str = "l1",
-        gpt_layers: str | Sequence[int] = "last",
-        preprocess: str = "crop",
+        distance: FeatureDistance = "l1",
+        gpt_layers: GptLayerChoice | Sequence[int] = "last",
+        preprocess: PreprocessMode = "crop",
         normalize: bool = True,
         caption_conditioned: bool = False,
         kl_weight: float = 0.0,
@@ -186,7 +205,9 @@ class MultimodalFeatureLoss(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         total = output.new_zeros((), dtype=torch.float32)
         if w_clip > 0:
-            clip_term = self._term(self.teacher.mapper_input(clip_out), self.teacher.mapper_input(clip_ref), None, differs)
+            clip_term = self._term(
+                self.teacher.mapper_input(clip_out), self.teacher.mapper_input(clip_ref), None, differs
+            )
             terms["mfr_clip"] = clip_term.detach()
             total = total + w_clip * clip_term
         if w_prefix > 0:
@@ -219,7 +240,9 @@ class MultimodalFeatureLoss(nn.Module):
         want_all = self.gpt_layers != "last"
         want_logits = self.kl_weight > 0
         if fuse:
-            hidden_both, logits_both = teacher.language_model(torch.cat([embeds_ref, embeds_out]), want_all, want_logits)
+            hidden_both, logits_both = teacher.language_model(
+                torch.cat([embeds_ref, embeds_out]), want_all, want_logits
+            )
             hidden_ref = [h[:batch].detach() for h in hidden_both]
             hidden_out = [h[batch:] for h in hidden_both]
             logits_ref = logits_both[:batch].detach() if want_logits else None
@@ -260,7 +283,9 @@ class MultimodalFeatureLoss(nn.Module):
             mask[i, : len(row)] = 1.0
         return tokens, mask
 
-    def _term(self, out: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None, differs: torch.Tensor) -> torch.Tensor:
+    def _term(
+        self, out: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None, differs: torch.Tensor
+    ) -> torch.Tensor:
         """Batch mean of the per-sample distance between features (B, C) or (B, L, C)."""
         out, ref = out.float(), ref.float()
         if self.distance == "cosine":

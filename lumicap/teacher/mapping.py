@@ -146,7 +146,8 @@ def mapper_from_state_dict(
         gpt_dim = constants.shape[1]
         if constants.shape[0] != prefix_length:
             raise WeightsError(
-                f"{source}: clip_project.prefix_const has {constants.shape[0]} rows but the prefix length is {prefix_length}"
+                f"{source}: clip_project.prefix_const has {constants.shape[0]} rows but the prefix length is "
+                f"{prefix_length}"
             )
         clip_length = clip_length or linear.shape[0] // gpt_dim
         layers = {int(k.split(".")[3]) for k in state if k.startswith("clip_project.transformer.layers.")}

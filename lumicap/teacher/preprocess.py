@@ -32,9 +32,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lumicap.names import PREPROCESS_MODES, PreprocessMode
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-PREPROCESS_MODES = ("crop", "resize", "tile")
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -85,7 +86,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 
 
 def clip_preprocess(
-    images: torch.Tensor, size: int, mode: str = "crop", normalized: bool = True
+    images: torch.Tensor, size: int, mode: PreprocessMode = "crop", normalized: bool = True
 ) -> tuple[torch.Tensor, int]:
     """Turn ``images`` (B, 3, H, W) in [0, 1] into CLIP tower input; returns ``(pixels, tiles_per_image)``.
 

@@ -141,7 +141,13 @@ def _random_gpt2_state(config: dict, eos_token_id: int) -> dict[str, torch.Tenso
 def _save_hf_clip(folder: Path, vit: dict) -> None:
     from transformers import CLIPConfig, CLIPModel
 
-    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 99}
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "vocab_size": 99,
+    }
     if vit["hidden_size"] >= 768:
         text = {}  # full size: transformers' defaults are CLIP ViT-B/32's text tower
     from safetensors.torch import save_file

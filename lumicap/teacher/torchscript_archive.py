@@ -95,7 +95,9 @@ class _ArchiveUnpickler(pickle.Unpickler):
             try:
                 raw = self._archive.read(f"{self._root}/data/{key}")
             except KeyError:
-                raise WeightsError(f"{self._path}: storage '{key}' missing from the archive (truncated file?)") from None
+                raise WeightsError(
+                    f"{self._path}: storage '{key}' missing from the archive (truncated file?)"
+                ) from None
             self._storages[key] = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
         return self._storages[key]
 

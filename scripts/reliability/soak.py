@@ -300,9 +300,18 @@ def _temp_files(run_dir: Path | None) -> set[str]:
     return names
 
 
+def _is_checkpoint_temp(name: str, pid: int) -> bool:
+    """A temporary checkpoint file process ``pid`` is writing (``lumicap.files``' naming, or lumicap <= 0.1's)."""
+    from lumicap.files import PARTIAL_FILE
+
+    match = PARTIAL_FILE.match(name)
+    if match is not None:
+        return int(match.group(1)) == pid and ".pt.lumicap-" in name
+    return name.endswith(f".pt.tmp-{pid}")
+
+
 def _ckpt_temp_names(output_dir: Path, pid: int) -> list[Path]:
-    suffix = f".pt.tmp-{pid}"
-    return [p for p in output_dir.glob("soak/*/seed*/checkpoints/.*") if p.name.endswith(suffix)]
+    return [p for p in output_dir.glob("soak/*/seed*/checkpoints/.*") if _is_checkpoint_temp(p.name, pid)]
 
 
 def _last_signature(output_dir: Path) -> tuple | None:
@@ -592,7 +601,7 @@ def run_soak(settings: SoakSettings, progress=print) -> SoakReport:
             elapsed = time.monotonic() - t0
             run_dir = _find_run_dir(out)
             temps = _temp_files(run_dir) - seen_temps
-            mid_write = any(Path(t).name.endswith(f".pt.tmp-{proc.pid}") for t in temps)
+            mid_write = any(_is_checkpoint_temp(Path(t).name, proc.pid) for t in temps)
             seen_temps |= temps
             rc = proc.returncode
             report.partial_writes_left.extend(sorted(temps))

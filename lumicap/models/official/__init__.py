@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import WeightsError
+from lumicap.names import model_key
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -116,7 +117,7 @@ class Conversion:
 
 def official_format(model_name: str) -> OfficialFormat | None:
     """The official layout of a registry model, or None when the model has no official checkpoints."""
-    module = _FORMAT_MODULES.get(model_name.lower().replace("-", "_"))
+    module = _FORMAT_MODULES.get(model_key(model_name))
     if module is None:
         return None
     return importlib.import_module(f"lumicap.models.official.{module}").FORMAT

@@ -14,6 +14,7 @@ async function start() {
     const option = document.createElement("option");
     option.value = model.key;
     option.textContent = model.label;
+    option.dataset.name = model.name;
     option.selected = model.selected;
     menu.append(option);
   }
@@ -34,6 +35,8 @@ async function start() {
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
 
+  $("#clear").addEventListener("click", () => cards.filter(settled).forEach(removeCard));
+
   $("#format").addEventListener("change", () => {
     $("#quality-box").hidden = $("#format").value !== "jpg";
     cards.forEach(updateDownload);
@@ -50,8 +53,17 @@ function megabytes(bytes) {
   return (bytes / 1e6).toFixed(bytes >= 1e7 ? 0 : 1);
 }
 
+// Uploads go one after another in the cards' order, so the server queues the photos in the order the page
+// shows them (parallel uploads would reach it in whatever order they finish).
+let uploads = Promise.resolve();
+
 function addFiles(files) {
-  for (const file of files) upload(file);
+  const fresh = [...files].map((file) => ({ file, card: newCard(file.name) }));
+  if (!fresh.length) return;
+  fresh[0].card.node.scrollIntoView({ behavior: "smooth", block: "start" });
+  for (const { file, card } of fresh) {
+    uploads = uploads.then(() => upload(card, file)).catch((error) => fail(card, `upload failed (${error.message})`));
+  }
 }
 
 function newCard(name) {
@@ -62,10 +74,16 @@ function newCard(name) {
     dark: $(".dark", node), enhanced: $(".enhanced", node), pair: $(".pair", node), compare: $(".compare", node),
     under: $(".under", node), over: $(".over", node), slider: $(".slider", node), footer: $("footer", node),
     download: $(".download", node), metrics: $(".metrics", node), toggle: $(".toggle", node),
+    model: $(".model", node), dismiss: $(".dismiss", node), stack: $(".stack", node),
   };
   card.name.textContent = name;
-  node.dataset.state = "uploading";
-  card.slider.addEventListener("input", () => card.over.style.setProperty("--cut", `${card.slider.value}%`));
+  const menu = $("#model");
+  card.modelKey = menu.value;
+  card.model.textContent = `model: ${menu.selectedOptions.length ? menu.selectedOptions[0].dataset.name : menu.value}`;
+  node.dataset.state = "waiting";
+  card.status.textContent = "waiting to upload…";
+  card.slider.addEventListener("input", () => card.stack.style.setProperty("--cut", `${card.slider.value}%`));
+  card.dismiss.addEventListener("click", () => removeCard(card));
   card.toggle.addEventListener("click", () => {
     const sliding = card.compare.hidden;
     card.compare.hidden = !sliding;
@@ -79,15 +97,30 @@ function newCard(name) {
   return card;
 }
 
-async function upload(file) {
-  const card = newCard(file.name);
+function removeCard(card) {
+  card.node.remove();
+  cards.splice(cards.indexOf(card), 1);
+  updateClear();
+}
+
+// Finished photos (enhanced or refused) can be removed from the page; those still waiting stay.
+function settled(card) {
+  return card.node.dataset.state === "done" || card.node.dataset.state === "failed";
+}
+
+function updateClear() {
+  $("#clear").hidden = !cards.some(settled);
+}
+
+async function upload(card, file) {
   if (file.size > info.max_bytes) {
     fail(card, `${file.name}: ${megabytes(file.size)} MB is above this server's upload limit of ${megabytes(info.max_bytes)} MB`);
     return;
   }
   card.dark.src = URL.createObjectURL(file); // shown while waiting; the server's preview replaces it
+  card.node.dataset.state = "uploading";
   card.status.textContent = "uploading…";
-  const model = encodeURIComponent($("#model").value);
+  const model = encodeURIComponent(card.modelKey);
   const answer = await send(`/api/jobs?name=${encodeURIComponent(file.name)}&model=${model}`, file);
   if (answer.error) { fail(card, answer.error); return; }
   card.id = answer.id;
@@ -133,6 +166,7 @@ function show(card, job) {
   const first = card.job === null || card.job.state !== "done";
   card.job = job;
   card.node.dataset.state = job.state;
+  card.model.textContent = `model: ${job.model_name}`;
   if (job.state === "failed") { fail(card, job.message); return; }
   if (job.state === "queued") {
     card.status.textContent = job.ahead ? `queued: ${job.ahead} ahead` : "queued: next";
@@ -150,9 +184,11 @@ function show(card, job) {
     }
   } else if (job.state === "done") {
     card.progress.hidden = true;
-    card.status.textContent = `${job.width}×${job.height} · enhanced in ${job.seconds.toFixed(2)} s · model ${job.model}`;
+    card.status.textContent = `${job.width}×${job.height} · enhanced in ${job.seconds.toFixed(2)} s`;
+    card.dismiss.hidden = false;
     if (first) showResult(card, job);
     showReference(card, job.reference);
+    updateClear();
   }
 }
 
@@ -189,7 +225,7 @@ function updateDownload(card) {
   if (!card.job || card.job.state !== "done") return;
   const format = $("#format").value;
   const quality = $("#quality").value;
-  const png = card.job.output_name;
+  const png = card.job.download_name; // lumicap enhance's name, plus the model's when it is not the default
   const name = format === "png" ? png : png.replace(/\.png$/i, ".jpg");
   card.download.href = `/api/jobs/${card.id}/download?format=${format}&quality=${quality}`;
   card.download.download = name;
@@ -203,6 +239,8 @@ function fail(card, message) {
   card.progress.hidden = true;
   card.error.textContent = message;
   card.error.hidden = false;
+  card.dismiss.hidden = false;
+  updateClear();
 }
 
 start();

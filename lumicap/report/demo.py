@@ -94,8 +94,8 @@ def write_demo_inputs(out_dir: str | os.PathLike, seed: int = 0, names: tuple[st
     """Write ``out_dir/low/<name>.png`` (dark, noisy) and ``out_dir/reference/<name>.png`` (the photos).
 
     ``names`` picks some of ``DEMO_PHOTOS`` (default all); a photo's dark version does not depend on
-    which others are written. Existing files are left as they are when identical to what would be written; a different file with
-    the same name is refused (the folder holds someone else's data).
+    which others are written. Existing files are left as they are when identical to what would be written; a
+    different file with the same name is refused (the folder holds someone else's data).
     """
     import torch
 

@@ -1,4 +1,5 @@
-"""The three published ClipCap models as teacher manifests over known weight files.
+"""The three published ClipCap models as teacher manifests over known weight files (catalogue data: the
+catalogue makes a weights set of each, and ``lumicap.teacher`` builds the captioner from them).
 
 A manifest (also the content of a local ``teacher.json``) says which files make the captioner and how
 they fit together; see ``lumicap.teacher.clipcap`` for every key. File references are known weight

@@ -169,7 +169,9 @@ class VGGFeatures(nn.Module):
 
         tensors = check_vgg_state_dict(load_state_dict(path), self.arch, path)
         own = self.features.state_dict()
-        self.features.load_state_dict({k[len("features."):]: v for k, v in tensors.items() if k[len("features."):] in own})
+        self.features.load_state_dict(
+            {k[len("features.") :]: v for k, v in tensors.items() if k[len("features.") :] in own}
+        )
         return self
 
     def forward(self, x: torch.Tensor, layers: Sequence[str | int]) -> dict[str, torch.Tensor]:

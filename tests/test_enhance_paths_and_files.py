@@ -15,15 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _enhance_support import register_tiny, save_tiny_safetensors
 from _reliability_support import assert_one_line_error
 from reliability.fuzzrun import run_cli
-
-
-@pytest.fixture
-def tiny_model(tmp_path, monkeypatch):
-    register_tiny(monkeypatch)
-    return save_tiny_safetensors(tmp_path / "model")
 
 
 def _photo(path: Path, seed: int = 0, size=(20, 28)) -> Path:

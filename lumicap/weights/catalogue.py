@@ -1,5 +1,5 @@
-"""The catalogue of known weight files (see ``lumicap.weights``). One entry per file, and named sets
-of the files one thing needs (``lumicap weights download|bundle`` accept both).
+"""The catalogue of known weight files (see ``lumicap.weights``): it only declares entries. One entry per file,
+and named sets of the files one thing needs (``lumicap weights download|bundle`` accept both).
 
 Owners: LPIPS/AlexNet (metrics), VGG (perceptual losses), CLIP/GPT-2/ClipCap (teacher), the baselines'
 official pretrained checkpoints (``OFFICIAL_MODELS``: each also a set, and a name usable as a model); the
@@ -10,8 +10,8 @@ else recorded at first download.
 
 from dataclasses import dataclass
 
-from lumicap.teacher.presets import PRESETS, weight_names
-from lumicap.weights import KnownWeights, register_set, register_weights
+from lumicap.weights.registry import KnownWeights, register_set, register_weights
+from lumicap.weights.teacher_presets import PRESETS, weight_names
 
 # --- metrics: LPIPS (AlexNet backbone, v0.1 linear heads) ---------------------------------------------
 register_weights(KnownWeights(

@@ -196,7 +196,7 @@ def test_saving_an_inference_model_refuses_existing_files(tmp_path):
 
 
 def test_weights_cache_is_not_replaced_on_mismatch(tmp_path, monkeypatch):
-    from lumicap import weights
+    from lumicap.weights import store as weights
     from lumicap.errors import WeightsError
 
     monkeypatch.setenv("LUMICAP_CACHE", str(tmp_path / "cache"))

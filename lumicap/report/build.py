@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lumicap.errors import LumicapError, shown
+from lumicap.files import atomic_write, replacing
 
 REPORT_FILES = ("index.html", "contact_sheet.png", "metrics.csv")
 THUMB_SIZE = 256  # longest side of a thumbnail, in pixels
@@ -172,7 +173,7 @@ def build_report(
                                   compared=list(compared))
     csv_path = write_metrics_csv(rows, out_dir / "metrics.csv", compared=list(compared))
     html_path = out_dir / "index.html"
-    _atomic_write_text(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}",
+    atomic_write(html_path, render_html(rows, out_dir, sheets, title or f"lumicap report: {pred_dir}",
                                               compared=list(compared)))
     return Report(out_dir, rows, html_path, sheets, csv_path, failed)
 
@@ -293,9 +294,8 @@ def write_contact_sheets(rows: list[ReportRow], out_dir: Path, show_low: bool, s
             y += row_height + gap
         name = "contact_sheet.png" if page_index == 0 else f"contact_sheet_{page_index + 1}.png"
         target = out_dir / name
-        tmp = target.with_name(f".{name}.part")
-        sheet.save(tmp, format="PNG")
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            sheet.save(tmp, format="PNG")
         sheets.append(target)
     return sheets
 
@@ -314,8 +314,7 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def write_metrics_csv(rows: list[ReportRow], path: Path, compared: list[str] = ()) -> Path:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as fh:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([*COLUMNS, *(f"{label} {m}" for label in compared for m in ("PSNR", "SSIM", "clipped"))])
         for row in rows:
@@ -328,7 +327,6 @@ def write_metrics_csv(rows: list[ReportRow], path: Path, compared: list[str] = (
                 [row.key, _fmt(row.psnr, 4), _fmt(row.ssim, 6), _fmt(row.mean_low, 4),
                  _fmt(row.mean_enhanced, 4), _fmt(row.clipped, 4), row.note, *extra]
             )
-    os.replace(tmp, path)
     return path
 
 
@@ -377,7 +375,11 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
     has_low = any(r.low for r in rows)
     has_ref = any(r.reference for r in rows)
     has_caps = any(r.captions for r in rows)
-    num, worst_low, worst_high = 'data-type="num"', 'data-type="num" data-first="asc"', 'data-type="num" data-first="desc"'
+    num, worst_low, worst_high = (
+        'data-type="num"',
+        'data-type="num" data-first="asc"',
+        'data-type="num" data-first="desc"',
+    )
     columns = [("#", num), ("name", "")]  # (header, sort attributes), in table order
     if has_low:
         columns.append(("dark input", ""))
@@ -407,7 +409,10 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
 
     body = []
     for number, row in enumerate(rows, start=1):
-        cells = [f'<td class="num" data-value="{number}">{number}</td>', f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>']
+        cells = [
+            f'<td class="num" data-value="{number}">{number}</td>',
+            f'<td data-value="{esc(row.key)}">{esc(row.key)}</td>',
+        ]
         if has_low:
             cells.append(image_cell(row, "low", row.low))
         for number, label in enumerate(compared):
@@ -446,9 +451,3 @@ def render_html(rows: list[ReportRow], out_dir: Path, sheets: list[Path], title:
         f"<table><thead><tr>{th}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>\n"
         f"<script>{_PAGE_SCRIPT}</script>\n</body></html>\n"
     )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
-from lumicap.weights import (
-    KnownWeights,
+from lumicap.files import atomic_write, move_into_place
+from lumicap.weights.registry import KnownWeights, expand_names, known_weights
+from lumicap.weights.store import (
     cache_dir,
     cached_path,
     check_file,
     ensure_weights,
-    expand_names,
-    known_weights,
     make_folder,
     remove_if_empty,
     sha256_of,
@@ -55,14 +54,18 @@ class BundledFile:
 
 
 # ------------------------------------------------------------------------------------------------ bundle
-def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True) -> list[BundledFile]:
+def make_bundle(
+    names: list[str], out: str | os.PathLike, root: Path | None = None, download: bool = True
+) -> list[BundledFile]:
     """Write every file ``names`` (files or sets) need to ``out`` (a new folder, or a new ``.tar``)."""
     out = Path(out).expanduser()
     if out.name.lower().endswith(_COMPRESSED):
         raise WeightsError(f"{out}: a bundle is a folder or an uncompressed .tar (weights do not compress)")
     as_tar = out.suffix.lower() == ".tar"
     if out.exists() and (as_tar or not out.is_dir() or any(out.iterdir())):
-        raise WeightsError(f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)")
+        raise WeightsError(
+            f"{out} already exists; give a new {'file' if as_tar else 'folder'} (nothing is overwritten)"
+        )
     entries = expand_names(names)
     # Cached files first: refuse the ones nothing vouches for before downloading anything.
     checks, unverified = {}, []
@@ -82,7 +85,11 @@ def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = No
             f"and run the bundle again to download a checked copy"
         )
     paths = {e.name: cached_path(e, root) for e in entries if e.name in checks}
-    paths.update(ensure_weights([e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)))
+    paths.update(
+        ensure_weights(
+            [e.name for e in entries if e.name not in checks], download=download, root=root, fetch_names=list(names)
+        )
+    )
     files = []
     for entry in entries:
         # A fresh download was checked and recorded on its way in; hash it once more for the manifest.
@@ -118,10 +125,8 @@ def make_bundle(names: list[str], out: str | os.PathLike, root: Path | None = No
 def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
     import io
 
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp_name, "w", format=tarfile.PAX_FORMAT) as tar:
+    def write(handle) -> None:
+        with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
             info = tarfile.TarInfo(MANIFEST_NAME)
             info.size, info.mtime, info.mode = len(manifest), int(time.time()), 0o644
             tar.addfile(info, io.BytesIO(manifest))
@@ -131,10 +136,8 @@ def _write_tar(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> Non
                 info.size, info.mtime, info.mode = path.stat().st_size, int(path.stat().st_mtime), 0o644
                 with open(path, "rb") as fh:
                     tar.addfile(info, fh)
-        os.replace(tmp_name, out)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+
+    atomic_write(out, write)
 
 
 def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> None:
@@ -146,7 +149,7 @@ def _write_folder(out: Path, manifest: bytes, files: list[tuple[Path, str]]) -> 
         (staging / MANIFEST_NAME).write_bytes(manifest)
         if out.exists():
             out.rmdir()  # checked empty above
-        os.replace(staging, out)
+        move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -219,7 +222,7 @@ def _install(staged: _Staged, root: Path, how: str) -> BundledFile:
     if staged.status == "installed":
         target.parent.mkdir(exist_ok=True)
         write_record(staged.entry, target, staged.sha256, how)
-        os.replace(staged.tmp, target)
+        move_into_place(staged.tmp, target)
     elif staged.status == "already cached, now verified":
         # Same bytes as a file the bundler vouched for: the cached copy is vouched for now too.
         write_record(staged.entry, target, staged.sha256, f"identical to the file {how}")
@@ -239,7 +242,9 @@ def _read_manifest(bundle: Path, raw: bytes | None) -> list[dict]:
         raise WeightsError(f"{bundle}: bundle version {manifest.get('version')!r} is not supported (1 is)")
     files = manifest.get("files")
     fields = ("name", "filename", "path", "sha256")
-    if not isinstance(files, list) or not all(isinstance(f, dict) and all(isinstance(f.get(k), str) for k in fields) for f in files):
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and all(isinstance(f.get(k), str) for k in fields) for f in files
+    ):
         raise WeightsError(f"{bundle}: {MANIFEST_NAME}: 'files' must be a list of entries with {', '.join(fields)}")
     names = [f["name"] for f in files]
     duplicates = sorted({n for n in names if names.count(n) > 1})

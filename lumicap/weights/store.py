@@ -1,6 +1,6 @@
-"""Known weight files and how to get them: explicit path -> cache -> download.
+"""The cache of known weight files and how a file gets there: explicit path -> cache -> download, verified.
 
-Every pretrained file lumicap uses is listed in the catalogue (``lumicap.weights_catalog``) with its
+Every pretrained file lumicap uses is listed in the catalogue (``lumicap.weights.catalogue``) with its
 source (a Hugging Face repo + filename, or a URL), its expected size and, where published, its sha256.
 Named sets group the files one thing needs (a teacher preset, LPIPS); ``lumicap weights download|bundle``
 accept both. Nothing here runs at import time and no test ever downloads: tests pass explicit paths or
@@ -34,102 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lumicap.errors import WeightsError
+from lumicap.files import atomic_write, move_into_place
+from lumicap.weights.registry import KNOWN_SETS, KNOWN_WEIGHTS, KnownWeights, get_known, unknown_weights_error
 
 OFFLINE_VARIABLES = ("LUMICAP_OFFLINE", "HF_HUB_OFFLINE")
 RECORD_SUFFIX = ".download.json"
 _LEGACY_RECORD_SUFFIX = ".sha256"  # written by lumicap <= 0.x for any file it loaded, downloaded or not
-
-
-@dataclass(frozen=True)
-class KnownWeights:
-    """One downloadable file. Exactly one of ``repo_id`` (Hugging Face) or ``url`` is set."""
-
-    name: str
-    filename: str
-    description: str
-    repo_id: str | None = None
-    url: str | None = None
-    sha256: str | None = None  # pinned when the publisher states it; else recorded at first download
-    size: int | None = None  # bytes, approximate is fine: shown by 'lumicap weights list', never checked
-    sha256_prefix: str | None = None  # torchvision convention: first hex digits of sha256 in the file name
-
-    @property
-    def source(self) -> str:
-        if self.repo_id:
-            # A direct link: what a browser or curl needs to fetch the file by hand.
-            return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
-        return str(self.url)
-
-
-@dataclass(frozen=True)
-class WeightsSet:
-    """The files one thing needs (a teacher preset, LPIPS), fetched and bundled together by name."""
-
-    name: str
-    members: tuple[str, ...]
-    description: str
-
-
-KNOWN_WEIGHTS: dict[str, KnownWeights] = {}
-KNOWN_SETS: dict[str, WeightsSet] = {}
-
-
-def register_weights(entry: KnownWeights) -> KnownWeights:
-    KNOWN_WEIGHTS[entry.name] = entry
-    return entry
-
-
-def register_set(name: str, members, description: str) -> WeightsSet:
-    """Group catalogue names under ``name``. A set may share its name with one of its files."""
-    entry = WeightsSet(name, tuple(dict.fromkeys(members)), description)
-    KNOWN_SETS[name] = entry
-    return entry
-
-
-def _populate() -> None:
-    # Imported lazily so that every module registering weights is visible to ``lumicap weights list``.
-    import lumicap.weights_catalog  # noqa: F401
-
-
-def known_weights() -> dict[str, KnownWeights]:
-    _populate()
-    return dict(KNOWN_WEIGHTS)
-
-
-def known_sets() -> dict[str, WeightsSet]:
-    _populate()
-    return dict(KNOWN_SETS)
-
-
-def _unknown(name: str, extra: str = "") -> WeightsError:
-    names = sorted(set(KNOWN_WEIGHTS) | set(KNOWN_SETS))
-    return WeightsError(f"unknown weights '{name}'; known: {', '.join(names)}{extra}")
-
-
-def get_known(name: str) -> KnownWeights:
-    _populate()
-    if name not in KNOWN_WEIGHTS:
-        raise _unknown(name)
-    return KNOWN_WEIGHTS[name]
-
-
-def expand_names(names) -> list[KnownWeights]:
-    """Catalogue entries for file and set names, in order, each once. A set wins over a file of its name
-    (the set of a teacher preset holds the file of that name and what else the preset needs)."""
-    _populate()
-    entries: dict[str, KnownWeights] = {}
-    for name in names:
-        if name in KNOWN_SETS:
-            members = KNOWN_SETS[name].members
-        elif name in KNOWN_WEIGHTS:
-            members = (name,)
-        else:
-            raise _unknown(name)
-        for member in members:
-            if member not in KNOWN_WEIGHTS:
-                raise WeightsError(f"weights set '{name}' names '{member}', which is not in the catalogue")
-            entries.setdefault(member, KNOWN_WEIGHTS[member])
-    return list(entries.values())
 
 
 def offline_reason() -> str | None:
@@ -184,10 +94,7 @@ def write_record(entry: KnownWeights, path: Path, sha256: str, how: str) -> None
         "how": how,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    target = record_path(path)
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, target)
+    atomic_write(record_path(path), json.dumps(record, indent=1) + "\n")
 
 
 def _is_sha256(value) -> bool:
@@ -225,7 +132,9 @@ def check_file(entry: KnownWeights, path: Path, digest: str | None = None) -> Fi
             f"'{entry.name}' (corrupt or replaced file); delete it and download again"
         )
     elif entry.sha256_prefix and not actual.startswith(entry.sha256_prefix):
-        problem = f"{path}: sha256 {actual[:12]}... does not start with {entry.sha256_prefix} as published for '{entry.name}'"
+        problem = (
+            f"{path}: sha256 {actual[:12]}... does not start with {entry.sha256_prefix} as published for '{entry.name}'"
+        )
     return FileCheck(actual, trusted_by, problem)
 
 
@@ -242,9 +151,13 @@ def verify_file(entry: KnownWeights, path: Path) -> str:
 class MissingWeightsError(WeightsError):
     """Files a caller needs that are neither cached nor downloadable now; ``missing`` = [(entry, path)]."""
 
-    def __init__(self, message: str, missing: list[tuple[KnownWeights, Path]]):
+    def __init__(self, message: str, missing: list[tuple[KnownWeights, Path]], lines: list[str] | None = None):
         super().__init__(message)
         self.missing = missing
+        # What the command line prints, one line each: the summary, one line per missing file, the way to
+        # fetch them without network (``str(self)`` stays the whole story in one line, for logs and the web page).
+        if lines:
+            self.problems = list(lines)
 
 
 def missing_message(
@@ -273,6 +186,30 @@ def missing_message(
     )
 
 
+def missing_lines(
+    missing: list[tuple[KnownWeights, Path]],
+    reason: str,
+    needed_by: str | None = None,
+    fetch_names: list[str] | None = None,
+    root: Path | None = None,
+) -> list[str]:
+    """``missing_message`` for a terminal: the summary and the fetch command, then one line per missing file,
+    then the way without network."""
+    count = len(missing)
+    what = f"{count} weight file{'' if count == 1 else 's'}"
+    are = "is" if count == 1 else "are"
+    who = f"{needed_by} needs {what} that {are}" if needed_by else f"{what} {are}"
+    names = " ".join(fetch_names or [entry.name for entry, _ in missing])
+    cache = f" --cache-dir {root}" if root is not None else ""
+    lines = [f"{who} not in the cache ({reason}); fetch {'it' if count == 1 else 'them all'} with "
+             f"'lumicap weights download {names}{cache}'"]
+    lines += [f"  missing '{entry.name}' ({entry.filename}{_size_note(entry.size)}): from {entry.source} -> {target}"
+              for entry, target in missing]
+    lines.append(f"  without network here: 'lumicap weights bundle {names} --out lumicap-weights.tar' on a connected "
+                 f"machine, then 'lumicap weights import lumicap-weights.tar{cache}' here")
+    return lines
+
+
 def _size_note(size: int | None) -> str:
     return f", {size / 1e6:.0f} MB" if size and size >= 1_000_000 else ""
 
@@ -289,7 +226,6 @@ def ensure_weights(
     downloaded. When any cannot be had (offline, downloads disabled, a failed download) one
     ``MissingWeightsError`` lists every file still missing; the first failed download stops the others
     (a dropped network would time out on each)."""
-    _populate()
     paths: dict[str, Path] = {}
     missing: list[tuple[KnownWeights, Path]] = []
     for name in dict.fromkeys(names):
@@ -303,7 +239,8 @@ def ensure_weights(
 
     def fail(reason: str, still_missing) -> MissingWeightsError:
         message = missing_message(still_missing, reason, needed_by, fetch_names, root)
-        return MissingWeightsError(message, list(still_missing))
+        lines = missing_lines(still_missing, reason, needed_by, fetch_names, root)
+        return MissingWeightsError(message, list(still_missing), lines)
 
     if missing:
         reason = offline_reason()
@@ -344,15 +281,17 @@ def resolve_weights(name_or_path: str | os.PathLike, *, download: bool = True, r
     candidate = Path(os.fspath(name_or_path)).expanduser()
     if candidate.exists():
         return candidate
-    _populate()
     name = os.fspath(name_or_path)
     if name not in KNOWN_WEIGHTS:
         looks_like_path = os.sep in name or name.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
         if looks_like_path:
             raise WeightsError(f"{name}: no such file")
         if name in KNOWN_SETS:
-            raise WeightsError(f"'{name}' names a set of weight files, not one file; give one of: {', '.join(KNOWN_SETS[name].members)}")
-        raise _unknown(name, ", or give a file path")
+            raise WeightsError(
+                f"'{name}' names a set of weight files, not one file; give one of: "
+                f"{', '.join(KNOWN_SETS[name].members)}"
+            )
+        raise unknown_weights_error(name, ", or give a file path")
     return ensure_weights([name], download=download, root=root)[name]
 
 
@@ -365,7 +304,8 @@ def download_to_cache(entry: KnownWeights, target: Path) -> str:
     """
     reason = offline_reason()
     if reason is not None:  # callers check first; this guard keeps every path honest
-        raise MissingWeightsError(missing_message([(entry, target)], f"offline: {reason}"), [(entry, target)])
+        raise MissingWeightsError(missing_message([(entry, target)], f"offline: {reason}"), [(entry, target)],
+                                  missing_lines([(entry, target)], f"offline: {reason}"))
     root = target.parent.parent
     created = make_folder(root)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".download-{entry.name}-"))
@@ -381,7 +321,7 @@ def download_to_cache(entry: KnownWeights, target: Path) -> str:
         target.parent.mkdir(exist_ok=True)
         # Record first: a crash between the two leaves a record without a file, which downloads again.
         write_record(entry, target, result.sha256, f"downloaded from {entry.source}")
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
         return result.sha256
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -410,7 +350,7 @@ def _fetch(entry: KnownWeights, dest: Path, staging: Path) -> None:
 
         fetched = hf_hub_download(entry.repo_id, entry.filename, cache_dir=str(staging / "hub"))
         # The hub's snapshot entry is a link to a blob in its cache; move the blob itself.
-        os.replace(Path(fetched).resolve(), dest)
+        move_into_place(Path(fetched).resolve(), dest)
     else:
         _download_url(str(entry.url), dest)
 
@@ -427,64 +367,6 @@ def _download_url(url: str, dest: Path) -> None:
             while block := response.read(1 << 20):
                 out.write(block)
                 bar.update(len(block))
-
-
-def load_state_dict(path: str | os.PathLike) -> dict:
-    """Load a state dict safely: safetensors, or a torch pickle with ``weights_only=True``.
-
-    Pickles that would run code, truncated files and non-dict payloads raise one-line ``WeightsError``.
-    A checkpoint that wraps its weights under ``state_dict``/``model``/``params`` is unwrapped.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:
-            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: {torch_load_failure(exc)}") from None
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "params", "params_ema"):
-            if key in obj and isinstance(obj[key], dict) and obj[key] and all(isinstance(k, str) for k in obj[key]):
-                inner = obj[key]
-                if all(hasattr(v, "shape") for v in inner.values()):
-                    return inner
-        return obj
-    raise WeightsError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
-
-
-def torch_load_failure(exc: BaseException) -> str:
-    """Why ``torch.load(weights_only=True)`` failed, as a whole clause for a one-line message.
-
-    PyTorch's own text runs over several paragraphs and recommends ``weights_only=False``, which would run
-    whatever code the file carries; lumicap never does that, so the advice is not repeated.
-    """
-    import re
-
-    text = str(exc)
-    unsafe = re.search(r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?([\w.]+)", text)
-    if unsafe:
-        return (
-            f"refused to load: the file is a pickle that would import or call '{unsafe.group(1)}' "
-            "(only tensors and plain containers are accepted; nothing in it was run)"
-        )
-    if "Weights only load failed" in text:
-        return (
-            "refused to load: the file is a pickle that would build objects other than tensors and plain "
-            "containers, or it is damaged (nothing in it was run)"
-        )
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    first = first.split(". ")[0].rstrip(".")[:160]  # the first sentence, whole
-    detail = f": {first}" if first else f" ({type(exc).__name__})"
-    return f"not a readable checkpoint, truncated or not a torch file{detail}"
 
 
 def _first_line(exc: BaseException) -> str:

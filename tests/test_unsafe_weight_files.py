@@ -1,7 +1,7 @@
 """Every path that loads a weight file refuses pickles that would run code, and reports truncated or
 wrong-architecture files in one line: training resume, model.init_weights, `lumicap enhance --model`, the
 teacher's ClipCap, OpenAI CLIP and Hugging Face files, LPIPS/AlexNet weights and VGG weights (the weights
-cache: test_reliability_overwrite)."""
+cache: test_no_overwrite)."""
 
 from __future__ import annotations
 
