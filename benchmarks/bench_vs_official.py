@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds per measure (default: %(default)s)")
     parser.add_argument("--skip", choices=["train", "inference"], default=None, help="leave one measure out")
     parser.add_argument("--also-loaded", action="store_true", help="also time lumicap's network as load_inference_model returns it")
-    parser.add_argument("--check-golden", action="store_true", help="first run the official copies on ../shared/golden")
+    parser.add_argument("--check-golden", action="store_true", help="first run the official copies on the golden cases")
+    parser.add_argument("--golden", default=str(GOLDEN), help="folder of the golden cases (default: %(default)s)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N ops with the most self time, per side and measure")
     parser.add_argument("--memory", action="store_true", help="peak RSS of one inference per side and size (child processes)")
     parser.add_argument("--sizes", default="600x400,1920x1080", help="with --memory: inference sizes (default: %(default)s)")
@@ -485,9 +486,9 @@ def check_golden(args: argparse.Namespace) -> dict[str, float]:
 
     results: dict[str, float] = {}
     for baseline in selected_baselines(args):
-        cases = sorted((GOLDEN / baseline.model).glob("*/case.json"))
+        cases = sorted((Path(args.golden) / baseline.model).glob("*/case.json"))
         if not cases:
-            print(f"golden: {baseline.model}: no cases under {GOLDEN / baseline.model}", flush=True)
+            print(f"golden: {baseline.model}: no cases under {Path(args.golden) / baseline.model}", flush=True)
             continue
         cls = load_official_class(args, baseline)
         worst = 0.0
