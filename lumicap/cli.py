@@ -13,7 +13,8 @@ import sys
 import warnings
 
 from lumicap import __version__
-from lumicap.errors import LumicapError, one_line
+from lumicap.errors import LumicapError, file_system_refusal, one_line
+from lumicap.commands.options import OneLineErrorParser
 
 # Order is the order shown by ``lumicap --help``.
 COMMAND_MODULES = [
@@ -33,7 +34,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="lumicap",
         description="Low-light image enhancement with caption-guided multimodal feature regularization.",
     )
@@ -65,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         # file name holding a newline cannot start a forged message of its own.
         for line in getattr(exc, "problems", None) or [str(exc)]:
             print(f"lumicap: error: {one_line(str(line))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # The file system refused something the command did not word itself (a folder that cannot be
+        # written, a full disk): still one line naming the file, as for every error a user can cause.
+        print(f"lumicap: error: {one_line(file_system_refusal(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lumicap: interrupted", file=sys.stderr)

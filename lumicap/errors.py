@@ -1,7 +1,8 @@
 """One exception type for everything a user can get wrong.
 
 The CLI prints ``LumicapError`` as one line (``lumicap: error: ...``) without a traceback (a
-``ConfigError`` holding several problems as one such line per problem);
+``ConfigError`` holding several problems as one such line per problem), and so an ``OSError`` that reached
+it (the file system refused a write the command did not word itself: ``file_system_refusal``);
 anything else is a bug and keeps its traceback. Messages name the file or key and the problem.
 """
 
@@ -47,3 +48,19 @@ def shown(path) -> str:
 
     text = os.fspath(path)
     return text if text.isprintable() else repr(text)
+
+
+def file_system_refusal(exc: OSError) -> str:
+    """An ``OSError`` as a message naming the file, or its folder when the file was a hidden temporary
+    (``.name.part``) that the user never asked for."""
+    import os
+
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename
+    if name is None:
+        return reason
+    text = os.fspath(name)
+    base = os.path.basename(text)
+    if base.startswith(".") and ".part" in base:
+        return f"cannot write into the folder {shown(os.path.dirname(text) or '.')} ({reason})"
+    return f"{shown(text)}: {reason}"

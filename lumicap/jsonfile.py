@@ -31,9 +31,11 @@ def parse_json(
 
 def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[LumicapError] = LumicapError) -> Any:
     """The document in ``path``; a missing, unreadable, malformed or absurdly nested file is one ``error`` line."""
+    from lumicap.files import read_regular
+
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, error=error)  # not a FIFO or a device: those would block or never end
     except OSError as exc:
         raise error(f"{shown(path)}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
     return parse_json(raw, path, what, error)

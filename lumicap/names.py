@@ -37,9 +37,24 @@ GptLayerChoice = Literal["last", "all"]
 PreprocessMode = Literal["crop", "resize", "tile"]
 PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
 
+# NIQE's luminance: MATLAB rgb2gray ("gray", closest to the authors' release) or the Y of YCbCr as BasicSR
+# computes it ("y"); a report may also leave NIQE out ("off").
+NiqeMode = Literal["gray", "y"]
+NIQE_MODES: tuple[str, ...] = get_args(NiqeMode)
+NIQE_REPORT_CHOICES: tuple[str, ...] = (*NIQE_MODES, "off")
+
 # Where a command runs: "auto" is CUDA when PyTorch sees a GPU, else the CPU.
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 DEVICE_CHOICES: tuple[str, ...] = get_args(DeviceChoice)
+
+# Videos (lumicap enhance, lumicap.inference.video): the output container, the encoder, and whether the
+# network's answer is smoothed over time.
+VideoFormat = Literal["mp4", "mov", "mkv"]
+VIDEO_FORMAT_CHOICES: tuple[str, ...] = get_args(VideoFormat)
+VideoCodec = Literal["h264", "hevc"]
+VIDEO_CODEC_CHOICES: tuple[str, ...] = get_args(VideoCodec)
+TemporalMode = Literal["smooth", "none"]
+TEMPORAL_MODES: tuple[str, ...] = get_args(TemporalMode)
 
 
 def model_key(name: str) -> str:

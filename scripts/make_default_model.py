@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--highlight-protection", type=float, nargs=2, default=[0.5, 0.9], metavar=("START", "END"),
                         help="the sidecar's highlight protection ramp (lumicap.inference.highlights); default 0.5 0.9")
     parser.add_argument("--no-highlight-protection", action="store_true")
+    parser.add_argument("--chroma-gain", default="auto", metavar="auto|X",
+                        help="the sidecar's chroma gain (lumicap.inference.chroma); auto (default): the largest gain "
+                        "from 1 to 2 whose PSNR on the run's validation carve is within 0.05 dB of the best gain's")
     parser.add_argument("--out", default=str(REPO / "lumicap" / "assets" / "default_model.safetensors"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
@@ -41,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     from lumicap.cli import main as lumicap
     from lumicap.inference import load_inference_model, save_inference_model
 
-    source = load_inference_model(args.run, "cpu", network_megapixels=0, highlight_protection=False)
+    source = load_inference_model(args.run, "cpu", network_megapixels=0, highlight_protection=False, chroma_gain=1)
     meta = source.metadata
+    if args.chroma_gain == "auto":
+        gain, selection = _validation_chroma_gain(Path(args.run), args.network_megapixels)
+    else:
+        gain, selection = float(args.chroma_gain), "given on the command line"
     best = meta.get("best") if isinstance(meta.get("best"), dict) else {}
     record = {
         "training_command": args.command,
@@ -51,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{best.get('value', float('nan')):.3f} at iteration {best.get('iteration')}",
         "machine": args.machine,
         "inference": {"network_megapixels": args.network_megapixels,
-                      "highlight_protection": False if args.no_highlight_protection else args.highlight_protection},
+                      "highlight_protection": False if args.no_highlight_protection else args.highlight_protection,
+                      "chroma_gain": gain},
+        "chroma_gain_selection": selection,
     }
     out = Path(args.out)
     save_inference_model(out, source.name, source.module.state_dict(), meta.get("overrides") or {},
@@ -70,6 +79,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval15: PSNR {summary['psnr']:.3f} dB, SSIM {summary['ssim']:.4f}")
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
+
+
+def _validation_chroma_gain(run: Path, network_megapixels: float) -> tuple[float, str]:
+    """Measure the run's validation carve (its config's data, never the test split) at each chroma gain, on 8-bit
+    outputs as a user gets them; return the chosen gain and a line saying how it was chosen."""
+    import torch
+
+    from lumicap.config import load_config
+    from lumicap.data.io import read_image
+    from lumicap.engine.data import resolve_splits
+    from lumicap.inference import load_inference_model
+    from lumicap.inference.chroma import choose_gain, scale_chroma
+    from lumicap.metrics import psnr
+
+    splits = resolve_splits(load_config(run / "config.yaml"))
+    model = load_inference_model(run, "cpu", network_megapixels=network_megapixels, highlight_protection=False,
+                                 chroma_gain=1)
+    gains = [round(1 + 0.05 * i, 2) for i in range(21)]
+    totals = dict.fromkeys(gains, 0.0)
+    with torch.no_grad():
+        for pair in splits.val:
+            low, high = read_image(pair.low)[None], read_image(pair.high)[None]
+            out = model(low)
+            for gain in gains:
+                scaled = (scale_chroma(out.clone(), gain) * 255).round() / 255  # the 8-bit file a user gets
+                totals[gain] += float(psnr(scaled, high))
+    table = {gain: total / len(splits.val) for gain, total in totals.items()}
+    gain = choose_gain(table)
+    print("validation PSNR by chroma gain: " + ", ".join(f"{g:g}: {v:.3f}" for g, v in table.items()))
+    selection = (f"largest gain in 1-2 within 0.05 dB of the best validation PSNR ({len(splits.val)} pairs carved "
+                 f"from the training data): {table[gain]:.3f} dB at {gain:g}, {table[1.0]:.3f} dB at 1, best "
+                 f"{max(table.values()):.3f} dB at {max(table, key=table.get):g}")
+    print(f"chroma gain: {gain:g} ({selection})")
+    return gain, selection
+
 
 
 if __name__ == "__main__":

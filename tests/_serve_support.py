@@ -55,7 +55,7 @@ class Served:
 
 @contextmanager
 def serve_in_thread(specs, workdir: Path, *, weights=None, tiles=None, max_bytes=50_000_000, max_megapixels=50.0,
-                    teacher=None, max_waiting=None):
+                    teacher=None, max_waiting=None, allowed_hosts=None):
     import uvicorn
 
     from lumicap.commands.serve import _listen, _load_captioner
@@ -68,8 +68,9 @@ def serve_in_thread(specs, workdir: Path, *, weights=None, tiles=None, max_bytes
     limits = Limits(max_bytes=max_bytes, max_megapixels=max_megapixels, max_waiting=max_waiting or MAX_WAITING)
     jobs = JobQueue(workdir, menu, tiles or TileSettings(), limits, captioner)
     sock = _listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(jobs, teacher=str(teacher) if teacher else None),
-                                           log_level="warning", access_log=False, lifespan="off"))
+    extra = {"allowed_hosts": allowed_hosts} if allowed_hosts is not None else {}
+    app = create_app(jobs, teacher=str(teacher) if teacher else None, **extra)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -87,11 +88,14 @@ def serve_in_thread(specs, workdir: Path, *, weights=None, tiles=None, max_bytes
         sock.close()
 
 
-def request(url: str, data: bytes | None = None, method: str | None = None) -> tuple[int, dict, bytes]:
-    """(status, headers, body) without raising for 4xx/5xx answers."""
+def request(url: str, data: bytes | None = None, method: str | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    """(status, headers, body) without raising for 4xx/5xx answers; ``headers`` replace urllib's (Host too)."""
     req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"))
     if data is not None:
         req.add_header("Content-Type", "application/octet-stream")
+    for key, value in (headers or {}).items():
+        req.add_header(key, value)
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             return response.status, dict(response.headers), response.read()

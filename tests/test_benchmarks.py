@@ -34,6 +34,7 @@ train_step = _load("bench_train_step")
 inference = _load("bench_inference")
 cpu_table = _load("bench_cpu")
 vs_official = _load("bench_vs_official")
+memory_estimate = _load("bench_memory_estimate")
 
 
 @pytest.fixture
@@ -236,6 +237,39 @@ def test_loader_benchmark_times_every_stage_and_worker_count(tmp_path):
     assert record["settings"]["pairs"] == 20 and "batches/s" in markdown
 
 
+def test_video_benchmark_measures_flicker_quality_cost_and_speed(tmp_path, one_thread):
+    import numpy as np
+    from PIL import Image
+
+    from _video_support import dark_frames
+
+    video = _load("bench_video")
+    scene = dark_frames(1, height=40, width=60)[0]
+    for name, low in (("1", scene), ("22", np.ascontiguousarray(scene[::-1, ::-1]))):  # the clips' two eval15 scenes, made up
+        for side, image in (("low", low), ("high", np.minimum(low.astype(int) * 5, 255).astype(np.uint8))):
+            folder = tmp_path / "data" / "lol-v1" / "eval15" / side
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{name}.png")
+    (tmp_path / "data" / "unpaired" / "DICM").mkdir(parents=True)
+    wide = dark_frames(1, height=61, width=96, seed=1)[0]
+    Image.fromarray(wide).save(tmp_path / "data" / "unpaired" / "DICM" / "30.jpg")
+    paths = video.main(["--data", str(tmp_path / "data"), "--clip-frames", "6", "--clip-scale", "0.5", "--frames", "2",
+                        "--sizes", "64x48", "--repeats", "1", "--warmup", "0", "--out-dir", str(tmp_path / "results"),
+                        *one_thread])
+    (flicker, _), (quality, _), (speed, markdown) = (_read(p) for p in paths)
+    rows = flicker["rows"]
+    assert [(r["clip"], r["mode"]) for r in rows] == [(c, m) for c in ("static", "pan", "cut") for m in video.MODES]
+    assert all(math.isfinite(r["flicker"]) and r["error"] is None for r in rows)
+    assert all(r["flicker_ratio"] == 1.0 for r in rows if r["mode"] == "none")
+    cut = {r["mode"]: r for r in rows if r["clip"] == "cut"}
+    assert cut["smooth"]["cuts"] == "0,3" and cut["smooth"]["settle"] == 0  # restarted at the cut, settled at once
+    assert cut["no-reset"]["cuts"] == "0"
+    assert [r["psnr"] > 0 for r in quality["rows"]] == [True, True]
+    assert [r["mode"] for r in speed["rows"]] == ["smooth", "whole", "photo (reference)"]
+    assert all(r["fps"] > 0 and r["cpu_ms"] > 0 for r in speed["rows"])
+    assert "fps end to end" in markdown
+
+
 def test_cpu_table_has_train_and_inference_per_model(tmp_path, one_thread):
     paths = cpu_table.main(
         ["--models", "iat,retinexnet", "--batch", "1", "--patch", "32", "--size", "48x40", "--repeats", "2",
@@ -371,3 +405,48 @@ def test_side_by_side_refuses_an_official_model_with_other_keys(tmp_path, capsys
     with pytest.raises(SystemExit):
         vs_official.main(["--model", "iat", "--official", str(tmp_path / "missing.py"), "--official-class", "Net", "--no-save"])
     assert "no such file" in capsys.readouterr().err
+
+
+def test_noref_benchmark_measures_each_model_and_times_niqe(tmp_path, one_thread):
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    from lumicap.metrics import niqe
+
+    noref = _load("bench_noref")
+    photos = tmp_path / "photos"
+    for name, photo in (("set/a", data.astronaut()[:120, :200]), ("set/b", data.coffee()[:120, :200])):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((photo // 5).astype("uint8")).save(photos / f"{name}.png")
+    written = noref.main(["--models", "default", "--photos", str(photos), "--shared", str(tmp_path / "none"),
+                          "--speed-sizes", "200x120", "--repeats", "1", "--warmup", "0", "--out-dir", str(tmp_path / "r"),
+                          *one_thread])
+    (quality, quality_md), (speed, speed_md) = (_read(paths) for paths in written)
+    _check_environment(quality, quality_md)
+    assert quality["benchmark"] == "noref" and speed["benchmark"] == "niqe_speed"
+    inputs, default = quality["rows"]
+    assert inputs["model"].startswith("dark inputs") and default["model"] == "default" and default["error"] is None
+    assert inputs["loe"] == 0 and default["photos"] == 2 and set(default["per_photo"]) == {"set/a", "set/b"}
+    dark = np.asarray(Image.open(photos / "set" / "a.png"))
+    assert inputs["per_photo"]["set/a"]["niqe_y"] == pytest.approx(niqe(dark, "y"))
+    for key in ("niqe_gray", "niqe_y", "loe", "clipped_pct", "colourfulness"):
+        assert math.isfinite(default[key]), key
+    assert [r["size"] for r in speed["rows"]] == ["200x120"] and speed["rows"][0]["s"] > 0
+    assert "| default |" in quality_md and "NIQE gray" in quality_md
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
+def test_memory_estimate_measures_the_path_each_photo_takes(tmp_path):
+    args = memory_estimate.build_parser().parse_args(
+        ["--cases", "default,default+whole", "--sizes", "96x64", "--threads", "1", "--out-dir", str(tmp_path),
+         "--work-dir", str(tmp_path / "work")])
+    memory_estimate.run(args)
+    json_path = next(tmp_path.glob("memory_estimate_cpu_*.json"))
+    record, markdown = _read((json_path, json_path.with_suffix(".md")))
+    rows = {row["case"]: row for row in record["rows"]}
+    assert set(rows) == {"default", "default+whole"} and all(row["size"] == "96x64" for row in rows.values())
+    assert rows["default"]["path"] == "whole" and rows["default+whole"]["path"] == "whole"  # 96x64 is below 1 MP
+    for row in rows.values():
+        assert row["estimate_mib"] > 0 and row["measured_mib"] >= 0 and math.isfinite(row["ratio"])
+    _check_environment(record, markdown)

@@ -98,7 +98,12 @@ def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, tiny_model, cap
     assert "enhanced 1 image" in text and "skipped 1" in text
     assert (out / "b.png").exists()
 
-    assert _enhance(src, "--out", out, "--model", tiny_model, "--overwrite") == 0
+    # --overwrite redoes lumicap's own outputs, never a file it did not write (the user's a.png here).
+    assert _enhance(src, "--out", out, "--model", tiny_model, "--overwrite") == 2
+    assert precious.read_bytes() == before and "did not write" in capsys.readouterr().err
+    precious.unlink()
+    assert _enhance(tmp_path / "in", "--out", out, "--model", tiny_model, "--overwrite") == 0
+    assert "enhanced 2 images" in capsys.readouterr().out  # its own b.png redone, a.png written
     written = np.asarray(Image.open(precious)).astype(np.float32) / 255.0
     assert np.abs(written - _expected(_photo())).max() <= 0.5 / 255 + 1e-6
 
@@ -134,9 +139,11 @@ def test_jpeg_quality_is_the_one_asked_for(tmp_path, tiny_model, capsys):
         decoded = np.asarray(Image.open(out / "p.jpg")).astype(int)
         assert np.abs(decoded - np.asarray(Image.open(again)).astype(int)).max() <= 1
     assert sizes[30] < sizes[95]
-    assert _enhance(photo, "--out", tmp_path / "bad", "--model", tiny_model, "--format", "jpg", "--quality", 0) == 2
+    with pytest.raises(SystemExit) as refused:  # a usage error, refused while parsing (lumicap.commands.options)
+        _enhance(photo, "--out", tmp_path / "bad", "--model", tiny_model, "--format", "jpg", "--quality", 0)
+    assert refused.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--quality 0" in err
+    assert err.count("\n") == 1 and "--quality: 0" in err
 
 
 def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, tiny_model, capsys):
@@ -159,7 +166,7 @@ def test_glob_input_and_exif_orientation(tmp_path, tiny_model):
     out = tmp_path / "out"
 
     assert _enhance(str(tmp_path / "*.jpg"), "--out", out, "--model", tiny_model) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["turned.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["turned.png"]  # beside the record
     assert Image.open(out / "turned.png").size == (30, 50)  # (width, height): rotated
 
 

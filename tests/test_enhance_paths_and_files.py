@@ -75,7 +75,7 @@ def test_tile_overlap_larger_than_half_an_automatic_tile_still_enhances_every_ph
                                    "--model", tiny_model)
     assert tb is None and rc == 0, err
     assert "enhanced 2 images" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["p0.png", "p1.png"]
 
 
 def test_a_name_with_a_newline_gives_one_line_with_the_reason(tmp_path, tiny_model):

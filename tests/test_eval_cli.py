@@ -190,6 +190,97 @@ def test_evaluate_folders_api(tmp_path):
     assert rows[0]["psnr"] == pytest.approx(numpy_psnr(*arrays["x"]), abs=1e-5)
 
 
+# ------------------------------------------------------------------------------- no-reference measures
+def _photo_folders(root: Path, names=("p", "q")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """enhanced/ and dark/ photos big enough for NIQE (two 96x96 blocks): crops of scikit-image's photos."""
+    from skimage import data
+
+    photos = {}
+    for i, name in enumerate(names):
+        enhanced = np.ascontiguousarray((data.astronaut(), data.coffee())[i % 2][:120, :200])
+        dark = (enhanced // 5).astype(np.uint8)
+        save(root / "enhanced" / f"{name}.png", enhanced)
+        save(root / "dark" / f"{name}.png", dark)
+        photos[name] = (enhanced, dark)
+    return photos
+
+
+def test_eval_without_a_reference_writes_the_no_reference_columns(tmp_path, capsys):
+    from lumicap.metrics import clipped_share, colourfulness, loe, niqe
+
+    photos = _photo_folders(tmp_path)
+    out = tmp_path / "r"
+    assert run_eval("--pred", tmp_path / "enhanced", "--low", tmp_path / "dark", "--niqe-mode", "y", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "no reference: no-reference measures only" in printed and "NIQE Y (lower is better)" in printed
+    rows = {r["name"]: r for r in csv.DictReader((out / "per_image.csv").open())}
+    assert set(rows) == {"p", "q"} and "psnr" not in rows["p"]
+    for name, (enhanced, dark) in photos.items():
+        row = rows[name]
+        assert float(row["niqe_y"]) == pytest.approx(niqe(enhanced, "y"), abs=1e-6)
+        assert float(row["niqe_y_low"]) == pytest.approx(niqe(dark, "y"), abs=1e-6)
+        assert float(row["clipped_pct"]) == pytest.approx(100 * clipped_share(enhanced), abs=1e-6)
+        assert float(row["colourfulness"]) == pytest.approx(colourfulness(enhanced), abs=1e-6)
+        assert float(row["loe"]) == pytest.approx(loe(dark, enhanced), abs=1e-6)
+        assert Path(row["low"]).name == f"{name}.png"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["count"] == 2 and summary["protocol"]["reference"].startswith("none")
+    assert summary["niqe_y"] == pytest.approx(np.mean([niqe(e, "y") for e, _ in photos.values()]), abs=1e-9)
+    assert "BasicSR" in summary["protocol"]["judges"]["niqe"] and "LOE.m" in summary["protocol"]["judges"]["exposure"]
+
+
+def test_eval_with_a_reference_adds_the_no_reference_columns_and_no_ref_drops_psnr(tmp_path, capsys):
+    photos = _photo_folders(tmp_path)
+    for name, (enhanced, _) in photos.items():
+        save(tmp_path / "gt" / f"{name}.png", np.clip(enhanced.astype(int) + 9, 0, 255).astype(np.uint8))
+    out = tmp_path / "r"
+    assert run_eval("--pred", tmp_path / "enhanced", "--gt", tmp_path / "gt", "--low", tmp_path / "dark", "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"psnr", "ssim", "niqe_gray", "niqe_gray_low", "loe", "clipped_pct_change"} <= set(summary)
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert [(Path(r["gt"]).parent.name, Path(r["low"]).parent.name) for r in rows] == [("gt", "dark")] * 2
+    assert set(summary["protocol"]["judges"]) == {"niqe", "exposure"}
+    assert run_eval("--pred", tmp_path / "enhanced", "--gt", tmp_path / "gt", "--no-ref", "--out", tmp_path / "r2") == 0
+    summary = json.loads((tmp_path / "r2" / "summary.json").read_text())
+    assert "psnr" not in summary and "niqe_gray" in summary
+    capsys.readouterr()
+    assert run_eval("--pred", tmp_path / "enhanced", "--lpips", "--out", tmp_path / "r3") == 2
+    assert capsys.readouterr().err.strip() == "lumicap: error: --lpips needs a reference (--gt or --data, without --no-ref)"
+    assert run_eval("--pred", tmp_path / "enhanced", "--captions", "--out", tmp_path / "r3") == 2
+    assert "--captions needs --teacher" in capsys.readouterr().err
+
+
+def test_small_photos_have_no_niqe_and_are_left_out_of_its_mean(tmp_path, capsys):
+    make_folders(tmp_path)  # 16 x 20 photos: no 96x96 block
+    out = tmp_path / "r"
+    assert run_eval("--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", out) == 0
+    assert "niqe_gray: 3 image(s) under 96x96 or without texture have no NIQE" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["niqe_gray"] == "nan" and summary["count"] == 3 and summary["psnr"] > 0
+
+
+def test_dark_inputs_of_another_size_are_one_error(tmp_path, capsys):
+    _photo_folders(tmp_path)
+    save(tmp_path / "dark" / "q.png", np.zeros((100, 100, 3), np.uint8))
+    assert run_eval("--pred", tmp_path / "enhanced", "--low", tmp_path / "dark", "--out", tmp_path / "r") == 2
+    assert "q (pred 200x120 vs low 100x100)" in capsys.readouterr().err
+
+
+def test_eval_with_a_tiny_teacher_reports_its_distances_and_captions(tmp_path):
+    from lumicap.teacher import save_tiny_teacher
+
+    _photo_folders(tmp_path)
+    teacher = save_tiny_teacher(tmp_path / "teacher", "mlp", seed=1)
+    out = tmp_path / "r"
+    assert run_eval("--pred", tmp_path / "enhanced", "--low", tmp_path / "dark", "--teacher", teacher, "--captions",
+                    "--device", "cpu", "--out", out) == 0
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert all(float(r["teacher_clip_vs_low"]) > 0 and r["caption"] and r["caption_low"] for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "teacher_gpt_vs_low" in summary and "caption" not in summary
+    assert summary["protocol"]["judges"]["teacher"].startswith(f"ClipCap teacher {teacher}")
+
+
 # ------------------------------------------------------------------------------- real LOL images
 def test_eval_on_lol_eval15_dark_inputs(shared_data, tmp_path, capsys):
     from skimage.metrics import structural_similarity

@@ -94,7 +94,7 @@ def test_first_run_leaves_weights_eval_and_enhance_use(first_run, lol_like, tmp_
     assert info["results"] == f"results/test-iter{best['best']['iteration']:07d}"
     out = tmp_path / "enhanced"
     assert main(["enhance", str(lol_like / "eval15" / "low"), "--out", str(out), "--model", str(run), "--no-progress"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["1.png", "2.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["1.png", "2.png"]
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["eval", "--pred", str(out), "--gt", str(lol_like / "eval15" / "high")]) == 0

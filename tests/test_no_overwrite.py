@@ -120,9 +120,14 @@ def test_enhance_skips_existing_outputs_unless_overwrite(tmp_path):
     assert tb is None and rc == 0 and "skipped 2" in stdout
     assert (out / "p1.png").read_bytes() == first_p1
 
-    rc, stdout, err, tb = run_cli(argv + ["--overwrite"])
-    assert tb is None and rc == 0, err
-    assert (out / "p0.png").read_bytes().startswith(b"\x89PNG")  # replaced only when asked
+    rc, stdout, err, tb = run_cli(argv + ["--overwrite"])  # never the user's own file, even when asked
+    assert_one_line_error(rc, stdout, err, tb, "p0.png", "did not write", "nothing was written")
+    assert (out / "p0.png").read_bytes() == b"the user's own file"
+    assert (out / "p1.png").read_bytes() == first_p1
+    (out / "p0.png").unlink()
+    rc, stdout, err, tb = run_cli(argv + ["--overwrite"])  # lumicap's own output is redone when asked
+    assert tb is None and rc == 0 and "enhanced 2 images" in stdout, err
+    assert (out / "p0.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_enhance_never_writes_over_its_input(tmp_path):

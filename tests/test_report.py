@@ -118,7 +118,7 @@ def test_report_compares_another_models_outputs_scene_by_scene(folders, capsys):
         old = np.clip(reference.astype(int) + rng.integers(-60, 60, size=reference.shape), 0, 255).astype(np.uint8)
         old[:6] = 255  # a clipped band: 6 of 48 rows
         _save(folders / "old" / f"{name}.png", old)
-        expected[name] = (peak_signal_noise_ratio(reference, old, data_range=255), (old == 255).any(axis=2).mean())
+        expected[name] = (peak_signal_noise_ratio(reference, old, data_range=255), 100 * (old >= 250).any(axis=2).mean())
     out = folders / "report"
     assert main(["report", str(folders / "pred"), "--low", str(folders / "low"), "--gt", str(folders / "gt"),
                  "--compare", f"old={folders / 'old'}", "--out", str(out)]) == 0
@@ -126,13 +126,13 @@ def test_report_compares_another_models_outputs_scene_by_scene(folders, capsys):
         rows = {r["name"]: r for r in csv.DictReader(fh)}
     for name, (psnr_value, clipped) in expected.items():
         assert float(rows[name]["old PSNR"]) == pytest.approx(psnr_value, abs=1e-3)
-        assert float(rows[name]["old clipped"]) == pytest.approx(clipped, abs=1e-4)
+        assert float(rows[name]["old clipped_pct"]) == pytest.approx(clipped, abs=1e-3)  # a percentage
         assert float(rows[name]["old PSNR"]) < float(rows[name]["PSNR"])  # old is noisier than pred
     assert rows["odd_size"]["old PSNR"] == ""  # no old image for that scene
     with Image.open(out / "contact_sheet.png") as sheet:  # dark input | old | enhanced | reference
         assert sheet.size[0] == 8 + 4 * (256 + 8)
     page = (out / "index.html").read_text()
-    assert "old PSNR (dB)" in page
+    assert "old PSNR (dB)" in page and "old clipped %" in page and "old NIQE gray" in page and "old LOE" in page
     parser = _Links()
     parser.feed(page)
     for link in parser.links:  # every image and link the page names exists
@@ -145,3 +145,39 @@ def test_report_compare_mistakes_are_one_line_errors(folders, capsys, bad, messa
     assert main(["report", str(folders / "pred"), "--compare", bad, "--out", str(folders / "r")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_report_gives_no_reference_measures_for_every_column(tmp_path, capsys):
+    """NIQE, clipping (%), colourfulness and LOE of PRED_DIR and of a --compare folder, as lumicap.metrics
+    gives them (photos big enough for NIQE's 96x96 blocks)."""
+    from skimage import data
+
+    from lumicap.metrics import clipped_share, colourfulness, loe, niqe
+
+    photos = {"astro": data.astronaut()[:120, :200], "cup": data.coffee()[:120, :200]}
+    for name, photo in photos.items():
+        photo = np.ascontiguousarray(photo)
+        _save(tmp_path / "low" / f"{name}.png", (photo // 6).astype(np.uint8))
+        _save(tmp_path / "pred" / f"{name}.png", photo)
+        _save(tmp_path / "old" / f"{name}.png", np.clip(photo.astype(int) + 40, 0, 255).astype(np.uint8))
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "pred"), "--low", str(tmp_path / "low"), "--compare",
+                 f"old={tmp_path / 'old'}", "--niqe-mode", "y", "--out", str(out)]) == 0
+    assert "mean NIQE y" in capsys.readouterr().out
+    rows = {r["name"]: r for r in csv.DictReader(open(out / "metrics.csv"))}
+    for name in photos:
+        low, pred, old = (np.asarray(Image.open(tmp_path / folder / f"{name}.png")) for folder in ("low", "pred", "old"))
+        row = rows[name]
+        assert float(row["niqe_y"]) == pytest.approx(niqe(pred, "y"), abs=1e-4)
+        assert float(row["niqe_y_low"]) == pytest.approx(niqe(low, "y"), abs=1e-4)
+        assert float(row["clipped_pct"]) == pytest.approx(100 * clipped_share(pred), abs=1e-3)
+        assert float(row["colourfulness"]) == pytest.approx(colourfulness(pred), abs=1e-3)
+        assert float(row["loe"]) == pytest.approx(loe(low, pred), abs=1e-2)
+        assert float(row["old niqe_y"]) == pytest.approx(niqe(old, "y"), abs=1e-4)
+        assert float(row["old clipped_pct"]) == pytest.approx(100 * clipped_share(old), abs=1e-3)
+        assert float(row["old loe"]) == pytest.approx(loe(low, old), abs=1e-2)
+    page = (out / "index.html").read_text()
+    assert "NIQE y in" in page and "old NIQE y" in page and "old colourfulness" in page
+    assert main(["report", str(tmp_path / "pred"), "--niqe-mode", "off", "--out", str(tmp_path / "r2")]) == 0
+    header = (tmp_path / "r2" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert not any(column.startswith("niqe") for column in header) and "clipped_pct" in header

@@ -101,6 +101,23 @@ def test_big_photos_are_tiled_as_the_cli_tiles_them_with_progress(tmp_path, tiny
         assert request(f"{served.url}/api/jobs/{answer['id']}/download")[2] == cli.read_bytes()
 
 
+def test_each_card_has_the_niqe_of_the_dark_and_the_enhanced_photo(tmp_path, tiny_model):
+    from lumicap.data.io import read_image_array
+    from lumicap.metrics import niqe
+
+    photo = tmp_path / "shot.png"
+    data = _photo_bytes(photo, height=120, width=200, seed=3)  # two 96x96 blocks: NIQE is defined
+    cli = _cli_enhance(photo, tmp_path / "cli", tiny_model) / "shot.png"
+    small = tmp_path / "small.png"
+    small_data = _photo_bytes(small, height=40, width=48, seed=1)
+    with serve_in_thread([tiny_model], tmp_path / "work") as served:
+        done = wait_for(served.url, upload(served.url, "shot.png", data)[1]["id"])
+        assert done["niqe"]["input"] == pytest.approx(niqe(read_image_array(photo)), abs=1e-9)
+        assert done["niqe"]["enhanced"] == pytest.approx(niqe(read_image_array(cli)), abs=1e-9)  # of the PNG's levels
+        done = wait_for(served.url, upload(served.url, "small.png", small_data)[1]["id"])
+        assert done["niqe"] == {"input": None, "enhanced": None}  # under 96x96: no NIQE, and valid JSON
+
+
 def test_reference_photo_gives_the_evaluators_psnr_and_ssim(tmp_path, tiny_model):
     photo, reference = tmp_path / "dark.png", tmp_path / "bright.png"
     data = _photo_bytes(photo, height=40, width=48, seed=1)
@@ -178,6 +195,14 @@ def test_non_images_get_one_line_and_nothing_is_kept(tmp_path, tiny_model):
         assert str(served.workdir) not in failed["message"] and _files_under(served.workdir) == []
         status, _, body = request(f"{served.url}/api/jobs/{answer['id']}/download")
         assert status == 409 and "not enhanced" in json.loads(body)["error"]
+
+
+def test_a_video_upload_is_refused_with_the_command_that_enhances_it(tmp_path, tiny_model):
+    with serve_in_thread([tiny_model], tmp_path / "work") as served:
+        status, answer = upload(served.url, "night clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+        assert status == 400 and "\n" not in answer["error"]
+        assert answer["error"].startswith("night clip.mp4: a video") and "lumicap enhance 'night clip.mp4' --out" in answer["error"]
+        assert _files_under(served.workdir) == []
 
 
 def test_size_and_megapixel_limits(tmp_path, tiny_model):

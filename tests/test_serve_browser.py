@@ -139,6 +139,7 @@ def test_page_enhances_downloads_and_explains_refusals(browser, server, tiny_mod
     assert card.get_attribute("data-state") == "done"
     status = card.find_element(By.CSS_SELECTOR, ".status").text
     assert "512×512" in status and "enhanced in" in status
+    assert "NIQE dark " in status and "→ enhanced " in status  # the NIQE of both photos, on the card
     assert card.find_element(By.CSS_SELECTOR, ".model").text == "model: tiny"
     loaded = "return [...arguments[0].querySelectorAll('.pair img')].map(i => i.complete && i.naturalWidth)"
     _wait(lambda: all(browser.execute_script(loaded, card)), what="the previews")

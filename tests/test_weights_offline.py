@@ -265,7 +265,7 @@ def refused(capsys, bundle, cache, *expected):
 
 def test_a_tampered_file_refuses_the_whole_bundle(capsys, tmp_path, bundle_folder):
     tokenizer = bundle_folder / "test-tokenizer" / "tokenizer.json"
-    tokenizer.write_text(tokenizer.read_text().replace('"merges"', '"merges" ', 1))
+    tokenizer.write_text(tokenizer.read_text().replace('"merges"', '"MERGES"', 1))  # same size, other bytes
     cache = tmp_path / "cache"
     refused(capsys, bundle_folder, cache, "'test-tokenizer/tokenizer.json'", "does not match the manifest")
     assert not cache.exists()  # the two good files were not installed either, and no folder was left
@@ -303,10 +303,95 @@ def test_unknown_files_and_names_are_refused(capsys, tmp_path, bundle_folder):
     (bundle_folder / "test-clip" / "extra.pt").write_bytes(b"payload")
     manifest = json.loads((bundle_folder / "lumicap-weights.json").read_text())
     manifest["files"].append({"name": "not-in-catalogue", "filename": "x.pt", "path": "not-in-catalogue/x.pt",
-                              "sha256": "0" * 64})
+                              "sha256": "0" * 64, "size": 7})
     (bundle_folder / "lumicap-weights.json").write_text(json.dumps(manifest))
     refused(capsys, bundle_folder, tmp_path / "cache", "unknown file 'test-clip/extra.pt'",
             "'not-in-catalogue' is not in this lumicap's weights catalogue")
+
+
+def _tar_of(bundle_folder: Path, out: Path, mode: str = "w", replace: dict[str, bytes] | None = None) -> Path:
+    """The bundle folder as a tar (``mode`` "w:gz" compresses), with some members' bytes replaced."""
+    import io
+
+    with tarfile.open(out, mode) as tar:
+        for path in sorted(bundle_folder.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(bundle_folder).as_posix()
+                data = (replace or {}).get(name, path.read_bytes())
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+def test_a_member_larger_than_its_manifest_entry_is_refused_before_it_is_written(capsys, tmp_path, bundle_folder,
+                                                                                 monkeypatch, mode):
+    """A 14 MB .tar.gz (or a 10 KB sparse tar) can hold a member of gigabytes: before, every byte of it went
+    into the cache before the sha256 refused it. Now its size in the tar header is compared with the manifest
+    first and nothing is extracted."""
+    from lumicap import weights_bundle
+
+    big = 8 << 20  # compresses to a few KB in the .tar.gz
+    bundle = _tar_of(bundle_folder, tmp_path / f"big.tar{'.gz' if 'gz' in mode else ''}", mode,
+                     {"test-clipcap/clipcap.pt": b"\0" * big})
+    written = []
+    real_open = open
+
+    def watching_open(file, mode="r", *args, **kwargs):  # every file import_bundle opens for writing
+        handle = real_open(file, mode, *args, **kwargs)
+        if "w" in mode:
+            written.append(handle)
+        return handle
+
+    monkeypatch.setattr(weights_bundle, "open", watching_open, raising=False)
+    declared = json.loads((bundle_folder / "lumicap-weights.json").read_text())["files"][1]["size"]
+    err = refused(capsys, bundle, tmp_path / "cache", "'test-clipcap/clipcap.pt' is 8,388,608 bytes in the bundle",
+                  f"the manifest says {declared:,}")
+    assert "sha256" not in err and written == []
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_copy_stops_at_the_declared_size(tmp_path):
+    """Whatever a reader reports beforehand, no copy writes more than the manifest's size."""
+    import io
+
+    from lumicap.weights_bundle import _copy_at_most
+
+    dest = tmp_path / "out"
+    problem = _copy_at_most(io.BytesIO(b"x" * 5000), dest, 1000, chunk=64)
+    assert problem is not None and "more than the 1,000 bytes" in problem
+    assert dest.stat().st_size <= 1000
+    assert _copy_at_most(io.BytesIO(b"y" * 1000), dest, 1000, chunk=64) is None and dest.read_bytes() == b"y" * 1000
+
+
+def test_import_needs_the_free_space_first(capsys, tmp_path, bundle_folder, monkeypatch):
+    from lumicap import weights_bundle
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(weights_bundle.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    cache = tmp_path / "cache"
+    refused(capsys, bundle_folder, cache, "need", "GB free")
+    assert not cache.exists()
+
+
+def test_a_manifest_listing_no_files_is_an_error(capsys, tmp_path, bundle_folder):
+    manifest = json.loads((bundle_folder / "lumicap-weights.json").read_text())
+    for item in manifest["files"]:
+        shutil.rmtree(bundle_folder / item["name"])
+    manifest["files"] = []
+    (bundle_folder / "lumicap-weights.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "import", bundle_folder, "--cache-dir", tmp_path / "cache")
+    assert code == 2 and err.count("\n") == 1 and "lists no files" in err  # before: exit 0, nothing said
+
+
+def test_cache_dir_that_is_a_file_is_one_line(capsys, tmp_path, bundle_folder):
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("x")
+    for action in (["import", bundle_folder], ["list"], ["verify", "test-teacher"]):
+        code, out, err = run_cli(capsys, "--cache-dir", not_a_folder, *action)
+        assert code == 2 and err.count("\n") == 1 and "not a folder" in err, (action, err)
+    assert not_a_folder.read_text() == "x"
 
 
 def test_links_in_a_tar_are_never_followed(capsys, tmp_path, bundle_folder):

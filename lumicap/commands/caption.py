@@ -8,8 +8,10 @@ line on stderr and the rest go on (exit code 1), as in ``lumicap enhance``.
 
 from __future__ import annotations
 
-from lumicap.commands.options import add_device_option
+from lumicap.commands.options import add_device_option, int_in_range
 from lumicap.names import PREPROCESS_MODES
+
+MAX_CAPTION_TOKENS = 512  # GPT-2 has 1024 positions, the prefix takes up to 40 of them
 
 
 def register(sub):
@@ -33,7 +35,8 @@ def register(sub):
     parser.add_argument("--weights", metavar="FILE", help="state dict for --enhance NAME")
     parser.add_argument("--preprocess", default="crop", choices=PREPROCESS_MODES,
                         help="how the image is fitted to CLIP's input (default: crop, as CLIP does)")
-    parser.add_argument("--max-tokens", type=int, default=67, metavar="N", help="longest caption in tokens (67)")
+    parser.add_argument("--max-tokens", type=int_in_range(1, MAX_CAPTION_TOKENS), default=67, metavar="N",
+                        help="longest caption in tokens (67)")
     add_device_option(parser)
     parser.add_argument("--cache-dir", metavar="DIR", help="weights cache (default $LUMICAP_CACHE or ~/.cache/lumicap)")
     parser.set_defaults(func=run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lumicap.commands.options import int_in_range
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -16,8 +18,12 @@ def register(sub) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run, group or parent folders")
     parser.add_argument("--out", help="folder for table.md, table.csv, table.tex")
     parser.add_argument("--overwrite", action="store_true", help="replace existing tables in --out")
-    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
-    parser.add_argument("--bootstrap-seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
+    parser.add_argument(
+        "--resamples", type=int_in_range(100, 10_000_000), default=10_000, help="bootstrap resamples (default 10000)"
+    )
+    parser.add_argument(
+        "--bootstrap-seed", type=int_in_range(0, 2**63 - 1), default=0, help="bootstrap RNG seed (default 0)"
+    )
     parser.add_argument(
         "--allow-mixed", action="store_true", help="keep runs trained/measured under different protocols, flagged"
     )
@@ -30,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resamples < 100:
         raise LumicapError(f"--resamples must be >= 100, got {args.resamples}")
+    if args.out:
+        from lumicap.files import check_output_folder
+
+        check_output_folder(args.out)
     records, notes = collect(args.runs)
     rows, more_notes = build_table(
         records, resamples=args.resamples, seed=args.bootstrap_seed, allow_mixed=args.allow_mixed
@@ -48,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         existing = [str(out / name) for name in files if (out / name).exists()]
         if existing and not args.overwrite:
             raise LumicapError(f"{', '.join(existing)} already exist; pass --overwrite to replace")
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out / name).write_text(text, encoding="utf-8")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                (out / name).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise LumicapError(f"--out {out}: cannot write the tables ({exc.strerror or exc})") from None
         print(f"wrote {', '.join(str(out / name) for name in files)}")
     return 0

@@ -50,6 +50,7 @@ def register(sub) -> None:
         "'# yaml-language-server: $schema=PATH/TO/SCHEMA.json'.",
     )
     schema.add_argument("--out", help="file to write (default: standard output)")
+    schema.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     schema.set_defaults(func=_schema)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
@@ -108,14 +109,20 @@ def _check(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from lumicap.config import json_schema
 
+    from lumicap.errors import LumicapError
+
     text = json.dumps(json_schema(), indent=2) + "\n"
     if args.out:
         out = Path(args.out)
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            from lumicap.errors import LumicapError
+        # As every --out of lumicap: an existing file is replaced only when asked, and never half-written.
+        if out.exists() and not args.overwrite:
+            raise LumicapError(f"{out}: already exists (pass --overwrite to replace it)")
+        from lumicap.files import atomic_write, check_output_file
 
+        check_output_file(out)
+        try:
+            atomic_write(out, text)
+        except OSError as exc:
             raise LumicapError(f"{out}: cannot write the schema ({exc.strerror or exc})") from None
         print(f"wrote {out}", file=sys.stderr)
     else:

@@ -37,9 +37,12 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise LumicapError(f"--out {out}: inference models are written as .safetensors")
+    from lumicap.files import check_output_file
+
     for existing in (out, out.with_suffix(".json")):
         if existing.exists() and not args.overwrite:
             raise LumicapError(f"{existing}: already exists (pass --overwrite to replace it)")
+        check_output_file(existing, "--out" if existing == out else "sidecar")
     overrides = _parse_overrides(args.override)
     if args.file is None:
         from lumicap.weights.catalogue import official_model
@@ -48,10 +51,10 @@ def run(args) -> int:
             raise LumicapError(
                 f"FILE is needed: '{args.name}' is not a name of official weights (lumicap weights list)"
             )
-        model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False)
+        model = load_inference_model(args.name, "cpu", overrides=overrides, highlight_protection=False, chroma_gain=1)
     else:
         model = load_inference_model(
-            args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False
+            args.name, "cpu", weights=args.file, overrides=overrides, highlight_protection=False, chroma_gain=1
         )
     record = {
         "converted_by": "lumicap convert",

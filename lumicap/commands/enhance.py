@@ -1,25 +1,34 @@
-"""`lumicap enhance INPUT... --out DIR`: brighten dark photos with the shipped (or a given) model."""
+"""`lumicap enhance INPUT... --out DIR`: brighten dark photos and videos with the shipped (or a given) model."""
 
 from __future__ import annotations
 
 import sys
 
-from lumicap.commands.options import add_device_option, add_model_options, add_tiling_options, tile_settings
+from lumicap.commands.options import (
+    add_device_option,
+    add_model_options,
+    add_tiling_options,
+    int_in_range,
+    tile_settings,
+)
+from lumicap.names import TEMPORAL_MODES, VIDEO_CODEC_CHOICES, VIDEO_FORMAT_CHOICES
 
 
 def register(sub):
     parser = sub.add_parser(
         "enhance",
-        help="enhance dark photos (files, folders, globs) with the default or a given model",
+        help="enhance dark photos and videos (files, folders, globs) with the default or a given model",
         description=(
             "Enhance each input into --out, keeping names (and sub-folders of folder inputs). Inputs: PNG, JPEG, "
             "TIFF, BMP, WebP, and HEIC/HEIF with the heic extra (pip install 'lumicap[heic]'); EXIF orientation is "
             "applied. Pictures a folder holds in other formats (GIF, camera RAW) are named in the summary. Existing "
             "outputs are skipped unless --overwrite. Big images are processed in overlapping, blended tiles. "
+            "Videos (.mp4 .m4v .mov .mkv .avi .webm; needs the video extra, pip install 'lumicap[video]') keep "
+            "their frames, timing, rotation and sound, and are smoothed over time so they do not flicker. "
             "--demo makes dark versions of bundled sample photos and enhances them (no network needed)."
         ),
     )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders or glob patterns")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     add_model_options(parser)
     add_device_option(parser)
@@ -27,15 +36,31 @@ def register(sub):
     parser.add_argument("--format", default="png", choices=["png", "jpg", "tiff", "webp", "heic"],
                         help="output format (png keeps 16 bits for 16-bit inputs; heic needs lumicap[heic]); "
                         "the input's ICC colour profile is kept")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q",
+    parser.add_argument("--quality", type=int_in_range(1, 100), default=95, metavar="Q",
                         help="quality of jpg, webp and heic outputs, 1-100 (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    add_tiling_options(parser)
+    add_tiling_options(parser, videos=True)
     parser.add_argument(
         "--protect-highlights", default="auto", choices=["auto", "on", "off"],
         help="blend the result back towards the photo where the photo is already bright, so skies and lamps do "
         "not clip (auto: the model's setting, on for the default model)",
     )
+    parser.add_argument(
+        "--chroma-gain", type=_chroma_gain, default=None, metavar="X",
+        help="scale the result's colours away from grey by X, brightness kept (1: the network's own colours; "
+        "default: the model's setting, chosen on validation photos for the default model)",
+    )
+    videos = parser.add_argument_group("videos")
+    videos.add_argument("--video-format", default="mp4", choices=VIDEO_FORMAT_CHOICES,
+                        help="container of enhanced videos (default mp4; mkv holds any audio codec)")
+    videos.add_argument("--codec", default="h264", choices=VIDEO_CODEC_CHOICES, help="video encoder (default h264)")
+    videos.add_argument("--crf", type=int, default=18, metavar="N",
+                        help="encoder quality, 0-51, lower is better (default 18: visually lossless)")
+    videos.add_argument("--temporal", default="smooth", choices=TEMPORAL_MODES,
+                        help="smooth (default): steady the network's answer over time, reset at scene cuts; "
+                        "none: each frame on its own (flickers)")
+    videos.add_argument("--smooth-seconds", type=float, default=0.5, metavar="S",
+                        help="time constant of the smoothing (default 0.5 s)")
     parser.add_argument("--caption", action="store_true",
                         help="caption each input and output with the ClipCap teacher; writes OUT/captions.json")
     parser.add_argument("--teacher", default="clipcap-coco", metavar="NAME|DIR",
@@ -46,16 +71,38 @@ def register(sub):
     parser.set_defaults(func=run)
 
 
+def _chroma_gain(text: str) -> float:
+    import argparse
+    import math
+
+    from lumicap.inference.chroma import GAIN_RANGE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (math.isfinite(value) and GAIN_RANGE[0] <= value <= GAIN_RANGE[1]):
+        raise argparse.ArgumentTypeError(f"{text} is outside {GAIN_RANGE[0]:g}-{GAIN_RANGE[1]:g}")
+    return value
+
+
 def run(args) -> int:
     from pathlib import Path
 
     from lumicap.errors import LumicapError
+    from lumicap.files import check_output_folder
     from lumicap.inference import collect_inputs, enhance_files, load_inference_model, plan_outputs
+    from lumicap.inference.video import (
+        VideoSettings, describe_video_enhancement, is_video_file, require_video_support,
+    )
 
+    # Shared numbers are checked by the settings they become (NaN and infinity too), --quality while parsing.
     tiles = tile_settings(args)
-    if not 1 <= args.quality <= 100:
-        raise LumicapError(f"--quality {args.quality} is outside 1-100")
+    video = VideoSettings(fmt=args.video_format, codec=args.codec, crf=args.crf, temporal=args.temporal,
+                          smooth_seconds=args.smooth_seconds, network_megapixels=args.network_megapixels)
+    video.check()
     out = Path(args.out)
+    check_output_folder(out)  # once, before the model loads (not once per image)
     if args.demo and args.inputs:
         raise LumicapError("--demo makes its own inputs; drop the INPUT arguments or --demo")
     if not args.demo and not args.inputs:
@@ -64,14 +111,19 @@ def run(args) -> int:
     if not args.demo:
         # The inputs first (a typo in a path costs no model load), every output path planned and checked
         # against every input; then the model. Nothing is written before both are known to be fine.
-        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out, unreadable=unreadable)
+        inputs = collect_inputs(args.inputs, recursive=args.recursive, exclude=out, unreadable=unreadable,
+                                videos=True)
         if not inputs:
             _no_inputs(args.inputs, out, unreadable)
         enhanced_dir = out
-        plan_outputs(inputs, enhanced_dir, args.format)
+        plan_outputs(inputs, enhanced_dir, args.format, args.video_format)
+        first_video = next((item.path for item in inputs if is_video_file(item.path)), None)
+        if first_video is not None:
+            require_video_support(first_video, video)  # PyAV and the encoder, before the model is loaded
     protect = {"auto": None, "on": True, "off": False}[args.protect_highlights]
     model = load_inference_model(args.model, args.device, weights=args.weights,
-                                 network_megapixels=args.network_megapixels, highlight_protection=protect)
+                                 network_megapixels=args.network_megapixels, highlight_protection=protect,
+                                 chroma_gain=args.chroma_gain)
     print(f"model: {model.describe()}")
     if model.note:
         print(f"note: {model.note}")
@@ -86,6 +138,8 @@ def run(args) -> int:
         inputs = collect_inputs([demo.low_dir])
         enhanced_dir = out / "enhanced"
         plan_outputs(inputs, enhanced_dir, args.format)
+    if any(is_video_file(item.path) for item in inputs):
+        print(f"videos: {describe_video_enhancement(model, video)}")
 
     captioner = None
     if args.caption:
@@ -95,7 +149,7 @@ def run(args) -> int:
     summary = enhance_files(
         inputs, enhanced_dir, model, model.device, fmt=args.format, overwrite=args.overwrite, tiles=tiles,
         progress=not args.no_progress, on_result=captioner.add if captioner else None, quality=args.quality,
-        on_skipped=captioner.add_existing if captioner else None,
+        on_skipped=captioner.add_existing if captioner else None, video=video,
     )
     if captioner is not None:
         captioner.save()
@@ -107,7 +161,7 @@ def run(args) -> int:
 
 
 def _no_inputs(inputs: list[str], out, unreadable: list) -> None:
-    """No image to enhance: say why when the output folder swallowed the input folder."""
+    """No image or video to enhance: say why when the output folder swallowed the input folder."""
     from pathlib import Path
 
     from lumicap.errors import LumicapError, shown
@@ -127,7 +181,7 @@ def _no_inputs(inputs: list[str], out, unreadable: list) -> None:
         raise LumicapError(
             f"no image files lumicap reads in {', '.join(map(shown, inputs))}: {unreadable_note(unreadable)}"
         )
-    raise LumicapError(f"no image files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
+    raise LumicapError(f"no image or video files in {', '.join(map(shown, inputs))} (use -r for sub-folders)")
 
 
 def _demo_report(out, enhanced_dir, demo, overwrite: bool) -> None:

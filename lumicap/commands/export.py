@@ -43,10 +43,19 @@ def run(args) -> int:
         raise LumicapError(f"{', '.join(existing)} already exists (pass --overwrite to replace it)")
     if not out.parent.is_dir():
         raise LumicapError(f"--out {out}: folder {out.parent} does not exist")
+    from lumicap.files import check_output_file
+
+    for target in targets:
+        check_output_file(target, "--out" if target == out else "sidecar")
+    if args.model.lower().endswith(".onnx"):
+        raise LumicapError(
+            f"{args.model}: already an ONNX file; export takes a PyTorch model (a .safetensors or checkpoint file, "
+            "a run folder, 'default', or NAME --weights FILE)"
+        )
     # The bare network: the full-resolution wrapper and highlight protection are inference settings, recorded
     # in the sidecar (a safetensors export keeps them), not exported.
     model = load_inference_model(
-        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=False
+        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=False, chroma_gain=1
     )
     network = model.module
     record = {k: v for k, v in model.metadata.items() if k not in ("format", "version", "model", "overrides")}

@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
-from lumicap.commands.options import add_device_option, add_model_options, add_tiling_options, tile_settings
+from lumicap.commands.options import (
+    add_device_option,
+    add_model_options,
+    add_tiling_options,
+    finite_float,
+    int_in_range,
+    tile_settings,
+)
+from lumicap.limits import MAX_UPLOAD_MB_RANGE, MAX_UPLOAD_MEGAPIXELS_RANGE, check_finite
 
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
@@ -27,14 +35,21 @@ def register(sub):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; others print a warning)")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+        "--allow-host", metavar="NAME", action="append", default=[],
+        help="also answer requests addressed to this host name (repeatable; '*': any). By default the page answers "
+        "to localhost, 127.0.0.1, [::1] and the --host address (any IP address when --host is 0.0.0.0 or ::); "
+        "requests naming another host, and uploads sent from another website, are refused (403)",
     )
+    parser.add_argument("--port", type=int_in_range(0, 65535), default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--teacher", metavar="NAME|DIR",
                         help="caption the dark and the enhanced photo with this ClipCap teacher (e.g. clipcap-coco)")
     add_tiling_options(parser)
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+    parser.add_argument("--max-upload-mb", type=finite_float(*MAX_UPLOAD_MB_RANGE, low_open=True),
+                        default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"refuse uploads above this size (default {DEFAULT_MAX_UPLOAD_MB:g})")
-    parser.add_argument("--max-upload-megapixels", type=float, default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
+    parser.add_argument("--max-upload-megapixels", type=finite_float(*MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True),
+                        default=DEFAULT_MAX_UPLOAD_MEGAPIXELS, metavar="MP",
                         help=f"refuse photos above this many megapixels (default {DEFAULT_MAX_UPLOAD_MEGAPIXELS:g})")
     parser.set_defaults(func=run)
 
@@ -56,10 +71,13 @@ def run(args) -> int:
             f"pip install 'lumicap[serve]', or from a checkout pip install -e \".[serve]\""
         ) from None
     from lumicap.serve.app import create_app
+    from lumicap.serve.guard import AllowedHosts
     from lumicap.serve.jobs import JobQueue, Limits, ModelMenu
 
     _check_numbers(args)
+    # Every setting is checked before anything is loaded, bound or created (the folder below included).
     tiles = tile_settings(args)
+    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_megapixels=args.max_upload_megapixels)
     specs = args.model or ["default"]
     if args.weights is not None and len(specs) != 1:
         raise LumicapError("--weights goes with exactly one --model NAME")
@@ -69,9 +87,9 @@ def run(args) -> int:
     sock = _listen(args.host, args.port)
     port = sock.getsockname()[1]
     workdir = Path(tempfile.mkdtemp(prefix="lumicap-serve-"))
-    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_megapixels=args.max_upload_megapixels)
     jobs = JobQueue(workdir, menu, tiles, limits, captioner)
-    app = create_app(jobs, teacher=args.teacher)
+    allowed = AllowedHosts.for_binding(args.host, args.allow_host)
+    app = create_app(jobs, teacher=args.teacher, allowed_hosts=allowed)
 
     local = _is_loopback(args.host)
     shown_host = args.host if local else "127.0.0.1"
@@ -81,9 +99,13 @@ def run(args) -> int:
           f"{len(menu.entries)} in the menu; teacher: {args.teacher or 'none (captions off)'}", flush=True)
     print(f"results are kept in {workdir} until the server stops", flush=True)
     if not local:
-        print(f"lumicap serve: warning: listening on {args.host}: anyone who can reach this machine on port {port} "
-              f"can use this page (upload photos, use its CPU/GPU); use --host 127.0.0.1 to keep it local",
-              file=sys.stderr, flush=True)
+        print(
+            f"lumicap serve: warning: listening on {args.host}: anyone who can reach this machine on port {port} "
+            f"can use this page (upload photos, use its CPU/GPU); use --host 127.0.0.1 to keep it local. It answers to "
+            f"{allowed.describe()}: a machine name others type needs --allow-host NAME",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def stop_on_sigterm(signum, frame):
         raise KeyboardInterrupt
@@ -114,10 +136,14 @@ def run(args) -> int:
 def _check_numbers(args) -> None:
     from lumicap.errors import LumicapError
 
-    if not 0 <= args.port <= 65535:
-        raise LumicapError(f"--port {args.port} is outside 0-65535")
-    if args.max_upload_mb <= 0 or args.max_upload_megapixels <= 0:
-        raise LumicapError("--max-upload-mb and --max-upload-megapixels must be positive")
+    # The parser took each upload limit only finite and in its range (finite_float); the same again for
+    # callers that build the arguments themselves. The tiling options are TileSettings' (tile_settings).
+    try:
+        check_finite(args.max_upload_mb, *MAX_UPLOAD_MB_RANGE, low_open=True, what="--max-upload-mb")
+        check_finite(args.max_upload_megapixels, *MAX_UPLOAD_MEGAPIXELS_RANGE, low_open=True,
+                     what="--max-upload-megapixels")
+    except ValueError as exc:
+        raise LumicapError(str(exc)) from None
 
 
 def _load_captioner(teacher: str, device):

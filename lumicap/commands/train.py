@@ -13,8 +13,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from lumicap.commands.options import OneLineErrorParser, finite_float, int_in_range
 
-class _IntermixedParser(argparse.ArgumentParser):
+
+class _IntermixedParser(OneLineErrorParser):
     """Lets ``key=value`` overrides come after options (``CONFIG --max-iters 10 train.amp=bf16``);
     plain argparse stops filling positionals once an option has been seen."""
 
@@ -40,8 +42,14 @@ def register(sub) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.amp=bf16")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run(s) in this run or group folder")
     parser.add_argument("--seeds", help="comma-separated seeds, one run each (default: train.seed)")
-    parser.add_argument("--max-iters", type=int, help="stop this invocation when the run reaches N iterations")
-    parser.add_argument("--max-minutes", type=float, help="stop this invocation after M minutes (checkpointed)")
+    parser.add_argument(
+        "--max-iters", type=int_in_range(1, None), help="stop this invocation when the run reaches N iterations"
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=finite_float(0, None, low_open=True),
+        help="stop this invocation after M minutes (checkpointed)",
+    )
     parser.add_argument("--output-dir", help="parent folder of run folders (default: the config's output_dir)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     parser.set_defaults(func=run)

@@ -46,6 +46,10 @@ def run(args) -> int:
     from pathlib import Path
 
     root = Path(args.cache_dir).expanduser() if getattr(args, "cache_dir", None) else None
+    if root is not None and root.exists() and not root.is_dir():
+        from lumicap.errors import WeightsError
+
+        raise WeightsError(f"--cache-dir {root}: exists and is not a folder")
     action = getattr(args, "action", None) or "list"
     handler = {
         "list": _list,

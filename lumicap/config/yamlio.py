@@ -131,9 +131,13 @@ def parse_value(text: str) -> Any:
 
 def read_yaml(path: Path) -> dict:
     """One YAML file as a dict, within the size limits; every failure is one ``ConfigError`` line."""
+    from lumicap.files import read_regular
+
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        try:
+            raw = read_regular(path, MAX_FILE_BYTES, ConfigError)  # a FIFO named *.yaml would block open() forever
+        except ConfigError as exc:  # a folder, a FIFO, a device
+            raise ConfigError(f"cannot read the config file {exc}") from None
         if len(raw) > MAX_FILE_BYTES:
             raise ConfigError(f"{path}: too large for a config (over {MAX_FILE_BYTES >> 10} KiB)")
         data = yaml.load(raw.decode("utf-8"), Loader=_Loader)

@@ -120,12 +120,12 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
     if png_header is not None and png_header[0] == 16:
         # Pillow opens the header only (no decode) so the size check and EXIF tag come from one place.
         with _open_pillow(path) as image:
-            _check_pixel_count(path, image.size)
+            check_pixel_count(path, image.size)
             orientation = _orientation(image, path)
         array = _decode_png16(path)
     else:
         with _open_pillow(path) as image:
-            _check_pixel_count(path, image.size)
+            check_pixel_count(path, image.size)
             array = _pillow_to_array(path, image)
             orientation = _orientation(image, path)  # after decoding: PNG's getexif() would decode and hide errors
     array = np.ascontiguousarray(_apply_orientation(array, orientation))
@@ -163,7 +163,8 @@ def _check_file(path: Path) -> None:
         raise ImageReadError(f"{shown(path)}: empty file (0 bytes)")
 
 
-def _check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+    """``ImageReadError`` when a (width, height) from a header is above ``MAX_PIXELS`` (a decompression bomb)."""
     width, height = size
     if width * height > MAX_PIXELS:
         raise ImageReadError(
@@ -368,6 +369,7 @@ def write_image(
     The file is
     written to a temporary name in the same folder and renamed over ``path``, so a crash never leaves a
     half-written image and readers never see one. Replaces an existing file: callers decide about that.
+    A folder that cannot be written is one ``LumicapError`` naming it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -387,11 +389,7 @@ def write_image(
         shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
         raise ValueError(f"write_image expects a (3, H, W) tensor, got {shape}")
 
-    levels = 65535.0 if bit_depth == 16 else 255.0
-    quantized = image.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(levels).round()
-    array = quantized.permute(1, 2, 0).numpy().astype(np.uint16 if bit_depth == 16 else np.uint8)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
+    array = _quantize(image, bit_depth)
 
     def encode(handle) -> None:
         if bit_depth == 16:
@@ -418,8 +416,33 @@ def write_image(
 
     # Through a temporary file named with the writer's pid, so a later run can tell a killed writer's
     # leftover from a live one's (remove_stale_partial_files).
-    atomic_write(path, encode)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, encode)
+    except OSError as exc:
+        if exc.filename is None:  # the encoder's own failure (a full disk): passed on as it is
+            raise
+        # The file system refused a path (a read-only folder): name the folder the user chose, not the temporary.
+        raise LumicapError(f"{shown(path)}: cannot write into the folder {shown(path.parent)} "
+                           f"({exc.strerror or type(exc).__name__})") from None
     return path
+
+
+def _quantize(image: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """(H, W, 3) integer levels of a (3, H, W) image in [0, 1], rounded to nearest.
+
+    Converted a strip of rows at a time into one integer array: the clamped, scaled and rounded float copies
+    then exist for a strip, not for the whole photo (writing a 48 MP photo peaked 24 bytes per pixel above the
+    result with whole-photo copies, 4 this way)."""
+    levels = 65535.0 if bit_depth == 16 else 255.0
+    source = image.detach()
+    height, width = source.shape[1:]
+    array = np.empty((height, width, 3), dtype=np.uint16 if bit_depth == 16 else np.uint8)
+    rows = max(1, (1 << 21) // max(1, width))  # about 2 million pixels per strip
+    for top in range(0, height, rows):
+        strip = source[:, top : top + rows].to("cpu", torch.float32).clamp(0.0, 1.0).mul_(levels).round_()
+        array[top : top + rows] = strip.permute(1, 2, 0).numpy()  # whole numbers already: the cast is exact
+    return array
 
 
 def _with_iccp_chunk(png_bytes: bytes, icc_profile: bytes) -> bytes:

@@ -4,6 +4,10 @@ One protocol, stated in every summary: PSNR on float RGB in [0, 1] after clampin
 ``psnr_convention="uint8"``), SSIM in the MATLAB convention (``lumicap.metrics.ssim``), optionally
 LPIPS (AlexNet, v0.1), and on request the same metrics after GT-mean brightness scaling, under keys
 suffixed ``_gtmean``. Means are plain averages over images, as the papers report them.
+
+Judges (``lumicap.metrics.judges``: NIQE, exposure measures, the captioner) add their columns to the same
+rows, with or without a reference (``evaluate_no_reference``); a judge's NaN (e.g. NIQE of a photo under
+96x96) is left out of its mean, and its protocol line is stored in the summary.
 """
 
 from __future__ import annotations
@@ -87,12 +91,16 @@ def evaluate_pairs(
     lpips_status: str | None = None,
     device: DeviceChoice | torch.device = "cpu",
     progress: bool = False,
+    judges: list | None = None,
+    low_paths: list[str | os.PathLike] | None = None,
 ) -> tuple[list[dict], dict]:
     """Measure each prediction file against its reference file.
 
     Returns ``(rows, summary)``: one row per image (name, pred, gt, metrics) and a summary with the
     mean of each metric, ``count`` and ``protocol``. Images of different sizes raise one error naming
     every such pair. ``lpips_status`` is stored in the protocol (e.g. "unavailable: <reason>").
+    ``judges`` add their columns to each row (given the prediction, its reference and, with
+    ``low_paths``, the dark input it was made from).
     """
     from tqdm import tqdm
 
@@ -107,6 +115,7 @@ def evaluate_pairs(
     if not pred_paths:
         raise LumicapError("evaluate_pairs: nothing to evaluate (no image pairs)")
     names = list(names) if names is not None else [p.stem for p in pred_paths]
+    low_paths = _check_lows(names, pred_paths, low_paths)
 
     from lumicap.metrics.ssim import WINDOW_SIZE
 
@@ -147,22 +156,130 @@ def evaluate_pairs(
                 f"{gt.shape[2]}x{gt.shape[1]} ({shown(pred_path)} vs {shown(gt_path)})"
             )
         metrics = measure(pred, gt, lpips=lpips, gt_mean=gt_mean, psnr_convention=psnr_convention)
-        rows.append({"name": name, "pred": str(pred_path), "gt": str(gt_path), **metrics})
+        row = {"name": name, "pred": str(pred_path), "gt": str(gt_path), **metrics}
+        low_path = low_paths[len(rows)] if low_paths is not None else None
+        if low_path is not None:
+            row["low"] = str(low_path)
+        if judges:
+            row.update(judge_one(judges, name, pred, reference=gt, low_path=low_path))
+        rows.append(row)
 
     if lpips_status is None:
         lpips_status = "alexnet v0.1" if lpips is not None else "not requested"
     summary = summarize(rows, psnr_convention=psnr_convention, gt_mean=gt_mean, lpips_status=lpips_status)
+    if judges:
+        summary["protocol"]["judges"] = {judge.name: judge.protocol for judge in judges}
     return rows, summary
 
 
+def evaluate_no_reference(
+    pred_paths: list[str | os.PathLike],
+    judges: list,
+    *,
+    names: list[str] | None = None,
+    low_paths: list[str | os.PathLike] | None = None,
+    progress: bool = False,
+) -> tuple[list[dict], dict]:
+    """Score enhanced photos that have no reference: one row per photo (name, pred, [low], the judges'
+    columns) and a summary with ``count``, each numeric column's mean (NaN left out) and the judges'
+    protocols. ``low_paths``: the dark inputs, one per photo, same sizes (for LOE, the change of
+    clipping, the teacher's distance to the dark photo)."""
+    from tqdm import tqdm
+
+    from lumicap.data.io import read_image
+
+    pred_paths = [Path(p) for p in pred_paths]
+    if not pred_paths:
+        raise LumicapError("evaluate_no_reference: nothing to evaluate (no images)")
+    if not judges:
+        raise LumicapError("evaluate_no_reference: no judges to score with")
+    names = list(names) if names is not None else [p.stem for p in pred_paths]
+    low_paths = _check_lows(names, pred_paths, low_paths)
+    rows = []
+    for index, (name, pred_path) in enumerate(tqdm(list(zip(names, pred_paths)), desc="eval", unit="img",
+                                                  disable=not progress, leave=False)):
+        low_path = low_paths[index] if low_paths is not None else None
+        row = {"name": name, "pred": str(pred_path)}
+        if low_path is not None:
+            row["low"] = str(low_path)
+        row.update(judge_one(judges, name, read_image(pred_path), reference=None, low_path=low_path))
+        rows.append(row)
+    summary: dict[str, object] = {"count": len(rows)}
+    summary.update(column_means(rows))
+    summary["protocol"] = {"reference": "none (no-reference measures only)",
+                           "judges": {judge.name: judge.protocol for judge in judges},
+                           "mean": "arithmetic mean over images; NaN (undefined) values left out"}
+    return rows, summary
+
+
+def judge_one(
+    judges: list, name: str, pred: torch.Tensor, reference: torch.Tensor | None, low_path: Path | None
+) -> dict:
+    """Every judge's columns for one photo, given as a (3, H, W) tensor (8-bit levels are what they see)."""
+    from lumicap.data.io import read_image
+    from lumicap.metrics.noref import as_uint8_rgb
+
+    image = as_uint8_rgb(pred.cpu())
+    ref = as_uint8_rgb(reference.cpu()) if reference is not None else None
+    low = None
+    if low_path is not None:
+        low = as_uint8_rgb(read_image(low_path))
+        if low.shape != image.shape:
+            raise LumicapError(f"{shown(name)}: the dark input {shown(low_path)} is {low.shape[1]}x{low.shape[0]}, "
+                               f"the prediction {image.shape[1]}x{image.shape[0]}")
+    columns: dict = {}
+    for judge in judges:
+        columns.update(judge.score(image, reference=ref, low=low))
+    return columns
+
+
+def _check_lows(names: list[str], pred_paths: list[Path], low_paths) -> list[Path] | None:
+    """The dark inputs as paths, one per prediction, same sizes (all mismatches in one error)."""
+    from lumicap.data.io import image_size
+    from lumicap.data.pairing import compact_list
+
+    if low_paths is None:
+        return None
+    low_paths = [Path(p) for p in low_paths]
+    if len(low_paths) != len(pred_paths):
+        raise LumicapError(f"{len(pred_paths)} predictions but {len(low_paths)} dark inputs")
+    mismatched = []
+    for name, pred_path, low_path in zip(names, pred_paths, low_paths):
+        pred_size, low_size = image_size(pred_path), image_size(low_path)
+        if pred_size != low_size:
+            mismatched.append(f"{name} (pred {pred_size[1]}x{pred_size[0]} vs low {low_size[1]}x{low_size[0]})")
+    if mismatched:
+        raise LumicapError(
+            f"{len(mismatched)} prediction(s) differ in size from their dark input: {compact_list(mismatched)}"
+        )
+    return low_paths
+
+
+PATH_KEYS = ("name", "pred", "gt", "low")
+
+
 def metric_keys(rows: list[dict]) -> list[str]:
-    return [k for k in rows[0] if k not in ("name", "pred", "gt")] if rows else []
+    """Every column but the name and the paths, in row order (numbers, and captions when asked for)."""
+    return [k for k in rows[0] if k not in PATH_KEYS] if rows else []
+
+
+def numeric_keys(rows: list[dict]) -> list[str]:
+    return [k for k in metric_keys(rows) if isinstance(rows[0][k], (int, float))]
+
+
+def column_means(rows: list[dict]) -> dict[str, float]:
+    """Mean of each numeric column; NaN values (undefined for that image) are left out, an infinite
+    PSNR (identical images) is not."""
+    means = {}
+    for key in numeric_keys(rows):
+        values = [row[key] for row in rows if not math.isnan(row[key])]
+        means[key] = math.fsum(values) / len(values) if values else math.nan
+    return means
 
 
 def summarize(rows: list[dict], psnr_convention: PsnrConvention, gt_mean: bool, lpips_status: str) -> dict:
     summary: dict[str, object] = {"count": len(rows)}
-    for key in metric_keys(rows):
-        summary[key] = math.fsum(row[key] for row in rows) / len(rows)
+    summary.update(column_means(rows))
     summary["protocol"] = protocol(psnr_convention, gt_mean, lpips_status)
     return summary
 
@@ -240,11 +357,11 @@ def write_results(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     buffer = io.StringIO()
-    fields = ["name", *metric_keys(rows), "pred", "gt"]
+    fields = ["name", *metric_keys(rows), *(k for k in ("pred", "gt", "low") if rows and k in rows[0])]
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in fields})
+        writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row.get(k), float) else row.get(k, "")) for k in fields})
     atomic_write(csv_path, buffer.getvalue())
     atomic_write(json_path, jsonfile.dumps(summary, indent=2) + "\n")  # an infinite PSNR is written "inf"
     return csv_path, json_path

@@ -12,16 +12,12 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-
 from lumicap.errors import LumicapError, shown
 from lumicap.files import atomic_write
+from lumicap.teacher.preprocess import shrink_for_teacher
 
 CAPTIONS_FILE = "captions.json"
 DEFAULT_TEACHER = "clipcap-coco"
-# Photos are shrunk (area average) to this shorter side before CLIP's own bicubic resize to 224:
-# the caption is the same and a 24-megapixel tensor never goes through the bicubic filter.
-_CAPTION_SHORT_SIDE = 448
 
 
 class CaptionWriter:
@@ -46,7 +42,7 @@ class CaptionWriter:
         return cls(model, Path(out_dir), existing)
 
     def caption(self, image: torch.Tensor) -> str:
-        small = _shrink(image).to(self.teacher.device)
+        small = shrink_for_teacher(image).to(self.teacher.device)
         return self.teacher.caption(small.unsqueeze(0))[0].strip()
 
     def key(self, target: Path) -> str:
@@ -93,12 +89,3 @@ def read_captions_file(path: Path) -> dict:
             "not replaced: move it away or choose another --out"
         )
     return data
-
-
-def _shrink(image: torch.Tensor) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    scale = _CAPTION_SHORT_SIDE / min(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(image.unsqueeze(0), size=size, mode="area")[0]

@@ -44,11 +44,13 @@ from safetensors.torch import save
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError, shown
-from lumicap.files import atomic_write
+from lumicap.files import not_regular, replacing
 from lumicap.inference.fullres import FullResolutionTransform, supports_full_resolution_transform
+from lumicap.inference.chroma import ChromaGain, parse_gain
 from lumicap.inference.highlights import DEFAULT_RAMP, HighlightProtection, parse_ramp
 from lumicap.inference.onnx_model import OnnxEnhancer
 from lumicap.jsonfile import parse_json, read_json
+from lumicap.limits import NETWORK_MEGAPIXELS_RANGE, check_finite
 from lumicap.models import build_model, list_models, official
 from lumicap.models.official.tf_checkpoint import is_tf_checkpoint, read_tf_checkpoint, read_tf_checkpoint_files
 from lumicap.names import DeviceChoice, model_key
@@ -107,10 +109,12 @@ class InferenceModel:
         limit = getattr(self.module, "network_megapixels", None)
         if limit is not None:
             text += f" (network at most {limit:g} MP; its transform applied at full resolution)"
-        from lumicap.inference.highlights import HighlightProtection
-
-        if isinstance(self.module, HighlightProtection):
-            text += f"; highlights protected from {self.module.start:g} to {self.module.end:g}"
+        step = self.module
+        if isinstance(step, HighlightProtection):
+            text += f"; highlights protected from {step.start:g} to {step.end:g}"
+            step = step.module
+        if isinstance(step, ChromaGain):
+            text += f"; chroma x{step.gain:g}"
         return text
 
 
@@ -134,6 +138,7 @@ def load_inference_model(
     network_megapixels: float | None = None,
     overrides: dict[str, Any] | None = None,
     highlight_protection: bool | None = None,
+    chroma_gain: float | None = None,
 ) -> InferenceModel:
     """Build and load the network named or stored by ``spec``; see the module docstring for the forms.
 
@@ -144,6 +149,8 @@ def load_inference_model(
     (``lumicap.inference.highlights``); None: what the sidecar says (``"highlight_protection": true`` or
     ``[start, end]``), else off; False: off (the bare network, e.g. for export); True: on (the sidecar's ramp
     or the default one).
+    ``chroma_gain``: scale the result's chroma around its luma (``lumicap.inference.chroma``), before highlight
+    protection; None: what the sidecar says (``"chroma_gain": X``), else none; 1: none (the bare network).
     ``overrides`` (constructor arguments of ``build_model``) are applied over those the file records.
     """
     text = None if spec is None else os.fspath(spec)
@@ -160,6 +167,7 @@ def load_inference_model(
         metadata["official_format"] = conversion.description
         metadata["official_keys_left_out"] = conversion.ignored_keys
     module = _with_full_resolution_transform(module, network_megapixels, metadata, loaded.source)
+    module = _with_chroma_gain(module, chroma_gain, metadata, loaded.source)
     module = _with_highlight_protection(module, highlight_protection, metadata, loaded.source)
     module.to(target).eval()
     note = conversion.note() if conversion is not None else None
@@ -202,22 +210,36 @@ def _with_full_resolution_transform(
     if megapixels is None:
         settings = metadata.get("inference") if isinstance(metadata, dict) else None
         megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
-        if megapixels is not None and (
-            isinstance(megapixels, bool) or not isinstance(megapixels, (int, float)) or megapixels < 0
-        ):
-            raise WeightsError(
-                f"{source}: sidecar 'inference.network_megapixels' must be a number >= 0, got {megapixels!r}"
-            )
+        if megapixels is not None:
+            try:
+                check_finite(megapixels, *NETWORK_MEGAPIXELS_RANGE, what="its value")
+            except ValueError as exc:
+                raise WeightsError(f"{source}: sidecar 'inference.network_megapixels': {exc} (0: off)") from None
+    else:
+        try:  # NaN would pass 'not megapixels' and '< 0' alike
+            check_finite(megapixels, *NETWORK_MEGAPIXELS_RANGE, what="--network-megapixels")
+        except ValueError as exc:
+            raise LumicapError(f"{exc} (0: off)") from None
     if not megapixels:
         return module
-    if megapixels < 0:
-        raise LumicapError(f"--network-megapixels must be >= 0 (0: off), got {megapixels}")
     if not supports_full_resolution_transform(module):
         raise LumicapError(
             f"--network-megapixels needs a network that predicts a transform (IAT); {type(module).__name__} "
             "paints pixels"
         )
     return FullResolutionTransform(module, float(megapixels))
+
+
+def _with_chroma_gain(module: nn.Module, wanted: float | None, metadata: dict, source: str) -> nn.Module:
+    if wanted is None:
+        settings = metadata.get("inference") if isinstance(metadata, dict) else None
+        try:
+            gain = parse_gain(settings.get("chroma_gain") if isinstance(settings, dict) else None, source)
+        except ValueError as exc:
+            raise WeightsError(str(exc)) from None
+    else:
+        gain = None if wanted == 1 else wanted
+    return module if gain is None else ChromaGain(module, gain)
 
 
 def _with_highlight_protection(module: nn.Module, wanted: bool | None, metadata: dict, source: str) -> nn.Module:
@@ -263,7 +285,7 @@ def _from_shipped(spec: str | None, weights: str | os.PathLike | None) -> ModelW
 
 def _from_safetensors(path: Path, source: str | None = None) -> ModelWeights:
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(not_regular(path) or f"{path}: no such file")
     sidecar = path.with_suffix(".json")
     metadata = _read_sidecar(sidecar) if sidecar.is_file() else _read_header_metadata(path)
     if metadata is None:
@@ -544,6 +566,8 @@ def save_inference_model(
     for existing in (path, sidecar):
         if existing.exists() and not overwrite:
             raise LumicapError(f"{existing}: already exists (pass overwrite=True to replace it)")
+        if os.path.lexists(existing) and not existing.is_file():
+            raise LumicapError(f"{existing}: exists and is not a file; nothing was written")
     metadata = {
         "format": SIDECAR_FORMAT,
         "version": 1,
@@ -555,8 +579,12 @@ def save_inference_model(
     # safetensors wants contiguous tensors that share no storage.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, save(tensors, metadata={"lumicap": json.dumps(metadata)}))
-    atomic_write(sidecar, text + "\n")
+    # Both files are complete beside their targets before either is renamed into place (the sidecar first, then
+    # the weights); a failure on the way removes both temporaries: weights without their sidecar (or the reverse)
+    # cannot be loaded, so it is both or neither.
+    with replacing(path) as weights_tmp, replacing(sidecar) as sidecar_tmp:
+        weights_tmp.write_bytes(save(tensors, metadata={"lumicap": json.dumps(metadata)}))
+        sidecar_tmp.write_text(text + "\n")
     return path, sidecar
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lumicap.errors import LumicapError, WeightsError
-from lumicap.files import replacing
+from lumicap.files import not_regular, replacing
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "enhanced"
@@ -80,7 +80,7 @@ class OnnxEnhancer:
         ort = _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
-            raise WeightsError(f"{self.path}: no such file")
+            raise WeightsError(not_regular(self.path) or f"{self.path}: no such file")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
         if threads:
@@ -90,14 +90,72 @@ class OnnxEnhancer:
         except Exception as exc:  # onnxruntime raises its own exception types for broken files
             text = " ".join(str(exc).split())[:200]
             raise WeightsError(f"{self.path}: not a readable ONNX model ({text})") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) < 1 or len(inputs[0].shape) != 4:
-            raise WeightsError(f"{self.path}: expected one (batch, 3, height, width) input, got "
-                               f"{[(i.name, i.shape) for i in inputs]}")
-        self.input_name = inputs[0].name
+        self.input_name = _check_signature(self.path, self.session.get_inputs(), self.session.get_outputs())
         self.metadata: dict[str, Any] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the model on a (B,3,H,W) batch; its result is checked (a float image of the same size, finite),
+        since a wrong one would otherwise be written as a black, white or mis-sized picture."""
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        (out, *_) = self.session.run(None, {self.input_name: array})
-        return torch.from_numpy(out)
+        try:
+            (out, *_) = self.session.run(None, {self.input_name: array})
+        except Exception as exc:  # onnxruntime's own exception types: shapes the graph cannot take, ...
+            text = " ".join(str(exc).split())[:200]
+            raise LumicapError(f"{self.path}: ONNX Runtime failed on a {_shape(array.shape)} input ({text})") from None
+        shape = tuple(getattr(out, "shape", ()))
+        if shape != array.shape:
+            raise LumicapError(f"{self.path}: the model's output is {_shape(shape)} for a {_shape(array.shape)} input; "
+                               "an enhancer must return an image of the same size")
+        if getattr(out, "dtype", None) is None or out.dtype.kind != "f":
+            raise LumicapError(
+                f"{self.path}: the model's output holds {out.dtype} values; an enhancer returns floats in [0, 1]"
+            )
+        result = torch.from_numpy(out).float()
+        if not bool(torch.isfinite(result).all()):
+            bad = int((~torch.isfinite(result)).sum())
+            raise LumicapError(f"{self.path}: the model's output holds {bad:,} NaN or infinite values for this image "
+                               "(written, they would be black or white pixels)")
+        return result
+
+
+_FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
+
+
+def _check_signature(path: Path, inputs, outputs) -> str:
+    """The input's name, when the model takes one (batch, 3, height, width) float image of any size and returns
+    one of the same kind; otherwise one ``WeightsError`` line saying what the file declares."""
+
+    def declared(arg) -> str:
+        dims = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in (arg.shape or []))
+        return f"'{arg.name}' {arg.type.removeprefix('tensor(').rstrip(')')} [{dims}]"
+
+    def problem(arg, role: str) -> str | None:
+        shape = arg.shape or []
+        if len(shape) != 4:
+            return f"its {role} {declared(arg)} is not a (batch, channels, height, width) image"
+        if isinstance(shape[1], int) and shape[1] != 3:
+            return f"its {role} {declared(arg)} has {shape[1]} channel(s); lumicap's images have 3 (RGB)"
+        if arg.type not in (("tensor(float)",) if role == "input" else _FLOAT_TYPES):
+            return f"its {role} {declared(arg)} is not a float{'32' if role == 'input' else ''} image"
+        if role == "input" and (isinstance(shape[2], int) or isinstance(shape[3], int)):
+            return (f"its input {declared(arg)} has a fixed height or width; lumicap needs dynamic ones "
+                    "(lumicap export writes them)")
+        return None
+
+    if len(inputs) != 1 or len(outputs) != 1:
+        found = ", ".join(declared(a) for a in [*inputs, *outputs])
+        return _refuse(path, f"it takes {len(inputs)} input(s) and returns {len(outputs)} output(s) ({found}); "
+                             "an enhancer takes one image and returns one")
+    for arg, role in ((inputs[0], "input"), (outputs[0], "output")):
+        found = problem(arg, role)
+        if found:
+            _refuse(path, found)
+    return inputs[0].name
+
+
+def _refuse(path: Path, reason: str):
+    raise WeightsError(f"{path}: not an image enhancer lumicap can run: {reason}")
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape) if shape else "a scalar"

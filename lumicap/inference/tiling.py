@@ -17,6 +17,10 @@ weight 1 there, so border pixels see the same image border as a whole-image pass
 Memory: the output is finalised one row of tiles at a time into the input tensor itself (rows above the
 next tile row are never read again), so beyond the image the extra memory is one strip of
 ``tile`` rows plus one tile's activations, whatever the image size.
+
+``TileSettings`` (the tiling options of the commands) and ``enhance_image`` (one image: whole, or in tiles
+when it is large or a whole pass runs out of memory) are here so that both batch enhancement of files
+(``batch``) and video frames (``video``) use them without importing each other.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from lumicap.errors import LumicapError
+from lumicap.limits import MAX_MEGAPIXELS_RANGE, OVERLAP_RANGE, TILE_RANGE, check_finite
+
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 64
+MIN_TILE = TILE_RANGE[0]
+# Images above this many megapixels go through tiles. On a CPU a whole-image pass of a small network
+# at 2 MP already needs about a GB of activations; GPUs have more room, and fall back to tiles on OOM.
+DEFAULT_MAX_MEGAPIXELS = {"cpu": 2.0, "cuda": 4.0}
 
 
 @dataclass(frozen=True)
@@ -159,3 +173,125 @@ def run_tiled(
             acc_w = acc_w[done:].clone()
             base = next_start
     return out
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How to split images: ``tile`` forces tiling at that size; otherwise images above
+    ``max_megapixels`` are tiled at ``DEFAULT_TILE`` (None: the device's default budget).
+
+    Args:
+        tile: tile side in pixels (``TILE_RANGE`` of ``lumicap.limits``, and at least twice ``overlap``), or None
+            for automatic tiles.
+        overlap: pixels two neighbouring tiles share, blended with a raised cosine (``OVERLAP_RANGE``).
+        max_megapixels: images above this size are tiled (``MAX_MEGAPIXELS_RANGE``: above 0, finite); None: 2 MP
+            on a CPU, 4 MP on CUDA.
+
+    Values outside these ranges (NaN and infinity included: a NaN budget would compare false with every photo and
+    quietly switch tiling off) are refused here in one line with the command-line option's name (``lumicap
+    enhance`` and ``lumicap serve`` build their settings through this class, so both say the same thing).
+    """
+
+    tile: int | None = None
+    overlap: int = DEFAULT_OVERLAP
+    max_megapixels: float | None = None
+
+    def __post_init__(self) -> None:
+        def whole(value, option: str) -> None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LumicapError(f"{option} must be a whole number, got {value!r}")
+
+        if self.tile is not None:
+            whole(self.tile, "--tile")
+        whole(self.overlap, "--tile-overlap")
+        if self.tile is not None and self.overlap > self.tile // 2:
+            raise LumicapError(f"--tile-overlap {self.overlap} is more than half of --tile {self.tile}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise LumicapError(f"--tile {self.tile} is too small (at least {MIN_TILE})")
+        if self.tile is not None and self.tile > TILE_RANGE[1]:
+            raise LumicapError(f"--tile {self.tile} is too large (at most {TILE_RANGE[1]})")
+        if self.overlap < 0:
+            raise LumicapError("--tile-overlap must not be negative")
+        if self.overlap > OVERLAP_RANGE[1]:
+            raise LumicapError(f"--tile-overlap {self.overlap} is too large (at most {OVERLAP_RANGE[1]})")
+        value = self.max_megapixels
+        if value is not None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+                raise LumicapError("--max-megapixels must be positive")
+            try:  # NaN compares false with everything: only an explicit finiteness check catches it
+                check_finite(value, *MAX_MEGAPIXELS_RANGE, low_open=True, what="--max-megapixels")
+            except ValueError as exc:
+                raise LumicapError(str(exc)) from None
+
+    def budget(self, device: torch.device) -> float:
+        if self.max_megapixels is not None:
+            return self.max_megapixels
+        return DEFAULT_MAX_MEGAPIXELS.get(device.type, DEFAULT_MAX_MEGAPIXELS["cpu"])
+
+    def tile_for(self, height: int, width: int, device: torch.device) -> int | None:
+        """Tile size to use for an image, or None for a whole-image pass.
+
+        Automatic tiles are ``DEFAULT_TILE``, or twice the overlap when that is larger (a tile must be at
+        least twice its overlap), so any ``--tile-overlap`` works with ``--max-megapixels``.
+        """
+        if self.tile is not None:
+            return self.tile
+        if height * width > self.budget(device) * 1e6:
+            return self.automatic_tile
+        return None
+
+    @property
+    def automatic_tile(self) -> int:
+        return max(DEFAULT_TILE, 2 * self.overlap)
+
+
+def planned_tile(model, tiles: TileSettings, height: int, width: int, device: torch.device) -> int | None:
+    """The tile size ``enhance_image`` will use for this photo and model, or None for one whole pass."""
+    if tiles.tile is None and tiles.max_megapixels is None and getattr(model, "handles_large_images", False):
+        return None  # the model bounds its own work on big photos (lumicap.inference.fullres): no seams
+    return tiles.tile_for(height, width, device)
+
+
+def enhance_image(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    device: torch.device,
+    tiles: TileSettings = TileSettings(),
+    inplace: bool = False,
+    on_tile: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Enhance one (3,H,W) image, whole or in tiles per ``tiles``; returns a CPU tensor in [0, 1].
+
+    A whole-image pass that runs out of memory (GPU or CPU allocator) is retried in tiles; tiles that
+    still do not fit raise a one-line ``LumicapError`` suggesting a smaller ``--tile``.
+    """
+    height, width = image.shape[-2:]
+    tile = planned_tile(model, tiles, height, width, device)
+    if tile is None:
+        try:
+            return run_whole(model, image, device)
+        except (RuntimeError, MemoryError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            tile = tiles.automatic_tile
+    try:
+        return run_tiled(
+            model, image, tile=tile, overlap=tiles.overlap, device=device, inplace=inplace, on_tile=on_tile
+        )
+    except (RuntimeError, MemoryError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        smaller = max(64, tile // 2)
+        raise LumicapError(f"out of memory on {device} with {tile}px tiles; try --tile {smaller}") from None
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # torch.cuda.OutOfMemoryError subclasses RuntimeError; the CPU allocator raises a plain RuntimeError.
+    if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    text = str(exc)
+    return "out of memory" in text or "can't allocate memory" in text

@@ -231,6 +231,8 @@ class RCTNet(nn.Module):
         super().__init__()
         if encoder_size % 32 != 0:
             raise ValueError(f"encoder_size must be a multiple of 32, got {encoder_size}")
+        if len(encoder_widths) < 4:  # the feature fusion joins the encoder's last four levels
+            raise ValueError(f"encoder_widths needs at least 4 widths (the fused levels), got {len(encoder_widths)}")
         self.encoder_size = encoder_size
         self.encoder = Encoder(tuple(encoder_widths))
         self.fusion = FeatureFusion(tuple(encoder_widths[-4:]), fusion_width)

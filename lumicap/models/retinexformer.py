@@ -157,6 +157,9 @@ class IlluminationGuidedTransformer(nn.Module):
     def __init__(self, in_dim: int = 3, out_dim: int = 3, dim: int = 40, level: int = 2,
                  num_blocks: tuple[int, ...] = (1, 2, 2)):
         super().__init__()
+        if len(num_blocks) < level + 1:  # as the official code: one count per level, the last for the bottleneck
+            raise ValueError(f"num_blocks needs {level + 1} counts (one per level, then the bottleneck), "
+                             f"got {len(num_blocks)}: {list(num_blocks)}")
         self.level = level
         self.embedding = nn.Conv2d(in_dim, dim, 3, padding=1, bias=False)
         self.encoder_layers = nn.ModuleList()

@@ -10,19 +10,24 @@
 
 Uploads are streamed to disk and counted: past the size limit nothing more is written and the request
 is answered 413. The page is served with a Content-Security-Policy that allows this server only, so the
-browser itself guarantees the page fetches nothing from the internet.
+browser itself guarantees the page fetches nothing from the internet. Requests naming another host, and
+state-changing requests sent from another website, are refused before any route sees them
+(``lumicap.serve.guard``).
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from lumicap.serve.guard import AllowedHosts, HostOriginGuard
 from lumicap.serve.jobs import JobQueue, UploadRejected, safe_name
 
 STATIC_TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
@@ -34,7 +39,8 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(jobs: JobQueue, teacher: str | None = None) -> Starlette:
+def create_app(jobs: JobQueue, teacher: str | None = None, allowed_hosts: AllowedHosts | None = None) -> Starlette:
+    """The app; ``allowed_hosts``: the ``Host`` names it answers to (default: loopback names only)."""
     def static_file(name: str) -> Response:
         if name not in STATIC_TYPES:  # a fixed list: nothing else on disk is reachable
             return JSONResponse({"error": "not found"}, status_code=404)
@@ -81,9 +87,10 @@ def create_app(jobs: JobQueue, teacher: str | None = None) -> Starlette:
             quality = int(request.query_params.get("quality", "95"))
         except ValueError:
             raise UploadRejected("JPEG quality must be a whole number from 1 to 100") from None
-        path, filename = await run_in_threadpool(jobs.download, request.path_params["job_id"], fmt, quality)
-        media = "image/png" if fmt == "png" else "image/jpeg"
-        return FileResponse(path, media_type=media, filename=filename)
+        result, filename = await run_in_threadpool(jobs.download, request.path_params["job_id"], fmt, quality)
+        if isinstance(result, bytes):  # a JPEG encoded for this request (not kept on disk)
+            return Response(result, media_type="image/jpeg", headers={"Content-Disposition": _attachment(filename)})
+        return FileResponse(result, media_type="image/png", filename=filename)
 
     async def rejected(request: Request, exc: UploadRejected) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
@@ -98,7 +105,14 @@ def create_app(jobs: JobQueue, teacher: str | None = None) -> Starlette:
         Route("/api/jobs/{job_id}/download", download),
         Route("/api/jobs/{job_id}/reference", reference, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={UploadRejected: rejected})
+    guard = Middleware(HostOriginGuard, allowed=allowed_hosts or AllowedHosts())
+    return Starlette(routes=routes, exception_handlers={UploadRejected: rejected}, middleware=[guard])
+
+
+def _attachment(filename: str) -> str:
+    """``Content-Disposition`` for a download, as FileResponse writes it (RFC 6266 ``filename*`` when needed)."""
+    quoted = quote(filename)
+    return f"attachment; filename*=utf-8''{quoted}" if quoted != filename else f'attachment; filename="{filename}"'
 
 
 async def _receive(request: Request, jobs: JobQueue, name: str):

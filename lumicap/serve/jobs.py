@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import secrets
+import shlex
 import shutil
 import sys
 import threading
@@ -29,11 +30,15 @@ import torch
 
 from lumicap.errors import LumicapError
 from lumicap.files import move_into_place
+from lumicap.limits import check_finite
 from lumicap.names import model_key
 
 PREVIEW_SIDE = 1280  # previews on the page; downloads are full resolution
 PREVIEW_QUALITY = 90
 MAX_NAME_CHARS = 120
+# File names are limited in bytes (255 on most file systems), and 120 emoji are 480 bytes of UTF-8: names are
+# cut to this many bytes, which leaves room for the prefixes and suffixes the job's files add.
+MAX_NAME_BYTES = 180
 MAX_WAITING = 64  # jobs queued beyond this are refused ("try again later") rather than piling up on disk
 _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
 
@@ -48,24 +53,40 @@ class UploadRejected(LumicapError):
 
 @dataclass(frozen=True)
 class Limits:
+    """What one upload may be and how many may wait; every value finite and positive (a NaN limit would
+    compare false with every upload and so switch the limit off)."""
+
     max_bytes: int
     max_megapixels: float
     max_waiting: int = MAX_WAITING
+
+    def __post_init__(self):
+        for what, value in (("max_bytes", self.max_bytes), ("max_waiting", self.max_waiting)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LumicapError(f"upload limit {what} must be a whole number of at least 1, got {value!r}")
+        try:
+            check_finite(self.max_megapixels, 0, None, low_open=True, what="upload limit max_megapixels")
+        except ValueError as exc:
+            raise LumicapError(str(exc)) from None
 
 
 def safe_name(raw: str) -> str:
     """The uploaded file's base name, harmless inside a job folder.
 
     Folders (either slash), drive letters, control and reserved characters go; leading dots go (no
-    hidden files, no ``..``); long names keep their suffix. An empty result becomes ``photo``.
+    hidden files, no ``..``); long names (over ``MAX_NAME_CHARS`` characters or ``MAX_NAME_BYTES`` bytes of
+    UTF-8) keep their suffix. An empty result becomes ``photo``.
     """
     base = raw.replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if ch.isprintable() and ch not in _FORBIDDEN_NAME_CHARS)
     base = base.strip().lstrip(".").strip()
-    if len(base) > MAX_NAME_CHARS:
+    if len(base) > MAX_NAME_CHARS or len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         stem, suffix = os.path.splitext(base)
-        suffix = suffix[:10]
-        base = stem[: MAX_NAME_CHARS - len(suffix)] + suffix
+        suffix = suffix[:10] if len(suffix.encode("utf-8", "surrogatepass")) <= 40 else ""
+        room = MAX_NAME_BYTES - len(suffix.encode("utf-8", "surrogatepass"))
+        stem = stem[: MAX_NAME_CHARS - len(suffix)]
+        stem = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore").strip()
+        base = (stem + suffix).lstrip(".") if stem else ""
     return base or "photo"
 
 
@@ -256,6 +277,7 @@ class Job:
     seconds: float | None = None
     bit_depth: int = 8
     captions: dict[str, str] | None = None
+    niqe: dict[str, float | None] | None = None  # {"input", "enhanced"}: NIQE gray; None where undefined
     reference: Reference | None = None
     started: float | None = None  # wall-clock times, for the page and for checking the queue's order
     finished: float | None = None
@@ -342,6 +364,17 @@ class JobQueue:
                     "the same size"
                 )
             with self._lock:
+                # A reference waits in the same line as photos, so it counts against the same limit; and one
+                # reference per photo at a time (its file is removed once measured).
+                if len(self._waiting) >= self.limits.max_waiting:
+                    raise UploadRejected(
+                        f"{name}: {len(self._waiting)} photos are already waiting; try again later", 503
+                    )
+                if job.reference is not None and job.reference.state in ("queued", "running"):
+                    raise UploadRejected(
+                        f"{name}: a reference for {job.name} is already being measured; add another when it is "
+                        "done", 409
+                    )
                 target = job.folder / "reference" / f"{secrets.token_hex(4)}-{name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 move_into_place(received, target)
@@ -380,6 +413,7 @@ class JobQueue:
             "output_name": job.output_name,
             "download_name": self.download_name(job),
             "captions": job.captions,
+            "niqe": job.niqe,
             "reference": reference,
         }
 
@@ -399,12 +433,13 @@ class JobQueue:
             stem = f"{stem}-{entry.name}"
         return stem + suffix
 
-    def download(self, job_id: str, fmt: str, quality: int) -> tuple[Path, str]:
-        """(file, name to save as): the PNG ``lumicap enhance`` writes, or a JPEG at ``quality``; the name is
-        ``download_name``.
+    def download(self, job_id: str, fmt: str, quality: int) -> tuple[Path | bytes, str]:
+        """(the PNG file ``lumicap enhance`` writes, or the bytes of a JPEG at ``quality``; name to save as, as
+        ``download_name`` gives it).
 
-        The JPEG is encoded from the PNG's levels, which for 8-bit photos are exactly the levels
-        ``lumicap enhance --format jpg --quality Q`` encodes, so it is the same file too.
+        The JPEG is encoded on request from the PNG's levels, which for 8-bit photos are exactly the levels
+        ``lumicap enhance --format jpg --quality Q`` encodes, so it is the same file too. It is not kept: a
+        job holds one result however many qualities are downloaded.
         """
         from lumicap.data.io import image_icc_profile, read_image, write_image
 
@@ -417,13 +452,15 @@ class JobQueue:
             raise UploadRejected(f"unknown format '{fmt[:10]}'; png or jpg")
         if not 1 <= quality <= 100:
             raise UploadRejected(f"JPEG quality {quality} is outside 1-100")
-        stem = Path(job.output_name).stem
-        jpeg = job.folder / "jpeg" / f"q{quality}" / f"{stem}.jpg"
-        if not jpeg.is_file():
-            # The PNG carries the photo's ICC profile (as lumicap enhance writes it); so does the JPEG.
-            write_image(jpeg, read_image(job.output_path), bit_depth=8, quality=quality,
+        # The writer lumicap enhance uses (same bytes; the PNG carries the photo's ICC profile, so does the JPEG),
+        # into a file of this request's own, read back and removed.
+        scratch = job.folder / f"download-{secrets.token_hex(6)}.jpg"
+        try:
+            write_image(scratch, read_image(job.output_path), bit_depth=8, quality=quality,
                         icc_profile=image_icc_profile(job.output_path))
-        return jpeg, self.download_name(job, ".jpg")
+            return scratch.read_bytes(), self.download_name(job, ".jpg")
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def close(self, wait: float = 0.0) -> bool:
         """Stop taking work (a tiled job in progress stops at its next tile); True if the worker is still
@@ -437,7 +474,12 @@ class JobQueue:
 
     def _check_image(self, path: Path, name: str) -> tuple[int, int]:
         from lumicap.data.io import image_size
+        from lumicap.inference.video import is_video_file
 
+        if is_video_file(name):  # the page shows photos side by side; videos are the command's
+            raise UploadRejected(
+                f"{name}: a video; this page enhances photos: use lumicap enhance {shlex.quote(name)} --out DIR"
+            )
         try:
             height, width = image_size(path)
         except LumicapError as exc:
@@ -504,6 +546,7 @@ class JobQueue:
         job.bit_depth = result.bit_depth
         _write_preview(result.low, job.folder / "preview-input.jpg")
         _write_preview(result.enhanced, job.folder / "preview-output.jpg")
+        job.niqe = {"input": _niqe(result.low), "enhanced": _niqe(result.enhanced)}
         if self.captioner is not None:
             try:
                 job.captions = {
@@ -525,6 +568,8 @@ class JobQueue:
             reference.message = _without_path(str(exc), reference.path, reference.name)
             reference.state = "failed"  # last: the page polls from another thread
             return
+        finally:
+            reference.path.unlink(missing_ok=True)  # measured (or not): the figures are all that is kept
         reference.psnr, reference.ssim, reference.state = rows[0]["psnr"], rows[0]["ssim"], "done"
 
 
@@ -543,6 +588,17 @@ def _not_done(job: Job) -> str:
 def _without_path(message: str, path: Path, name: str) -> str:
     """Error messages name the file; the page should see the upload's name, not the server's folders."""
     return message.replace(str(path), name)
+
+
+def _niqe(image: torch.Tensor) -> float | None:
+    """NIQE (gray, as ``lumicap eval``) of the 8-bit levels the PNG holds; None under 96x96 or without
+    texture (JSON has no NaN)."""
+    import math
+
+    from lumicap.metrics.judges import NiqeJudge
+
+    value = NiqeJudge("gray").score(image)["niqe_gray"]
+    return None if math.isnan(value) else value
 
 
 def _write_preview(image: torch.Tensor, path: Path) -> None:

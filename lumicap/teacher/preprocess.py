@@ -36,6 +36,9 @@ from lumicap.names import PREPROCESS_MODES, PreprocessMode
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# Photos are shrunk (area average) to this shorter side before CLIP's own bicubic resize to 224 when they are
+# captioned or judged: the caption is the same and a 24-megapixel tensor never goes through the bicubic filter.
+CAPTION_SHORT_SIDE = 448
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -115,3 +118,13 @@ def clip_preprocess(
     if normalized:
         pixels = normalize(pixels)
     return pixels, tiles
+
+
+def shrink_for_teacher(image: torch.Tensor) -> torch.Tensor:
+    """``image`` (3, H, W) shrunk by area averaging to 448 pixels on its shorter side (unchanged if smaller)."""
+    height, width = image.shape[-2:]
+    scale = CAPTION_SHORT_SIDE / min(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image.unsqueeze(0), size=size, mode="area")[0]

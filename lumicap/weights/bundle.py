@@ -11,8 +11,11 @@ lumicap can vouch for: a published sha256, or one it recorded when it downloaded
 ``import_bundle`` reads nothing but the manifest's files, checks each against the manifest and the
 catalogue (known name, its file name, its published sha256), and installs all of them or none: anything
 unknown, mismatched or in conflict with a different cached file refuses the whole bundle. A cached file
-is never overwritten. Files without a published sha256 are as trustworthy as the bundle's manifest:
-carry it the way you would carry the weights themselves.
+is never overwritten. Sizes are checked before anything is extracted: each file's size in the bundle
+must be the manifest's, the cache's disk must hold them all, and no copy reads past the declared size
+(a 14 MB compressed or 10 KB sparse tar can hold a 3 GiB member: it is refused without writing it). Files
+without a published sha256 are as trustworthy as the bundle's manifest: carry it the way you would carry the
+weights themselves.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from lumicap.weights.store import (
 
 MANIFEST_NAME = "lumicap-weights.json"
 BUNDLE_FORMAT = "lumicap-weights-bundle"
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest lists a few dozen files
 _COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".gz")
 
 
@@ -173,11 +177,16 @@ def import_bundle(bundle: str | os.PathLike, root: Path | None = None) -> list[B
         listed = {item["path"] for item in items} | {MANIFEST_NAME}
         problems = [f"unknown file '{name}' (not in the manifest)" for name in sorted(reader.members() - listed)]
         problems += [problem for item in items for problem in _catalogue_problems(item, catalogue)]
+        problems += [problem for item in items for problem in _size_problems(reader, item)]
         if problems:
             raise WeightsError(f"{bundle}: refused, nothing installed: {'; '.join(problems)}")
         root = root or cache_dir()
-        created = make_folder(root)
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=".import-"))
+        try:
+            _check_free_space(bundle, root, items)
+            created = make_folder(root)
+            staging = Path(tempfile.mkdtemp(dir=root, prefix=".import-"))
+        except OSError as exc:
+            raise WeightsError(f"{root}: cannot use it as the weights cache ({exc.strerror or exc})") from None
         try:
             staged = [
                 _stage(reader, item, catalogue[item["name"]], staging / f"{index}-{item['filename']}", root)
@@ -201,9 +210,28 @@ class _Staged:
     status: str | None  # "installed", "already cached", "already cached, now verified"
 
 
+def _size_problems(reader, item: dict) -> list[str]:
+    """The file's size in the bundle (tar header or folder entry) against the manifest's, before any copy."""
+    found = reader.size(item["path"])
+    if found is None or found == item["size"]:
+        return []  # a missing member is reported when it is copied
+    return [f"'{item['path']}' is {found:,} bytes in the bundle, the manifest says {item['size']:,}"]
+
+
+def _check_free_space(bundle: Path, root: Path, items: list[dict]) -> None:
+    needed = sum(item["size"] for item in items)
+    existing = next(folder for folder in (root, *root.parents) if folder.exists())  # the cache may not exist yet
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise WeightsError(
+            f"{bundle}: refused, nothing installed: its files need {needed / 1e9:.2f} GB and the cache's disk "
+            f"({root}) has {free / 1e9:.2f} GB free"
+        )
+
+
 def _stage(reader, item: dict, entry: KnownWeights, tmp: Path, root: Path) -> _Staged:
     """Copy one bundle file out and check it against the manifest, the catalogue and the cache."""
-    problem = reader.copy(item["path"], tmp)
+    problem = reader.copy(item["path"], tmp, item["size"])
     if problem is not None:
         return _Staged(entry, tmp, None, problem, None)
     digest = sha256_of(tmp)
@@ -242,10 +270,18 @@ def _read_manifest(bundle: Path, raw: bytes | None) -> list[dict]:
         raise WeightsError(f"{bundle}: bundle version {manifest.get('version')!r} is not supported (1 is)")
     files = manifest.get("files")
     fields = ("name", "filename", "path", "sha256")
-    if not isinstance(files, list) or not all(
-        isinstance(f, dict) and all(isinstance(f.get(k), str) for k in fields) for f in files
-    ):
-        raise WeightsError(f"{bundle}: {MANIFEST_NAME}: 'files' must be a list of entries with {', '.join(fields)}")
+
+    def entry_ok(f) -> bool:
+        size = f.get("size") if isinstance(f, dict) else None
+        return (all(isinstance(f.get(k), str) for k in fields) and isinstance(size, int) and not isinstance(size, bool)
+                and size >= 0)
+
+    if not isinstance(files, list) or not all(entry_ok(f) for f in files):
+        raise WeightsError(
+            f"{bundle}: {MANIFEST_NAME}: 'files' must be a list of entries with {', '.join(fields)} and size (bytes)"
+        )
+    if not files:
+        raise WeightsError(f"{bundle}: {MANIFEST_NAME} lists no files: nothing to import")
     names = [f["name"] for f in files]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -294,17 +330,33 @@ class _FolderReader:
 
     def read_manifest(self) -> bytes | None:
         path = self.folder / MANIFEST_NAME
-        return path.read_bytes() if path.is_file() else None
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise WeightsError(
+                f"{self.folder}: {MANIFEST_NAME} is larger than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB)"
+            )
+        return path.read_bytes()
 
     def members(self) -> set[str]:
         return {p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if not p.is_dir()}
 
-    def copy(self, relative: str, dest: Path) -> str | None:
+    def _plain_file(self, relative: str) -> Path | None:
         source = self.folder / relative
         if ".." in Path(relative).parts or source.is_symlink() or not source.is_file():
+            return None
+        return source
+
+    def size(self, relative: str) -> int | None:
+        source = self._plain_file(relative)
+        return source.stat().st_size if source is not None else None
+
+    def copy(self, relative: str, dest: Path, size: int) -> str | None:
+        source = self._plain_file(relative)
+        if source is None:
             return "missing from the bundle, or not a plain file"
-        shutil.copyfile(source, dest)
-        return None
+        with open(source, "rb") as fh:
+            return _copy_at_most(fh, dest, size)
 
 
 class _TarReader:
@@ -325,16 +377,39 @@ class _TarReader:
         members = self.by_name.get(MANIFEST_NAME, [])
         if len(members) != 1 or not members[0].isreg():
             return None
+        if members[0].size > MAX_MANIFEST_BYTES:
+            raise WeightsError(
+                f"{self.tar.name}: {MANIFEST_NAME} is larger than a manifest can be ({MAX_MANIFEST_BYTES >> 20} MiB)"
+            )
         return self.tar.extractfile(members[0]).read()
 
     def members(self) -> set[str]:
         return {name for name, members in self.by_name.items() if not all(m.isdir() for m in members)}
 
-    def copy(self, relative: str, dest: Path) -> str | None:
+    def _member(self, relative: str):
         members = self.by_name.get(relative, [])
-        if len(members) != 1 or not members[0].isreg():
-            # Links, devices and duplicate names are never followed: only one plain file per path.
+        # Links, devices and duplicate names are never followed: only one plain file per path.
+        return members[0] if len(members) == 1 and members[0].isreg() else None
+
+    def size(self, relative: str) -> int | None:
+        member = self._member(relative)
+        return member.size if member is not None else None
+
+    def copy(self, relative: str, dest: Path, size: int) -> str | None:
+        member = self._member(relative)
+        if member is None:
             return "missing from the bundle, or not one plain file"
-        with self.tar.extractfile(members[0]) as source, open(dest, "wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
-        return None
+        with self.tar.extractfile(member) as source:
+            return _copy_at_most(source, dest, size)
+
+
+def _copy_at_most(source, dest: Path, size: int, chunk: int = 1 << 20) -> str | None:
+    """Copy ``source`` into ``dest`` up to ``size`` bytes; a problem when it holds more (nothing past it is written)."""
+    written = 0
+    with open(dest, "wb") as out:
+        while block := source.read(min(chunk, size + 1 - written)):
+            written += len(block)
+            if written > size:  # one byte past the declared size is enough to know
+                return f"holds more than the {size:,} bytes its manifest entry says"
+            out.write(block)
+    return None

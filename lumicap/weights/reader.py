@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lumicap.errors import WeightsError, shown
+from lumicap.files import not_regular
 
 # What lumicap.engine writes (its keys: lumicap.engine.checkpoint); every checkpoint lumicap wrote has it.
 TRAINING_CHECKPOINT_FORMAT = "lumicap-train-v1"
@@ -34,7 +35,7 @@ def read_training_checkpoint(path: str | os.PathLike, map_location: Any = "cpu")
     """The dict of a lumicap training checkpoint; anything else is one ``WeightsError`` line."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{shown(path)}: checkpoint not found")
+        raise WeightsError(not_regular(path) or f"{shown(path)}: checkpoint not found")
     raw = read_torch_file(path, map_location, context=f"cannot load checkpoint {shown(path)}")
     problem = training_checkpoint_problem(raw)
     if problem is not None:
@@ -63,7 +64,7 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(not_regular(path) or f"{path}: no such file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -184,12 +184,18 @@ function show(card, job) {
     }
   } else if (job.state === "done") {
     card.progress.hidden = true;
-    card.status.textContent = `${job.width}×${job.height} · enhanced in ${job.seconds.toFixed(2)} s`;
+    card.status.textContent = `${job.width}×${job.height} · enhanced in ${job.seconds.toFixed(2)} s` + niqeText(job.niqe);
     card.dismiss.hidden = false;
     if (first) showResult(card, job);
     showReference(card, job.reference);
     updateClear();
   }
+}
+
+function niqeText(niqe) {
+  // NIQE of the dark and the enhanced photo (lower is better); null for photos under 96x96.
+  if (!niqe || niqe.input === null || niqe.enhanced === null) return "";
+  return ` · NIQE dark ${niqe.input.toFixed(2)} → enhanced ${niqe.enhanced.toFixed(2)} (lower is better)`;
 }
 
 function showResult(card, job) {
