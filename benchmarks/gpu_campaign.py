@@ -25,7 +25,16 @@ c. ``time_to_quality``: ``bench_time_to_quality.py`` on the default-model recipe
    (``configs/default/lumicap-default.yaml``) with train80/eval15: test PSNR/SSIM at fixed training
    minutes, baseline and +MFR;
 d. ``default_model``: ``lumicap train`` of the same recipe for the minutes left, as a user runs it;
-   its selected checkpoint (best validation PSNR) and test summary are kept as artifacts.
+   its selected checkpoint (best validation PSNR) and test summary are kept as artifacts;
+e. ``vs_official``: ``bench_vs_official.py`` on the GPU: each of the six PyTorch baselines against its official
+   code, same weights, train step and inference (interleaved rounds, peak GPU memory of inference). The
+   official code is not in the repository: carry the git-ignored ``.official/`` folder to the GPU machine
+   (see that script's docstring); without it the part ends with one line saying the files are missing;
+f. ``mfr_overhead``: ``bench_mfr.py`` at batch 8, 128x128, fused and separate passes, eager and replayed as
+   one CUDA graph, fp32 and bf16 teacher weights (with the bf16 teacher's loss/gradient error against fp32):
+   the MFR-overhead goal of issue 26 is at most 8 ms per step on an H100.
+
+Parts run in the order a, b, e, f, c, d (value first); ``--parts`` picks any of them.
 
 Results: ``gpu_campaign_<device>_<date>.json`` and ``.md`` under ``--out-dir`` (every row of every part,
 the caps, what each part did in its time) plus ``default_model_best.pt`` and ``default_model_summary.json``
@@ -60,7 +69,28 @@ DEFAULT_RECIPE = REPO / "configs" / "default" / "lumicap-default.yaml"
 # Value order inside a part: the models the speed goals name first, then the rest by size.
 MODEL_ORDER = ("retinexformer", "iat", "rctnet", "retinexnet", "uhdfour", "snr_aware", "llformer", "mirnet")
 # Share of the total minutes each part may use (d gets whatever is left, at least its share).
-SHARES = {"a": 0.40, "b": 0.15, "c": 0.27, "d": 0.18}
+SHARES = {"a": 0.30, "b": 0.12, "e": 0.12, "f": 0.10, "c": 0.20, "d": 0.16}
+PART_ORDER = "abefcd"
+OFFICIAL_ROOT = REPO / ".official"
+# --dry-run without the official code: an object with the official IAT's interface (forward returns
+# mul, add, image) stands in, so that part e's code path runs on any machine.
+OFFICIAL_STAND_IN = """
+import torch
+from lumicap.models.iat import IAT as _IAT
+
+
+class Official(torch.nn.Module):
+    def __init__(self, type="lol"):
+        super().__init__()
+        self.inner = _IAT(variant=type)
+
+    def state_dict(self, *args, **kwargs):
+        return self.inner.state_dict(*args, **kwargs)
+
+    def forward(self, x):
+        out = self.inner.training_outputs(x)
+        return out["mul"], out["add"], out["output"]
+"""
 # --dry-run: a quick model and RetinexNet (a model-defined stage objective) stand for the eight.
 DRY_RUN_MODELS = ("iat", "retinexnet")
 PACK_DIR = REPO / ".campaign"
@@ -258,7 +288,28 @@ def plan(args, data_root: Path, scratch: Path, out_dir: Path) -> list[Part]:
     d.commands.append([*py, "-m", "lumicap", "train", str(args.recipe), *overrides, "--output-dir",
                        str(scratch / "runs"), "--no-progress", *budget])
     parts["d"] = d
-    return [parts[k] for k in "abcd" if k in args.parts]
+
+    e = Part("e", "vs_official")
+    vs = [*py, str(bench / "bench_vs_official.py"), *device, "--no-save", "--rows-out", str(scratch / "e.jsonl")]
+    if args.dry_run and not (OFFICIAL_ROOT / "iat").is_dir():
+        stand_in = scratch / "official_iat_stand_in.py"
+        stand_in.write_text(OFFICIAL_STAND_IN)
+        vs += ["--model", "iat", "--official", str(stand_in), "--official-class", "Official", "--official-kwargs",
+               '{"type": "lol"}']
+    else:
+        vs += ["--official-root", str(OFFICIAL_ROOT)] + (["--models", "iat"] if args.dry_run else [])
+    vs += ["--batch", "1", "--patch", "32", "--size", "48x32", "--rounds", "1"] if args.dry_run else ["--rounds", "10"]
+    e.commands.append(vs)
+    parts["e"] = e
+
+    f = Part("f", "mfr_overhead")
+    f_size = (["--tiny", "--batch", "2", "--size", "32", "--repeats", "1", "--warmup", "0"] if args.dry_run
+              else ["--batch", "8", "--size", "128", "--repeats", "20", "--warmup", "5"])
+    f.commands.append([*py, str(bench / "bench_mfr.py"), "--device", "cpu" if args.dry_run else "cuda", *f_size,
+                       "--modes", "default", "--fuse", "both", "--graph", "both", "--teacher-dtype", "fp32,bf16",
+                       "--rows-out", str(scratch / "f.jsonl")])
+    parts["f"] = f
+    return [parts[k] for k in PART_ORDER if k in args.parts]
 
 
 def finish_default_model(scratch: Path, out_dir: Path, stamp: str) -> list[dict[str, Any]]:
@@ -304,6 +355,12 @@ def summarize(part: Part) -> str:
         return "; ".join(text)[:900] or "no rows"
     if part.key == "b":
         return "; ".join(f"{r['model']} {r['size']} {r['amp']} {r['ms']:.1f} ms {r['peak_mib']:.0f} MiB" for r in ok)[:900] or "no rows"
+    if part.key == "e":
+        return "; ".join(f"{r['model']} {r['measure'].split(',')[0]} {r['ratio']:.2f}x" for r in ok)[:900] or "no rows"
+    if part.key == "f":
+        return "; ".join(
+            f"{'fused' if r['fused'] else 'separate'} {'graph' if r['graph'] else 'eager'} {r['teacher_dtype']} "
+            f"{r['iter_ms']:.1f} ms" for r in ok if r.get("iter_ms") is not None)[:900] or "no rows"
     if part.key == "c":
         return "; ".join(f"{r['variant']} {r['minutes']:g} min {r['iterations']} it {r['psnr']:.2f}/{r['ssim']:.3f}" for r in ok) or "no rows"
     for r in part.rows:
@@ -318,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, help="folder holding lol-v1/{train80,eval15} (default: .campaign/data, else ../shared/data)")
     parser.add_argument("--minutes", type=float, default=9.3,
                         help="wall-clock budget of all parts (default 9.3: one 10-minute device call with the install)")
-    parser.add_argument("--parts", default="abcd", help="which parts, e.g. ab (default abcd)")
+    parser.add_argument("--parts", default=PART_ORDER, help="which parts, e.g. ab (default: all, run in the order abefcd)")
     parser.add_argument("--models", default="all", help="comma list for parts a and b (default: all 8)")
     parser.add_argument("--compile-models", default=None,
                         help="models also timed compiled in part a (default: retinexformer; none in --dry-run)")
@@ -426,16 +483,23 @@ def detail_tables(parts: list[Part]) -> str:
     import bench_inference
     import bench_time_to_quality
     import bench_train_step
+    import bench_vs_official
 
-    columns = {"a": bench_train_step.COLUMNS, "b": bench_inference.COLUMNS, "c": bench_time_to_quality.COLUMNS}
     mfr_columns = [Column("mode", "MFR terms"), Column("amp", "amp"), Column("fused", "fused"), Column("batch", "batch"),
                    Column("size", "size"), Column("iter_ms", "fwd+bwd ms", "{:.1f}"), Column("reference_ms", "reference fwd ms", "{:.1f}")]
+    overhead_columns = [Column("fused", "fused"), Column("graph", "CUDA graph"), Column("teacher_dtype", "teacher"),
+                        Column("batch", "batch"), Column("size", "size"), Column("iter_ms", "fwd+bwd ms", "{:.1f}"),
+                        Column("reference_ms", "reference fwd ms", "{:.1f}"), Column("grad_rel", "grad error vs fp32", "{:.3f}"),
+                        Column("error", "error")]
+    columns = {"a": bench_train_step.COLUMNS, "b": bench_inference.COLUMNS, "c": bench_time_to_quality.COLUMNS,
+               "e": bench_vs_official.COLUMNS + bench_vs_official.GPU_MEMORY_COLUMNS, "f": overhead_columns}
     text = []
     for part in parts:
         if part.key in columns and part.rows:
-            rows = [r for r in part.rows if "iter_ms" not in r]
+            rows = [r for r in part.rows if "iter_ms" not in r] if part.key != "f" else [
+                {**r, "grad_rel": (r.get("precision_vs_fp32") or {}).get("grad_rel")} for r in part.rows]
             text += [f"## {part.key}. {part.name}", "", _common.markdown_table(columns[part.key], rows), ""]
-            terms = [r for r in part.rows if "iter_ms" in r]
+            terms = [r for r in part.rows if "iter_ms" in r] if part.key == "a" else []
             if terms:
                 text += ["### MFR cost by term (bench_mfr.py)", "", _common.markdown_table(mfr_columns, terms), ""]
         elif part.key == "d" and part.rows:

@@ -312,18 +312,86 @@ def test_side_by_side_with_an_official_file(tmp_path, one_thread):
     official.write_text(OFFICIAL_STAND_IN)
     paths = vs_official.main(
         ["--model", "iat", "--official", str(official), "--official-class", "Official", "--official-kwargs", '{"type": "lol"}',
-         "--batch", "1", "--patch", "32", "--size", "40x24", "--rounds", "2", "--out-dir", str(tmp_path / "out"), *one_thread]
+         "--batch", "1", "--patch", "32", "--size", "40x24", "--rounds", "3", "--also-loaded", "--out-dir",
+         str(tmp_path / "out"), *one_thread]
     )
     record, markdown = _read(paths)
-    assert record["benchmark"] == "vs_official" and record["settings"]["official_file"] == "official_iat.py"
-    assert record["settings"]["max_abs_diff_eval"] < 1e-6  # same weights, same network
+    assert record["benchmark"] == "vs_official" and record["settings"]["official"]["iat"]["file"] == "official_iat.py"
+    assert record["settings"]["checks"]["iat"]["max_abs_diff_eval"] < 1e-6  # same weights, same network
     rows = record["rows"]
-    assert [r["measure"] for r in rows] == ["train step, batch 1, 32x32", "inference 40x24"]
+    assert [(r["measure"], r["side"]) for r in rows] == [
+        (m, side) for m in ("train step, batch 1, 32x32", "inference 40x24") for side in ("built", "loaded")]
     for row in rows:
-        assert len(row["samples_s"]["official"]) == len(row["samples_s"]["lumicap"]) == 2
-        assert row["official_s"] == min(row["samples_s"]["official"]) > 0
-        assert row["ratio"] == pytest.approx(row["lumicap_s"] / row["official_s"])
-    assert "interleaved rounds, best of 2" in markdown and "load average" in markdown
+        side = "lumicap" if row["side"] == "built" else "lumicap (loaded)"
+        official, ours = row["samples_s"]["official"], row["samples_s"][side]
+        assert len(official["wall"]) == len(ours["cpu"]) == 3 and min(official["cpu"]) > 0
+        # medians of the interleaved rounds, the ratio per round (same load), then its median
+        assert row["official_s"] == sorted(official["wall"])[1] and row["lumicap_s"] == sorted(ours["wall"])[1]
+        assert row["ratio"] == pytest.approx(sorted(a / b for a, b in zip(ours["wall"], official["wall"]))[1])
+        assert row["cpu_ratio"] == pytest.approx(sorted(a / b for a, b in zip(ours["cpu"], official["cpu"]))[1])
+        low, high = (float(v) for v in row["ratio_iqr"].split("-"))
+        assert low <= round(row["ratio"], 2) <= high
+    assert "interleaved rounds, order alternating, 3 rounds" in markdown and "load average" in markdown
+
+
+OFFICIAL_PACKAGE = {
+    # an official-style package: the model file imports a sibling as "model.blocks", as IAT's does
+    "IAT_enhance/model/__init__.py": "",
+    "IAT_enhance/model/blocks.py": "from lumicap.models.iat import IAT as Inner\n",
+    "IAT_enhance/model/IAT_main.py": OFFICIAL_STAND_IN.replace(
+        "from lumicap.models.iat import IAT as _IAT", "from model.blocks import Inner as _IAT").replace("class Official", "class IAT")
+    .replace('def __init__(self, type="lol"):', 'def __init__(self, in_dim=3, with_global=True, type="lol"):'),
+}
+
+
+def test_side_by_side_from_an_official_root_forgets_the_official_packages(tmp_path, one_thread):
+    for relative, text in OFFICIAL_PACKAGE.items():
+        (tmp_path / "root" / "iat" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "root" / "iat" / relative).write_text(text)
+    args = vs_official.build_parser().parse_args(["--models", "iat", "--official-root", str(tmp_path / "root")])
+    cls = vs_official.load_official_class(args, vs_official.BASELINES["iat"])
+    assert cls.__name__ == "IAT" and "model" not in sys.modules and "model.blocks" not in sys.modules
+    paths = vs_official.main(["--models", "iat", "--official-root", str(tmp_path / "root"), "--batch", "1", "--patch", "32",
+                              "--size", "40x24", "--rounds", "1", "--skip", "train", "--out-dir", str(tmp_path / "out"),
+                              *one_thread])
+    record, _ = _read(paths)
+    assert [r["measure"] for r in record["rows"]] == ["inference 40x24"]
+    assert record["settings"]["official"]["iat"]["commit"] == vs_official.BASELINES["iat"].commit
+    with pytest.raises(SystemExit):  # a model whose official copy is missing is one line, naming what to fetch
+        vs_official.main(["--models", "mirnet", "--official-root", str(tmp_path / "root"), "--no-save"])
+
+
+def test_official_snr_mask_is_lumicaps_snr_map():
+    """The mask the benchmark feeds the official SNR-Aware (its test script's recipe, transcribed) and the map
+    lumicap's SNR-Aware computes inside forward are one function."""
+    from lumicap.models.snr_aware import snr_map
+
+    x = torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(0)) ** 2
+    assert torch.allclose(vs_official.snr_mask_as_official_test(x), snr_map(x), atol=1e-6)
+
+
+def test_official_sizes_are_fitted_as_their_test_scripts_do():
+    x = torch.rand(1, 3, 67, 101)
+    padded, size = vs_official.fit_for_official(vs_official.BASELINES["llformer"], x)
+    assert tuple(padded.shape[-2:]) == (80, 112) and size == (67, 101)
+    cropped, size = vs_official.fit_for_official(vs_official.BASELINES["uhdfour"], x)
+    assert tuple(cropped.shape[-2:]) == (64, 96) == size
+    same, size = vs_official.fit_for_official(vs_official.BASELINES["iat"], x)
+    assert same is x and size == (67, 101)
+
+
+def test_memory_side_by_side_runs_each_side_in_its_own_process(tmp_path, one_thread):
+    official = tmp_path / "official_iat.py"
+    official.write_text(OFFICIAL_STAND_IN)
+    paths = vs_official.main(["--memory", "--model", "iat", "--official", str(official), "--official-class", "Official",
+                              "--sizes", "40x24", "--out-dir", str(tmp_path / "out"), *one_thread])
+    record, markdown = _read(paths)
+    assert record["benchmark"] == "vs_official_memory"
+    (row,) = record["rows"]
+    assert row["size"] == "40x24"
+    for side in ("official", "lumicap"):
+        assert row[f"{side}_mib"] >= row[f"{side}_added_mib"] >= 0 and row[f"{side}_mib"] > 50  # torch alone is more
+    assert "peak resident set size" in markdown
 
 
 def test_side_by_side_refuses_an_official_model_with_other_keys(tmp_path, capsys):

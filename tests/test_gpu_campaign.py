@@ -49,7 +49,8 @@ def test_dry_run_runs_every_part_and_writes_one_results_file(tmp_path):
     (json_path,) = out.glob("gpu_campaign_dry_run_cpu_*.json")
     record = json.loads(json_path.read_text())
     parts = {row["part"][0]: row for row in record["rows"]}
-    assert set(parts) == {"a", "b", "c", "d"}
+    assert set(parts) == set("abcdef")
+    assert [row["part"][0] for row in record["rows"]] == list("abefcd")  # value order
 
     terms = [r for r in parts["a"]["rows"] if "iter_ms" in r]
     assert {(r["mode"], r["amp"]) for r in terms} == {(m, a) for m in ("clip-only", "clip+prefix", "default") for a in ("none", "bf16")}
@@ -85,8 +86,22 @@ def test_dry_run_runs_every_part_and_writes_one_results_file(tmp_path):
     best = next(out.glob("default_model_best_*.pt"))
     assert load_inference_model(str(best)).name == "iat"
 
+    # e: the official side by side ran (the stand-in official IAT without .official/), same weights, both measures
+    e_rows = parts["e"]["rows"]
+    assert {r["model"] for r in e_rows} == {"iat"} and len(e_rows) == 2
+    assert all(r["ratio"] > 0 and r["cpu_ratio"] > 0 for r in e_rows)
+    # f: fused and separate passes, fp32 and bf16 teacher weights; the graph rows say why they did not run on a CPU
+    f_rows = parts["f"]["rows"]
+    assert {(r["fused"], r["teacher_dtype"], r["graph"]) for r in f_rows} == {
+        (fused, dtype, graph) for fused in (False, True) for dtype in ("fp32", "bf16") for graph in (False, True)}
+    for r in f_rows:
+        assert (r["iter_ms"] > 0) if not r["graph"] else (r["iter_ms"] is None and "CUDA" in r["error"])
+        if r["teacher_dtype"] == "bf16":
+            assert 0 <= r["precision_vs_fp32"]["grad_rel"] < 1 and r["precision_vs_fp32"]["grad_cosine"] > 0.5
+
     md = next(out.glob("gpu_campaign_dry_run_cpu_*.md")).read_text()
-    for heading in ("## a. train_step", "### MFR cost by term", "## b. inference", "## c. time_to_quality", "## d. default_model"):
+    for heading in ("## a. train_step", "### MFR cost by term", "## b. inference", "## c. time_to_quality", "## d. default_model",
+                    "## e. vs_official", "## f. mfr_overhead"):
         assert heading in md
     assert (out / record["notes"][-1].removeprefix("log: ")).is_file()  # the console log is kept
 

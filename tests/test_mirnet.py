@@ -6,6 +6,7 @@ equivalence and the recipe."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lumicap.models import build_model, count_parameters, model_info
@@ -90,6 +91,16 @@ def test_residual_resizing_shapes() -> None:
     x = torch.rand(2, 8, 12, 16)
     assert ResidualDownsample(8)(x).shape == (2, 16, 6, 8)
     assert ResidualUpsample(8)(x).shape == (2, 4, 24, 32)
+
+
+def test_residual_upsample_skip_path_is_upsample_then_1x1() -> None:
+    """The paper's skip path (bilinear x2, then the 1x1 conv, bias on) is computed 1x1 first: the same map."""
+    torch.manual_seed(0)
+    up = ResidualUpsample(8, bias=True)
+    nn.init.normal_(up.skip_conv.bias)
+    x = torch.randn(2, 8, 7, 9)
+    paper = up.conv_path(x) + up.skip_conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+    torch.testing.assert_close(up(x), paper, rtol=1e-5, atol=1e-6)
 
 
 def test_skff_selects_with_softmax_weights() -> None:

@@ -107,6 +107,30 @@ def test_channels_last_only_without_autograd() -> None:
     assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous() and torch.equal(y, x)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("channels", [(6, 12), (64, 96)])  # narrow: matrix product; wide without grad: the conv
+def test_pointwise_conv_is_a_1x1_conv(channels: tuple[int, int], bias: bool) -> None:
+    from lumicap.models.common import PointwiseConv
+
+    torch.manual_seed(0)
+    pointwise = PointwiseConv(*channels, bias=bias)
+    conv = nn.Conv2d(*channels, 1, bias=bias)
+    assert pointwise.state_dict().keys() == conv.state_dict().keys()
+    conv.load_state_dict(pointwise.state_dict())
+    x = torch.randn(2, channels[0], 5, 7)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        a = x.clone().contiguous(memory_format=layout).requires_grad_()
+        b = x.clone().requires_grad_()
+        torch.testing.assert_close(pointwise(a), conv(b), rtol=1e-5, atol=1e-5)
+        pointwise(a).square().sum().backward()
+        conv(b).square().sum().backward()
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            torch.testing.assert_close(pointwise(a), conv(b), rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip(pointwise.parameters(), conv.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_parameter_count_matches_official(name: str) -> None:
     info = model_info(name)

@@ -57,7 +57,7 @@ from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lumicap.models.common import channels_last_without_grad, crop_to, pad_to_multiple
+from lumicap.models.common import PointwiseConv, channels_last_without_grad, crop_to, pad_to_multiple
 from lumicap.models.registry import Recipe, Stage, register_model
 
 MIRNET_OFFICIAL_PARAMS = 31_787_419
@@ -68,7 +68,7 @@ def conv3x3(in_channels: int, out_channels: int, bias: bool = False) -> nn.Conv2
 
 
 def conv1x1(in_channels: int, out_channels: int, bias: bool = False) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+    return PointwiseConv(in_channels, out_channels, bias=bias)
 
 
 class SelectiveKernelFeatureFusion(nn.Module):
@@ -180,8 +180,12 @@ class ResidualUpsample(nn.Module):
         self.skip_conv = conv1x1(channels, channels // 2, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        upsampled = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.conv_path(x) + self.skip_conv(upsampled)
+        # The skip path is [bilinear x2, 1x1 conv] as in the paper, computed in the other order: both maps are
+        # linear and act on different axes (positions, channels; bilinear weights sum to 1, so a bias passes
+        # through), so convolving first is the same map on a quarter of the pixels, and the interpolation
+        # then moves half the channels.
+        skip = F.interpolate(self.skip_conv(x), scale_factor=2, mode="bilinear", align_corners=False)
+        return self.conv_path(x) + skip
 
 
 def resampler(channels: int, source: int, target: int, bias: bool) -> nn.Sequential:
