@@ -261,7 +261,9 @@ def measure_eval15(model, network_megapixels: float | None) -> list[dict[str, An
     from lumicap.metrics import psnr, ssim_matlab
 
     lows = sorted((DATA[0] / "lol-v1" / "eval15" / "low").glob("*.png"))
-    module = getattr(model.module, "module", model.module)
+    module = model.module  # the network inside the steps around it (highlight protection, chroma, transform)
+    while not supports_full_resolution_transform(module) and isinstance(getattr(module, "module", None), torch.nn.Module):
+        module = module.module
     if not lows or not supports_full_resolution_transform(module):
         why = "no eval15 photos under --data" if not lows else f"{model.name} predicts no transform"
         return [{"network": "-", "psnr": None, "ssim": None, "error": why}]

@@ -51,7 +51,13 @@ def _cli_enhance(photo: Path, out: Path, model, *extra) -> Path:
 
 
 def _files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    """Files below ``folder``; a job folder the server removes while it is walked is simply not there."""
+    for _ in range(20):
+        try:
+            return sorted(p for p in folder.rglob("*") if p.is_file())
+        except FileNotFoundError:  # removed between listing and entering it: walk again
+            time.sleep(0.05)
+    raise AssertionError(f"{folder} kept changing while it was listed")
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -192,7 +198,11 @@ def test_non_images_get_one_line_and_nothing_is_kept(tmp_path, tiny_model):
         assert status == 202
         failed = wait_for(served.url, answer["id"])
         assert failed["state"] == "failed" and failed["message"].startswith("cut.png: cannot decode image")
-        assert str(served.workdir) not in failed["message"] and _files_under(served.workdir) == []
+        assert str(served.workdir) not in failed["message"]
+        deadline = time.monotonic() + 5  # the failed state is shown while its folder is being removed
+        while _files_under(served.workdir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _files_under(served.workdir) == []
         status, _, body = request(f"{served.url}/api/jobs/{answer['id']}/download")
         assert status == 409 and "not enhanced" in json.loads(body)["error"]
 

@@ -23,32 +23,21 @@ import math
 import torch
 from torch import nn
 
+from lumicap.inference.highlights import StepAfterNetwork
+
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the SSIM/PSNR Y channel elsewhere in lumicap
 GAIN_RANGE = (0.0, 3.0)
 
 
-class ChromaGain(nn.Module):
-    """``module`` followed by the chroma scaling of the module docstring; call it like the network.
-
-    Attributes of the wrapped module that the inference code reads (``handles_large_images``,
-    ``network_megapixels``) are passed through.
-    """
+class ChromaGain(StepAfterNetwork):
+    """``module`` followed by the chroma scaling of the module docstring; call it like the network."""
 
     def __init__(self, module: nn.Module, gain: float):
-        super().__init__()
         gain = float(gain)
         if not (math.isfinite(gain) and GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]):
             raise ValueError(f"chroma gain must be a number from {GAIN_RANGE[0]:g} to {GAIN_RANGE[1]:g}, got {gain}")
-        self.module = module
+        super().__init__(module)
         self.gain = gain
-
-    @property
-    def handles_large_images(self) -> bool:
-        return bool(getattr(self.module, "handles_large_images", False))
-
-    @property
-    def network_megapixels(self) -> float | None:
-        return getattr(self.module, "network_megapixels", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return scale_chroma(self.module(x), self.gain)

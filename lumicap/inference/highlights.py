@@ -28,21 +28,15 @@ from torch import nn
 DEFAULT_RAMP = (0.5, 0.9)
 
 
-class HighlightProtection(nn.Module):
-    """``module`` followed by the per-pixel blend of the module docstring; call it like the network.
-
-    ``start``/``end``: the input brightness (max channel, in [0, 1]) where protection begins and where it is
-    complete. Attributes of the wrapped module that the inference code reads (``handles_large_images``,
-    ``network_megapixels``) are passed through.
+class StepAfterNetwork(nn.Module):
+    """A per-pixel step run on a network's result (this module's protection, ``lumicap.inference.chroma``'s gain):
+    holds the network (or the step before) as ``module`` and passes through the attributes the inference code
+    reads (``handles_large_images``, ``network_megapixels``), so the steps stack in any order.
     """
 
-    def __init__(self, module: nn.Module, start: float = DEFAULT_RAMP[0], end: float = DEFAULT_RAMP[1]):
+    def __init__(self, module: nn.Module):
         super().__init__()
-        start, end = float(start), float(end)
-        if not 0.0 <= start < end <= 1.0:
-            raise ValueError(f"highlight protection needs 0 <= start < end <= 1, got start={start}, end={end}")
         self.module = module
-        self.start, self.end = start, end
 
     @property
     def handles_large_images(self) -> bool:
@@ -51,6 +45,21 @@ class HighlightProtection(nn.Module):
     @property
     def network_megapixels(self) -> float | None:
         return getattr(self.module, "network_megapixels", None)
+
+
+class HighlightProtection(StepAfterNetwork):
+    """``module`` followed by the per-pixel blend of the module docstring; call it like the network.
+
+    ``start``/``end``: the input brightness (max channel, in [0, 1]) where protection begins and where it is
+    complete.
+    """
+
+    def __init__(self, module: nn.Module, start: float = DEFAULT_RAMP[0], end: float = DEFAULT_RAMP[1]):
+        start, end = float(start), float(end)
+        if not 0.0 <= start < end <= 1.0:
+            raise ValueError(f"highlight protection needs 0 <= start < end <= 1, got start={start}, end={end}")
+        super().__init__(module)
+        self.start, self.end = start, end
 
     def weight(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W): 1 where the network's result is kept, 0 where the input is."""
