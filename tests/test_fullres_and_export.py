@@ -148,6 +148,28 @@ def test_onnx_export_matches_pytorch_on_an_odd_size_and_enhance_runs_it(tmp_path
     assert err[-1].startswith("lumicap: error:") and "broken.onnx" in err[-1] and "Traceback" not in "\n".join(err)
 
 
+def test_onnx_export_carries_the_chroma_gain_and_highlight_protection(tmp_path, capsys):
+    """ONNX has no sidecar: the per-pixel steps after the network go into the graph, so the file gives the
+    picture lumicap enhance gives (network on the whole photo)."""
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the test extra (pip install -e '.[test]')")
+    steps = {"network_megapixels": 1.0, "chroma_gain": 1.4, "highlight_protection": [0.5, 0.9]}
+    weights = _save(_iat(), tmp_path, inference=steps)
+    onnx_path = tmp_path / "iat.onnx"
+    assert main(["export", str(weights), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    assert "chroma x1.4" in capsys.readouterr().out
+    from lumicap.inference.onnx_model import OnnxEnhancer
+
+    runner = OnnxEnhancer(onnx_path)
+    with_steps = load_inference_model(weights, network_megapixels=0)
+    bare = load_inference_model(weights, network_megapixels=0, highlight_protection=False, chroma_gain=1)
+    x = _image(31, 42, seed=3)
+    x[..., :8, :] = 0.95  # a bright band the protection gives back
+    with torch.no_grad():
+        expected, plain = with_steps(x.clone()), bare(x.clone())
+    assert (runner(x) - expected).abs().max() < 1e-4
+    assert (expected - plain).abs().max() > 0.01  # the steps changed the picture, and the file has them
+
+
 def test_export_safetensors_keeps_the_record_and_loads(tmp_path):
     model = _iat()
     weights = _save(model, tmp_path, inference={"network_megapixels": 0.5}, training_command="(test)")

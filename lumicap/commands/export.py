@@ -52,10 +52,14 @@ def run(args) -> int:
             f"{args.model}: already an ONNX file; export takes a PyTorch model (a .safetensors or checkpoint file, "
             "a run folder, 'default', or NAME --weights FILE)"
         )
-    # The bare network: the full-resolution wrapper and highlight protection are inference settings, recorded
-    # in the sidecar (a safetensors export keeps them), not exported.
+    # safetensors: the bare network; the full-resolution wrapper, chroma gain and highlight protection are
+    # inference settings recorded in the sidecar, which the export keeps. ONNX has no sidecar: the per-pixel steps
+    # after the network (chroma gain, highlight protection) go into the graph, so the file gives the picture
+    # lumicap enhance gives (the full-resolution wrapper resizes by photo size and stays out).
+    steps = None if args.format == "onnx" else False
     model = load_inference_model(
-        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=False, chroma_gain=1
+        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=steps,
+        chroma_gain=None if args.format == "onnx" else 1,
     )
     network = model.module
     record = {k: v for k, v in model.metadata.items() if k not in ("format", "version", "model", "overrides")}
@@ -68,7 +72,7 @@ def run(args) -> int:
             if difference is None
             else f"max |ONNX - PyTorch| {difference:.2e} on a 53x37 image"
         )
-        print(f"wrote {out} ({model.name} from {model.source}; {check})")
+        print(f"wrote {out} ({model.describe().replace(' on cpu', '', 1)}; {check})")
         return 0
     overrides = model.metadata.get("overrides", {}) if isinstance(model.metadata.get("overrides"), dict) else {}
     paths = save_inference_model(out, model.name, network.state_dict(), overrides, overwrite=args.overwrite,
