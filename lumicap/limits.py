@@ -20,6 +20,8 @@ NETWORK_MEGAPIXELS_RANGE = (0.0, 1_000.0)  # 0 turns the full-resolution transfo
 # lumicap serve's upload limits
 MAX_UPLOAD_MB_RANGE = (0.0, 100_000.0)  # above 0; 100 GB is far beyond any photo
 MAX_UPLOAD_MEGAPIXELS_RANGE = (0.0, 150.0)  # above 0; the image reader refuses more (lumicap.data.io.MAX_PIXELS)
+# The chroma gain after a network (lumicap.inference.chroma): 0 is grey, 1 the network's own colours
+CHROMA_GAIN_RANGE = (0.0, 3.0)
 
 
 def check_finite(value: float, low: float | None = None, high: float | None = None, *, low_open: bool = False,

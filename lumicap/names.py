@@ -21,6 +21,10 @@ Layout = Literal["lol-v1", "lol-v2-real", "lol-v2-synthetic", "folders"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 LayoutChoice = Literal["auto", Layout]
 
+# ITU-R BT.601 luma, 0.299 R + 0.587 G + 0.114 B (OpenCV's COLOR_RGB2GRAY): GT-mean's gray level and the
+# grey the chroma gain scales colours away from.
+BT601_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
 # SSIM as the LLIE papers compute it (MATLAB convention): Gaussian window of 11 pixels, sigma 1.5. The window
 # is also the smallest image SSIM can measure (valid region only), so it bounds training patches.
 SSIM_WINDOW = 11

@@ -8,9 +8,11 @@ from lumicap.commands.options import (
     add_device_option,
     add_model_options,
     add_tiling_options,
+    finite_float,
     int_in_range,
     tile_settings,
 )
+from lumicap.limits import CHROMA_GAIN_RANGE
 from lumicap.names import TEMPORAL_MODES, VIDEO_CODEC_CHOICES, VIDEO_FORMAT_CHOICES
 
 
@@ -46,7 +48,7 @@ def register(sub):
         "not clip (auto: the model's setting, on for the default model)",
     )
     parser.add_argument(
-        "--chroma-gain", type=_chroma_gain, default=None, metavar="X",
+        "--chroma-gain", type=finite_float(*CHROMA_GAIN_RANGE), default=None, metavar="X",
         help="scale the result's colours away from grey by X, brightness kept (1: the network's own colours; "
         "default: the model's setting, chosen on validation photos for the default model)",
     )
@@ -69,21 +71,6 @@ def register(sub):
                         help="enhance dark versions of bundled sample photos: OUT/{low,enhanced,reference,report}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-
-
-def _chroma_gain(text: str) -> float:
-    import argparse
-    import math
-
-    from lumicap.inference.chroma import GAIN_RANGE
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not (math.isfinite(value) and GAIN_RANGE[0] <= value <= GAIN_RANGE[1]):
-        raise argparse.ArgumentTypeError(f"{text} is outside {GAIN_RANGE[0]:g}-{GAIN_RANGE[1]:g}")
-    return value
 
 
 def run(args) -> int:

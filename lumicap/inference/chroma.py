@@ -18,26 +18,20 @@ is not re-saturated.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from lumicap.inference.highlights import StepAfterNetwork
-
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the SSIM/PSNR Y channel elsewhere in lumicap
-GAIN_RANGE = (0.0, 3.0)
+from lumicap.limits import CHROMA_GAIN_RANGE, check_finite
+from lumicap.names import BT601_LUMA_WEIGHTS as LUMA_WEIGHTS
 
 
 class ChromaGain(StepAfterNetwork):
     """``module`` followed by the chroma scaling of the module docstring; call it like the network."""
 
     def __init__(self, module: nn.Module, gain: float):
-        gain = float(gain)
-        if not (math.isfinite(gain) and GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]):
-            raise ValueError(f"chroma gain must be a number from {GAIN_RANGE[0]:g} to {GAIN_RANGE[1]:g}, got {gain}")
         super().__init__(module)
-        self.gain = gain
+        self.gain = check_finite(gain, *CHROMA_GAIN_RANGE, what="chroma gain")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return scale_chroma(self.module(x), self.gain)
@@ -57,18 +51,11 @@ def parse_gain(value, source: str) -> float | None:
     Anything else is a ``ValueError`` naming ``source``."""
     if value is None:
         return None
-    ok = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and GAIN_RANGE[0] <= value <= GAIN_RANGE[1]
-    )
-    if not ok:
-        raise ValueError(
-            f"{source}: 'inference.chroma_gain' must be a number from {GAIN_RANGE[0]:g} to {GAIN_RANGE[1]:g}, "
-            f"got {value!r}"
-        )
-    return None if value == 1 else float(value)
+    try:
+        gain = check_finite(value, *CHROMA_GAIN_RANGE, what="'inference.chroma_gain'")
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    return None if gain == 1 else gain
 
 
 def choose_gain(psnr_by_gain: dict[float, float], tolerance_db: float = 0.05) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-GRAY_WEIGHTS_BT601 = (0.299, 0.587, 0.114)
+from lumicap.names import BT601_LUMA_WEIGHTS as GRAY_WEIGHTS_BT601
 
 
 def mean_gray(image: torch.Tensor, weights: tuple[float, float, float] = GRAY_WEIGHTS_BT601) -> torch.Tensor:
