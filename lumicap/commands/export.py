@@ -56,10 +56,10 @@ def run(args) -> int:
     # inference settings recorded in the sidecar, which the export keeps. ONNX has no sidecar: the per-pixel steps
     # after the network (chroma gain, highlight protection) go into the graph, so the file gives the picture
     # lumicap enhance gives (the full-resolution wrapper resizes by photo size and stays out).
-    steps = None if args.format == "onnx" else False
+    bare = args.format != "onnx"
     model = load_inference_model(
-        args.model, "cpu", weights=args.weights, network_megapixels=0, highlight_protection=steps,
-        chroma_gain=None if args.format == "onnx" else 1,
+        args.model, "cpu", weights=args.weights, network_megapixels=0,
+        highlight_protection=False if bare else None, chroma_gain=1 if bare else None,
     )
     network = model.module
     record = {k: v for k, v in model.metadata.items() if k not in ("format", "version", "model", "overrides")}

@@ -208,8 +208,7 @@ def _with_full_resolution_transform(
     module: nn.Module, megapixels: float | None, metadata: dict, source: str
 ) -> nn.Module:
     if megapixels is None:
-        settings = metadata.get("inference") if isinstance(metadata, dict) else None
-        megapixels = settings.get("network_megapixels") if isinstance(settings, dict) else None
+        megapixels = _inference_setting(metadata, "network_megapixels")
         if megapixels is not None:
             try:
                 check_finite(megapixels, *NETWORK_MEGAPIXELS_RANGE, what="its value")
@@ -230,11 +229,16 @@ def _with_full_resolution_transform(
     return FullResolutionTransform(module, float(megapixels))
 
 
+def _inference_setting(metadata: dict, key: str):
+    """``key`` of a sidecar's ``"inference"`` block; None where the block or the key is missing."""
+    settings = metadata.get("inference") if isinstance(metadata, dict) else None
+    return settings.get(key) if isinstance(settings, dict) else None
+
+
 def _with_chroma_gain(module: nn.Module, wanted: float | None, metadata: dict, source: str) -> nn.Module:
     if wanted is None:
-        settings = metadata.get("inference") if isinstance(metadata, dict) else None
         try:
-            gain = parse_gain(settings.get("chroma_gain") if isinstance(settings, dict) else None, source)
+            gain = parse_gain(_inference_setting(metadata, "chroma_gain"), source)
         except ValueError as exc:
             raise WeightsError(str(exc)) from None
     else:
@@ -243,9 +247,8 @@ def _with_chroma_gain(module: nn.Module, wanted: float | None, metadata: dict, s
 
 
 def _with_highlight_protection(module: nn.Module, wanted: bool | None, metadata: dict, source: str) -> nn.Module:
-    settings = metadata.get("inference") if isinstance(metadata, dict) else None
     try:
-        ramp = parse_ramp(settings.get("highlight_protection") if isinstance(settings, dict) else None, source)
+        ramp = parse_ramp(_inference_setting(metadata, "highlight_protection"), source)
     except ValueError as exc:
         raise WeightsError(str(exc)) from None
     if wanted is False or (wanted is None and ramp is None):
