@@ -291,20 +291,9 @@ def test_cpu_table_has_train_and_inference_per_model(tmp_path, one_thread):
     assert [r[0] for r in _table_rows(markdown)] == ["iat", "retinexnet"]
 
 
-OFFICIAL_STAND_IN = """
-import torch
-from lumicap.models.iat import IAT as _IAT
-
-class Official(torch.nn.Module):  # the official IAT's interface: same keys, forward returns (mul, add, image)
-    def __init__(self, type="lol"):
-        super().__init__()
-        self.inner = _IAT(variant=type)
-    def state_dict(self, *args, **kwargs):
-        return self.inner.state_dict(*args, **kwargs)
-    def forward(self, x):
-        out = self.inner.training_outputs(x)
-        return out["mul"], out["add"], out["output"]
-"""
+# An object with the official IAT's interface (same keys, forward returns mul, add, image): the GPU campaign's
+# dry-run stand-in, one text for both.
+OFFICIAL_STAND_IN = _load("gpu_campaign").OFFICIAL_STAND_IN
 
 
 def test_side_by_side_with_an_official_file(tmp_path, one_thread):
