@@ -59,6 +59,24 @@ from lumicap.models.common import crop_to, pad_to_multiple
 from lumicap.models.registry import Recipe, Stage, register_model
 
 
+def _pointwise(conv: nn.Conv2d, *pieces: torch.Tensor, plus: torch.Tensor | None = None) -> torch.Tensor:
+    """The 1x1 ``conv`` applied to the channel concatenation of ``pieces`` (plus ``plus``, if given), as one
+    batched matrix product per piece: ``bias + W[:, piece] @ piece``, accumulated in place.
+
+    Same map as ``conv(torch.cat(pieces, 1))``, without the concatenated copy; the pieces may be views
+    (channel slices) or channels-last, which the matrix product reads as they are. oneDNN's 1x1
+    convolution is slower than the matrix product here, by far for few channels (see the module docstring).
+    """
+    batch, _, height, width = pieces[0].shape
+    weights = conv.weight.flatten(1).split([piece.shape[1] for piece in pieces], dim=1)
+    bias = conv.bias.view(1, -1, 1)
+    out = None if plus is None else plus.flatten(2) + bias
+    for piece, weight in zip(pieces, weights):
+        weight = weight.expand(batch, *weight.shape)
+        out = torch.baddbmm(bias, weight, piece.flatten(2)) if out is None else out.baddbmm_(weight, piece.flatten(2))
+    return out.view(batch, -1, height, width)
+
+
 class HalfInstanceNormBlock(nn.Module):
     """conv3x3 -> instance norm on half the channels (HINet) -> LeakyReLU(0.1) -> conv3x3 -> LeakyReLU, plus a
     1x1-conv skip. The official ``UNetConvBlock`` with ``use_HIN=True``."""
@@ -73,10 +91,21 @@ class HalfInstanceNormBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
-        normed, kept = out.split([self.half_norm.num_features, out.shape[1] - self.half_norm.num_features], dim=1)
-        out = self.act(torch.cat([self.half_norm(normed), kept], dim=1))
-        out = self.act(self.conv2(out))
-        return out + self.skip(x)
+        out = self._normalise_half(out)
+        out = F.leaky_relu_(self.conv2(out), self.act.negative_slope)
+        return _pointwise(self.skip, x, plus=out)
+
+    def _normalise_half(self, out: torch.Tensor) -> torch.Tensor:
+        """Instance norm of the first half of the channels, the rest unchanged, then the LeakyReLU: one
+        per-channel scale and shift over all channels (1 and 0 on the kept half), so no split and concatenation."""
+        norm = self.half_norm
+        var, mean = torch.var_mean(out[:, : norm.num_features], dim=(2, 3), correction=0, keepdim=True)
+        scale = norm.weight.view(1, -1, 1, 1) * torch.rsqrt(var + norm.eps)
+        shift = norm.bias.view(1, -1, 1, 1) - mean * scale
+        kept = out.shape[1] - norm.num_features
+        scale = torch.cat([scale, scale.new_ones(out.shape[0], kept, 1, 1)], dim=1)
+        shift = torch.cat([shift, shift.new_zeros(out.shape[0], kept, 1, 1)], dim=1)
+        return F.leaky_relu_(torch.addcmul(shift, out, scale), self.act.negative_slope)
 
 
 class AffineCoupling(nn.Module):
@@ -92,21 +121,29 @@ class AffineCoupling(nn.Module):
         self.log_scale = HalfInstanceNormBlock(self.split[0], self.split[1])  # H
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.halves(x), dim=1)
+
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward``'s two halves (y1, y2), not concatenated."""
         x1, x2 = x.split(self.split, dim=1)
         y1 = x1 + self.shift1(x2)
         s = self.clamp * (torch.sigmoid(self.log_scale(y1)) * 2 - 1)
-        y2 = x2 * torch.exp(s) + self.shift2(y1)
-        return torch.cat([y1, y2], dim=1)
+        y2 = torch.addcmul(self.shift2(y1), x2, torch.exp(s))
+        return y1, y2
 
 
 def _pointwise_mlp(channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels, channels, 1), nn.LeakyReLU(0.1), nn.Conv2d(channels, channels, 1))
 
 
+def _mlp(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """A ``_pointwise_mlp`` (1x1 conv, LeakyReLU, 1x1 conv) as matrix products."""
+    return _pointwise(mlp[2], F.leaky_relu_(_pointwise(mlp[0], x), mlp[1].negative_slope))
+
+
 def _polar_to_complex(amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     # fp32 even under bf16/fp16 autocast: complex tensors and cuFFT/pocketfft have no bfloat16.
-    amplitude, phase = amplitude.float(), phase.float()
-    return torch.complex(amplitude * torch.cos(phase), amplitude * torch.sin(phase))
+    return torch.polar(amplitude.float(), phase.float())
 
 
 def _rfft2(x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +161,7 @@ class FourierBranch(nn.Module):
         self.phase = _pointwise_mlp(channels)
 
     def forward(self, spectrum: torch.Tensor) -> torch.Tensor:
-        return _polar_to_complex(self.amplitude(spectrum.abs()), self.phase(spectrum.angle()))
+        return _polar_to_complex(_mlp(self.amplitude, spectrum.abs()), _mlp(self.phase, spectrum.angle()))
 
 
 class AmplitudeModulation(nn.Module):
@@ -137,7 +174,7 @@ class AmplitudeModulation(nn.Module):
         self.fuse = nn.Conv2d(2 * channels, channels, 1)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        return self.fuse(torch.cat([x, x * self.scale(guide) + self.shift(guide)], dim=1))
+        return _pointwise(self.fuse, x, torch.addcmul(self.shift(guide), x, self.scale(guide)))
 
 
 class GuidedFourierBranch(FourierBranch):
@@ -150,8 +187,8 @@ class GuidedFourierBranch(FourierBranch):
         self.phase_guidance = nn.Conv2d(2 * channels, channels, 1)
 
     def forward(self, spectrum: torch.Tensor, guide_amplitude: torch.Tensor, guide_phase: torch.Tensor) -> torch.Tensor:
-        amplitude = self.amplitude_guidance(self.amplitude(spectrum.abs()), guide_amplitude)
-        phase = self.phase_guidance(torch.cat([guide_phase, self.phase(spectrum.angle())], dim=1))
+        amplitude = self.amplitude_guidance(_mlp(self.amplitude, spectrum.abs()), guide_amplitude)
+        phase = _pointwise(self.phase_guidance, guide_phase, _mlp(self.phase, spectrum.angle()))
         return _polar_to_complex(amplitude, phase)
 
 
@@ -170,9 +207,9 @@ class SpatialFrequencyBlock(nn.Module):
     def forward(self, x: torch.Tensor, *guide: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         spectrum = _rfft2(x)
-        spatial = x + self.coupling(x)
+        spatial = [half + y for half, y in zip(x.split(self.coupling.split, dim=1), self.coupling.halves(x))]
         frequency = torch.fft.irfft2(self.fourier(spectrum, *guide), s=(h, w), norm="backward")
-        return self.fuse(torch.cat([spatial, frequency], dim=1)) + x
+        return _pointwise(self.fuse, *spatial, frequency, plus=x)
 
 
 class LowResolutionNet(nn.Module):
@@ -202,14 +239,18 @@ class LowResolutionNet(nn.Module):
         self.guide_phase = nn.Conv2d(guide_channels, guide_channels, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        e1 = self.enc1(self.stem(x))
+        e1 = self.enc1(_pointwise(self.stem, x))
         e2 = self.enc2(self.down1(e1))
         b = self.bottleneck(self.down2(e2))
-        d2 = self.dec2(self.merge2(torch.cat([_resize(b, e2), e2], dim=1)))
-        d1 = self.dec1(self.merge1(torch.cat([_resize(d2, e1), e1], dim=1)))
-        features = self.to_guide(d1)
+        d2 = self.dec2(_pointwise(self.merge2, _resize(b, e2), e2))
+        d1 = self.dec1(_pointwise(self.merge1, _resize(d2, e1), e1))
+        features = _pointwise(self.to_guide, d1)
         spectrum = _rfft2(features)
-        return self.to_rgb(features), self.guide_amplitude(spectrum.abs()), self.guide_phase(spectrum.angle())
+        return (
+            _pointwise(self.to_rgb, features),
+            _pointwise(self.guide_amplitude, spectrum.abs()),
+            _pointwise(self.guide_phase, spectrum.angle()),
+        )
 
 
 def _transposed_init(conv: nn.Conv2d) -> nn.Conv2d:
@@ -251,7 +292,7 @@ class HighResolutionNet(nn.Module):
             features = block(features)
         coarse = self.after_shuffle(F.pixel_shuffle(features, self.scale))
         upsampled = F.interpolate(lowres, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        return self.head_out(self.head_hidden(self.head_in(torch.cat([upsampled, coarse], dim=1))))
+        return self.head_out(self.head_hidden(_pointwise(self.head_in, upsampled, coarse)))
 
 
 _VARIANTS = {
@@ -297,7 +338,7 @@ class UHDFour(nn.Module):
 
     def training_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         padded, size = pad_to_multiple(x, self.pad_multiple)
-        lifted = F.interpolate(self.lift(padded), scale_factor=1 / self.scale, mode="bilinear", align_corners=False)
+        lifted = F.interpolate(_pointwise(self.lift, padded), scale_factor=1 / self.scale, mode="bilinear", align_corners=False)
         lowres, guide_amplitude, guide_phase = self.lowres_net(lifted)
         output = self.highres_net(padded, lowres, guide_amplitude, guide_phase)
         return {"output": crop_to(output, size), "output_lowres": crop_to(lowres, self.lowres_size(size))}
