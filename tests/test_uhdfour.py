@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from lumicap.models import build_model, count_parameters, model_info
-from lumicap.models.uhdfour import FourierBranch, SpatialFrequencyBlock, UHDFour
+from lumicap.models.uhdfour import (
+    FourierBranch,
+    HalfInstanceNormBlock,
+    SpatialFrequencyBlock,
+    UHDFour,
+    _amplitude,
+    _conv3x3,
+    _pointwise,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,3 +119,87 @@ def test_recipe_is_the_official_one():
     assert stage.optimizer["name"] == "adam" and stage.optimizer["lr"] == 1e-4
     assert tuple(stage.optimizer["betas"]) == (0.9, 0.99)
     assert stage.iterations == 1000 * 243  # 1000 epochs, ceil(485 / 2) batches each
+
+
+# The fast paths of uhdfour.py (module docstring, "Speed") against the straightforward formulas they replace.
+
+
+def test_pointwise_equals_the_conv_of_the_concatenation_with_gradients():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(10, 4, 1)
+    whole = torch.rand(2, 7, 5, 6, requires_grad=True)
+    pieces = [whole[:, :3], whole[:, 3:], torch.rand(2, 3, 5, 6, requires_grad=True)]  # channel slices are views
+    plus = torch.rand(2, 4, 5, 6, requires_grad=True)
+    inputs = [whole, pieces[2], plus, conv.weight, conv.bias]
+    fast = _pointwise(conv, *pieces, plus=plus)
+    fast_grads = torch.autograd.grad((fast * torch.arange(4.0).view(1, 4, 1, 1)).sum(), inputs)
+    plain = conv(torch.cat(pieces, dim=1)) + plus
+    plain_grads = torch.autograd.grad((plain * torch.arange(4.0).view(1, 4, 1, 1)).sum(), inputs)
+    torch.testing.assert_close(fast, plain)
+    for a, b in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(a, b)
+
+
+def _plain_half_instance_norm_block(block: HalfInstanceNormBlock, x: torch.Tensor) -> torch.Tensor:
+    """The official UNetConvBlock's forward, written out."""
+    out = F.conv2d(x, block.conv1.weight, block.conv1.bias, padding=1)
+    normed, kept = torch.chunk(out, 2, dim=1)
+    out = F.leaky_relu(torch.cat([block.half_norm(normed), kept], dim=1), 0.1)
+    out = F.leaky_relu(F.conv2d(out, block.conv2.weight, block.conv2.bias, padding=1), 0.1)
+    return out + block.skip(x)
+
+
+@pytest.mark.parametrize("channels", [6, 32])  # few channels: ATen's im2col conv when recording; many: oneDNN
+def test_half_instance_norm_block_equals_the_plain_formula_with_and_without_autograd(channels):
+    torch.manual_seed(0)
+    block = HalfInstanceNormBlock(channels, channels)
+    with torch.no_grad():
+        block.half_norm.weight.uniform_(0.5, 1.5)
+        block.half_norm.bias.uniform_(-0.5, 0.5)
+    x = torch.rand(2, channels, 9, 11, requires_grad=True)
+    fast = block(x)  # autograd recording: the concatenating path
+    plain = _plain_half_instance_norm_block(block, x)
+    torch.testing.assert_close(fast, plain)
+    params = [x, *block.parameters()]
+    for a, b in zip(torch.autograd.grad(fast.square().sum(), params), torch.autograd.grad(plain.square().sum(), params)):
+        # relative to the largest entry: conv1's bias gets gradient 0 on normalised channels, up to rounding
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+    with torch.no_grad():  # in-place normalisation, NNPACK's Winograd 3x3 convs where available
+        torch.testing.assert_close(block(x), plain, rtol=1e-4, atol=1e-5)
+
+
+def test_conv3x3_backends_equal_the_direct_convolution():
+    torch.manual_seed(0)
+    for channels in (3, 12, 48):
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+        x = torch.rand(2, channels, 13, 10, requires_grad=True)
+        direct = F.conv2d(x, conv.weight, conv.bias, padding=1)
+        fast = _conv3x3(conv, x)
+        torch.testing.assert_close(fast, direct)
+        params = [x, conv.weight, conv.bias]
+        for a, b in zip(torch.autograd.grad(fast.sum(), params), torch.autograd.grad(direct.sum(), params)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        with torch.inference_mode():
+            torch.testing.assert_close(_conv3x3(conv, x), direct.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_amplitude_without_autograd_is_abs_also_at_zero():
+    spectrum = torch.fft.rfft2(torch.rand(1, 2, 6, 8))
+    spectrum[0, 0, 1] = 0  # a row of exact zeros
+    with torch.no_grad():
+        torch.testing.assert_close(_amplitude(spectrum), spectrum.abs(), rtol=0, atol=0)
+
+
+def test_training_and_inference_paths_of_the_network_agree():
+    """The golden tests check the inference path against the official outputs; the path autograd records
+    (concatenating half norm, abs, im2col/oneDNN convs) must compute the same network."""
+    torch.manual_seed(0)
+    model = UHDFour("lol", base_channels=4)
+    x = torch.rand(2, 3, 24, 32)
+    recorded = model.training_outputs(x)
+    with torch.no_grad():
+        inferred = model.training_outputs(x)
+    for name in ("output", "output_lowres"):
+        torch.testing.assert_close(recorded[name].detach(), inferred[name], rtol=1e-4, atol=1e-5)
+    recorded["output"].mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
