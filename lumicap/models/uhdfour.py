@@ -83,18 +83,21 @@ def _records_grad(*tensors: torch.Tensor) -> bool:
 
 
 def _conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` (3x3, stride 1, padding 1), through the CPU backend that is fastest for it (module docstring):
+    """``conv(x)`` (3x3, stride 1, padding 1) through the CPU backend that is fastest for it (figures in the
+    module docstring); on other devices, other dtypes or under autocast simply ``conv(x)``:
 
-    * autograd not recording, CPU float32: NNPACK's Winograd convolution (2-3x faster than oneDNN's direct
-      one for this network's shapes; differences of ~1e-5 relative to the direct result);
-    * autograd recording and few input channels: ATen's plain (im2col + matrix product) convolution, whose
-      backward takes a fraction of oneDNN's there;
-    * otherwise ``conv(x)`` (oneDNN on the CPU).
+    * autograd not recording, one image: NNPACK's Winograd convolution (2-3x faster than oneDNN's direct one
+      at this network's shapes; it differs from the direct result by ~1e-5 relative);
+    * autograd recording, few input channels: ATen's plain (im2col + matrix product) convolution, whose
+      backward takes a fraction of oneDNN's time there with two threads;
+    * otherwise ``conv(x)`` (oneDNN).
     """
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+        return conv(x)
     if _records_grad(x, conv.weight):
-        if conv.in_channels <= _FEW_CHANNELS and x.device.type == "cpu":
+        if conv.in_channels <= _FEW_CHANNELS:
             return torch.ops.aten.thnn_conv2d(x, conv.weight, conv.kernel_size, conv.bias, conv.stride, conv.padding)
-    elif x.device.type == "cpu" and x.dtype == conv.weight.dtype == torch.float32 and _nnpack():
+    elif x.shape[0] == 1 and _nnpack():  # batched NNPACK (another algorithm) was slower than oneDNN
         return torch._nnpack_spatial_convolution(x, conv.weight, conv.bias, conv.padding, conv.stride)
     return conv(x)
 
