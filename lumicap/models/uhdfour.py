@@ -32,10 +32,35 @@ mode='bilinear')`` whenever H and W are multiples of ``scale``.
 Any H, W: the input is reflect-padded to a multiple of ``4*scale`` (the low-resolution U-Net halves its
 grid twice) and both outputs are cropped back.
 
-Speed (CPU): about 80% of a training step (128x128, one core) is convolution forward/backward (the
-Fourier branches' 1x1 MLPs and the 3x3 convs), the FFTs, ``abs`` and ``angle`` about 5%; the op choices are
-the official ones. Channels-last inference was slower (``benchmarks/README.md``), so it stays NCHW. The
-modules the official forward never calls (below) are not built, so they cost nothing.
+Speed (CPU). The arithmetic is the official network's; what differs is how each op runs (figures: issue
+26, 2026-12-07, 2-core AMD EPYC shared with other jobs, ``benchmarks/bench_vs_official.py``, same weights):
+
+* 3x3 convolutions without autograd, one image: NNPACK's Winograd convolution (``_conv3x3``) instead of
+  oneDNN's direct one: 2-3x faster per conv at 96-288 channels, the whole 600x400 inference 25% less CPU
+  time. It rounds differently (~1e-5 relative per conv); the golden cases stay within 2e-6 of the official
+  outputs. With autograd, NNPACK's forward did not pay with two threads, so training keeps oneDNN.
+* 3x3 convolutions with autograd and at most 12 input channels (the high-resolution blocks): ATen's im2col
+  convolution, whose backward with two threads takes ~1 ms where oneDNN's takes ~10 (train step 9% less
+  CPU time at 2 threads, no change at 1).
+* 1x1 convolutions as batched matrix products (``_pointwise``) that read the pieces of a would-be
+  ``torch.cat`` where they are, and add the residual in the same accumulation: 4% less inference time at 1
+  thread, 14% less train-step CPU time at 2 threads (oneDNN's 1x1 backward is slow for few channels).
+* Without autograd: the half instance norm in place (no split and cat), the amplitude as ``hypot`` of the
+  real and imaginary parts (a third of complex ``abs``'s time, same numbers). LeakyReLUs run in place
+  wherever the op before does not keep its output for its backward.
+
+Measured against the official code (lumicap / official, wall clock, interleaved rounds): inference 600x400
+0.65 at 1 thread, 0.69 at 2; train step b2 128x128 1.00 at 1 thread, 0.78 at 2 (CPU time 0.85). At 1
+thread the train step cannot gain more this way: half of it is the coupling blocks' 3x3 convolutions
+(forward and backward, oneDNN either side), the rest mostly 1x1 products of the same size. Tried and not
+kept (no gain or slower): channels-last coupling blocks (convs ~20% faster alone, the layout changes ate
+it), one conv for the two 3x3 convs that share an input (``shift2``/``log_scale``), ``torch.polar``
+(slower with autograd), the instance norm as ``var_mean`` scale-and-shift with autograd. The modules the
+official forward never calls (below) are not built, so they cost nothing.
+
+Rounding: the network amplifies rounding differences. On a LOL 600x400 image (official-init random weights,
+outputs up to 5.9) the official code at 2 threads differs from itself at 1 thread by up to 2.8e-4; lumicap
+differs from it (1 thread) by up to 2.6e-4, the same size. The small golden cases agree within 2e-6.
 
 Parameter count. The official ``InteractNet`` constructs modules its forward never calls (two 3x3 convs
 per Fourier block, in LOL and UHD alike, plus two Fourier blocks and two 3x3 convs of the UHD
