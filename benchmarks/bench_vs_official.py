@@ -22,6 +22,9 @@ file), the eval outputs are compared once on a 96x64 image, then both are timed 
 order alternates (official first, then lumicap first, ...), so that a busy machine slows both alike:
 
 - train step: forward, L1 loss on the image, backward, Adam step, ``zero_grad``, at the model's batch x patch;
+  each side steps with its own training code's Adam: the official ``torch.optim.Adam`` (the reference
+  per-tensor loop on the CPU) and the one lumicap's trainer builds (fused where torch has the kernel,
+  ``train.fused_optimizer``); ``--reference-adam`` gives lumicap the reference loop too (the networks alone);
 - inference: ``torch.inference_mode``, eval, one image of the model's size (the sizes of issue 26's table).
 
 Each side's figure is the median of its rounds (wall clock); the ratio is the median of the per-round ratios
@@ -180,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--also-loaded", action="store_true", help="also time lumicap's network as load_inference_model returns it")
     parser.add_argument("--check-golden", action="store_true", help="first run the official copies on the golden cases")
     parser.add_argument("--golden", default=str(GOLDEN), help="folder of the golden cases (default: %(default)s)")
+    parser.add_argument("--reference-adam", action="store_true",
+                        help="train steps: lumicap's side also uses torch.optim.Adam's reference loop (default: the "
+                        "Adam lumicap's trainer builds, fused where torch has it), to time the networks alone")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N ops with the most self time, per side and measure")
     parser.add_argument("--memory", action="store_true", help="peak RSS of one inference per side and size (child processes)")
     parser.add_argument("--sizes", default="600x400,1920x1080", help="with --memory: inference sizes (default: %(default)s)")
@@ -417,7 +423,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             batch, patch = args.batch or baseline.batch, args.patch or baseline.patch
             x = torch.rand(batch, 3, patch, patch, generator=gen).to(device)
             target = torch.rand(batch, 3, patch, patch, generator=gen).to(device)
-            optimizers = {name: torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in sides.items()}
+            # Each side's own optimizer: the official training code's torch.optim.Adam, and for lumicap the
+            # Adam its trainer builds (fused where torch has the kernel); --reference-adam gives both the former.
+            from lumicap.engine.train import fused_optimizer_kwargs
+
+            lumicap_adam = {} if args.reference_adam else fused_optimizer_kwargs(None, device)
+            optimizers = {name: torch.optim.Adam(m.parameters(), lr=1e-4, **({} if name == "official" else lumicap_adam))
+                          for name, m in sides.items()}
 
             def train_step(name: str) -> None:
                 sides[name].train()
@@ -594,6 +606,10 @@ def main(argv: list[str] | None = None):
         f"medians of the per-round ratios in wall-clock and in process CPU time (IQR beside each); {env['cpu_threads']} threads, OMP_WAIT_POLICY={env['omp_wait_policy'] or 'unset'}",
         "load average (1/5/15 min) before {:.1f}/{:.1f}/{:.1f}, after {:.1f}/{:.1f}/{:.1f}".format(*env["load_before"], *env["load_after"]),
     ]
+    if args.skip != "train":
+        notes.append("train steps: the official side steps torch.optim.Adam (reference loop); lumicap's side "
+                     + ("the same (--reference-adam: the networks alone)" if args.reference_adam
+                        else "the Adam its trainer builds (fused where torch has the kernel)"))
     golden = {m: c["golden"] for m, c in checks.items() if c.get("golden") is not None}
     if golden:
         notes.append("official copies reproduce ../shared/golden within " + ", ".join(f"{m} {d:.1e}" for m, d in golden.items()))

@@ -87,21 +87,31 @@ class IGMSA(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
+        # The official order is: q, k, v = three projections; q and k L2-normalised over the tokens;
+        # attn = softmax(k q^T * rescale) per head (d x d); out = proj(attn v). The same function with
+        # less work (see the module docstring): one matrix product gives q and k; the normalisation divides
+        # the d x d logits by the outer product of the norms instead of two full-size maps by their norms;
+        # and since proj is linear, proj(blockdiag(attn) v) = v (W_proj blockdiag(attn))^T + b: the
+        # attention is folded into the projection's c x c matrix, so the map is multiplied once, not twice.
         b, h, w, c = x.shape
-        tokens = x.reshape(b, h * w, c)
+        n = h * w
+        heads, d = self.num_heads, self.dim_head
+        tokens = x.reshape(b, n, c)
+        q, k = F.linear(tokens, torch.cat([self.to_q.weight, self.to_k.weight])).split(c, dim=-1)
         v_inp = self.to_v(tokens)
-
-        def heads_channels_first(t: torch.Tensor) -> torch.Tensor:  # (B, N, heads*d) -> (B, heads, d, N)
-            return t.reshape(b, h * w, self.num_heads, self.dim_head).permute(0, 2, 3, 1)
-
-        q = F.normalize(heads_channels_first(self.to_q(tokens)), dim=-1)
-        k = F.normalize(heads_channels_first(self.to_k(tokens)), dim=-1)
-        v = heads_channels_first(v_inp) * heads_channels_first(light_up.reshape(b, h * w, c))
-        attn = ((k @ q.transpose(-2, -1)) * self.rescale).softmax(dim=-1)  # (B, heads, d, d)
-        out = (attn @ v).permute(0, 3, 1, 2).reshape(b, h * w, self.num_heads * self.dim_head)
-        out = self.proj(out).view(b, h, w, c)
+        q_norm = torch.linalg.vector_norm(q, dim=1).clamp_min(_NORMALIZE_EPS).view(b, heads, 1, d)
+        k_norm = torch.linalg.vector_norm(k, dim=1).clamp_min(_NORMALIZE_EPS).view(b, heads, d, 1)
+        q_heads = q.view(b, n, heads, d).permute(0, 2, 1, 3)  # (B, heads, N, d)
+        k_heads = k.view(b, n, heads, d).permute(0, 2, 3, 1)  # (B, heads, d, N)
+        attn = ((k_heads @ q_heads) / (k_norm * q_norm) * self.rescale).softmax(dim=-1)  # (B, heads, d, d)
+        folded = torch.einsum("ohi,bhij->bohj", self.proj.weight.view(c, heads, d), attn).reshape(b, c, c)
+        v = v_inp * light_up.reshape(b, n, c)
+        out = torch.baddbmm(self.proj.bias.view(1, 1, c), v, folded.transpose(1, 2)).view(b, h, w, c)
         position = self.pos_emb(v_inp.reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return out + position
+
+
+_NORMALIZE_EPS = 1e-12  # F.normalize's default: a norm below it is taken as eps
 
 
 class FeedForward(nn.Module):
