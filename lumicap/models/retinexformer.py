@@ -28,10 +28,10 @@ linear in H*W, and the projections are ``nn.Linear`` on channel-last tokens, as 
 FFN's 1x1 convs run on a channel-last view (oneDNN takes it as NHWC). Not as in the official code, each the
 same function with less work (figures in ``benchmarks/README.md``):
 
-- IG-MSA: one product gives q and k, one more their Gram matrix, which holds every head's k q^T and the
-  squared norms on its diagonal: the d x d logits are divided by the norms' outer product, and no
-  normalised full-size copies of q and k are made; the attention is folded into the output projection's
-  c x c matrix, so the values are multiplied once instead of twice.
+- IG-MSA: one product gives q and k; the d x d logits are divided by the outer product of the norms
+  (squares summed a block of tokens at a time) instead of normalising full-size copies of q and k; the
+  attention is folded into the output projection's c x c matrix, so the values are multiplied once
+  instead of twice.
 - Residuals are added in place into each branch's fresh output (no new full-size map per add).
 - Without autograd, on the CPU, each GELU is applied by the convolution before it as it writes its output
   (``conv_gelu_fused``), and where that is not available the GELUs overwrite their input
@@ -96,23 +96,23 @@ class IGMSA(nn.Module):
     def forward(self, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
         # The official order is: q, k, v = three projections; q and k L2-normalised over the tokens;
         # attn = softmax(k q^T * rescale) per head (d x d); out = proj(attn v). The same function with
-        # less work (see the module docstring): one matrix product gives q and k, and one more their Gram
-        # matrix [q k]^T [q k], whose blocks are every head's k q^T and whose diagonal is the squared norms:
-        # the d x d logits are divided by the norms' outer product instead of normalising two full-size maps
-        # (F.normalize's norm is also less exact over 240,000 tokens: 3e-5 relative, the Gram's 6e-7). And
-        # since proj is linear, proj(blockdiag(attn) v) = v (W_proj blockdiag(attn))^T + b: the attention is
-        # folded into the projection's c x c matrix, so the values are multiplied once, not twice.
+        # less work (see the module docstring): one matrix product gives q and k; the d x d logits k q^T are
+        # divided by the outer product of the norms instead of normalising two full-size maps; the squared
+        # norms are summed over blocks of tokens, so the squares never form a full-size map (F.normalize's
+        # norm is also less exact over 240,000 tokens: 3e-5 relative, these sums 2e-7). And since proj is
+        # linear, proj(blockdiag(attn) v) = v (W_proj blockdiag(attn))^T + b: the attention is folded into
+        # the projection's c x c matrix, so the values are multiplied once, not twice.
         b, h, w, c = x.shape
         n = h * w
         heads, d = self.num_heads, self.dim_head
         tokens = x.reshape(b, n, c)
         qk = F.linear(tokens, torch.cat([self.to_q.weight, self.to_k.weight]))  # (B, N, 2c)
         v_inp = self.to_v(tokens)
-        gram = qk.transpose(1, 2) @ qk  # (B, 2c, 2c)
-        norms = gram.diagonal(dim1=1, dim2=2).sqrt().clamp_min(_NORMALIZE_EPS)  # F.normalize's floor
+        squares = sum(block.square().sum(dim=1) for block in qk.split(_NORM_BLOCK_TOKENS, dim=1))  # (B, 2c)
+        norms = squares.sqrt().clamp_min(_NORMALIZE_EPS)  # F.normalize's floor
         q_norm, k_norm = norms[:, :c].view(b, heads, 1, d), norms[:, c:].view(b, heads, d, 1)
-        # rows k, columns q; head i's block is (i, i) of the heads x heads grid of d x d blocks
-        kq = gram[:, c:, :c].view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+        q, k = qk.split(c, dim=-1)
+        kq = k.view(b, n, heads, d).permute(0, 2, 3, 1) @ q.view(b, n, heads, d).permute(0, 2, 1, 3)
         attn = (kq / (k_norm * q_norm) * self.rescale).softmax(dim=-1)  # (B, heads, d, d)
         folded = torch.einsum("ohi,bhij->bohj", self.proj.weight.view(c, heads, d), attn).reshape(b, c, c)
         v = v_inp * light_up.reshape(b, n, c)
@@ -125,6 +125,7 @@ class IGMSA(nn.Module):
 
 
 _NORMALIZE_EPS = 1e-12  # F.normalize's default: a norm below it is taken as eps
+_NORM_BLOCK_TOKENS = 8192  # squares summed 8192 tokens at a time (a few MB: stays in cache, no page faults)
 
 
 class FeedForward(nn.Module):
