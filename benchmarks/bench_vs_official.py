@@ -108,6 +108,7 @@ MEMORY_COLUMNS = [
     Column("lumicap_mib", "lumicap peak RSS (MiB)", "{:.0f}"),
     Column("official_added_mib", "official added (MiB)", "{:.0f}"),
     Column("lumicap_added_mib", "lumicap added (MiB)", "{:.0f}"),
+    Column("killed", "killed by the OOM killer"),
 ]
 
 
@@ -571,6 +572,10 @@ def run_memory(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
                 if args.threads:
                     command += ["--threads", str(args.threads)]
                 done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode in (-9, 137):  # SIGKILL: the kernel's out-of-memory killer, a result in itself
+                    row[f"{side}_mib"] = row[f"{side}_added_mib"] = None
+                    row.setdefault("killed", []).append(side)
+                    continue
                 if done.returncode != 0:
                     last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                     raise LumicapError(f"memory of {side} {baseline.model} at {size} failed: {last[:200]}")
@@ -578,9 +583,11 @@ def run_memory(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
                 row[f"{side}_mib"] = figures["peak_mib"]
                 row[f"{side}_added_mib"] = figures["peak_mib"] - figures["before_mib"]
                 row[f"{side}_s"] = figures["seconds"]
+            row["killed"] = ", ".join(row.get("killed", [])) or None
             record(row)
-            print(f"  {baseline.model} {size}: official {row['official_mib']:.0f} MiB, lumicap {row['lumicap_mib']:.0f} MiB",
-                  flush=True)
+            print(f"  {baseline.model} {size}: " + ", ".join(
+                f"{side} " + ("killed (out of memory)" if row[f"{side}_mib"] is None else f"{row[f'{side}_mib']:.0f} MiB")
+                for side in ("official", "lumicap")), flush=True)
     env = _common.environment(torch.device("cpu"))
     env.update(load_after=os.getloadavg(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
     return rows, {"env": env, "settings": {"models": args.models, "sizes": args.sizes, "threads": args.threads}}
@@ -594,7 +601,9 @@ def main(argv: list[str] | None = None):
         rows, meta = _common.run_or_exit(run_memory, args)
         notes = ["peak resident set size (VmHWM) of a fresh process that builds one network and enhances one image "
                  "(inference mode); 'added' is the peak minus the resident size just before the image",
-                 "official side: the test script's padding/cropping where a size needs it; lumicap pads inside forward"]
+                 "official side: the test script's padding/cropping where a size needs it; lumicap pads inside forward",
+                 f"a side the kernel's out-of-memory killer stopped has no figure (this machine: "
+                 f"{_common.total_memory_gib():.0f} GiB, shared with the other processes running)"]
         return _common.report(BENCHMARK + "_memory", args, meta["env"], meta["settings"], MEMORY_COLUMNS, rows, notes)
     rows, meta = _common.run_or_exit(run, args)
     env = meta["env"]
