@@ -80,7 +80,10 @@ def test_inference_path_equals_the_autograd_path(name: str) -> None:
         fast = model(x)
     plain = model(x).detach()
     assert fast.shape == plain.shape
-    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5, msg=name)
+    # UHDFour amplifies float32 rounding to ~1e-4 here, and its inference path's NNPACK (Winograd) convolutions
+    # round differently: both paths are equally close to float64 (tests/test_uhdfour.py checks that).
+    atol = {"uhdfour": 3e-4}.get(name, 1e-5)
+    torch.testing.assert_close(fast, plain, rtol=0, atol=atol, msg=name)
 
 
 def test_in_place_gelu_only_without_autograd() -> None:

@@ -4,6 +4,8 @@ the recipe. Small widths (``base_channels=2``) keep the forward passes cheap; th
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -205,3 +207,26 @@ def test_training_and_inference_paths_of_the_network_agree():
         torch.testing.assert_close(recorded[name].detach(), inferred[name], rtol=1e-4, atol=1e-5)
     recorded["output"].mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_nnpack_path_is_as_close_to_float64_as_the_direct_one():
+    """The network amplifies float32 rounding (here to ~1e-4 of an output of ~0.1), so the inference path
+    with NNPACK's Winograd convolutions and the direct (oneDNN) path differ by about that much; both must be
+    equally close to the same network computed in float64."""
+    torch.manual_seed(0)
+    model = UHDFour("lol", base_channels=4).eval()
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(2)) * 0.3
+    with torch.no_grad():
+        reference = copy.deepcopy(model).double()(x.double())
+        fast = model(x)  # one image without autograd: NNPACK where available
+    direct = model(x).detach()  # autograd recording: oneDNN's direct convolutions
+    direct_error = float((direct.double() - reference).abs().max())
+    fast_error = float((fast.double() - reference).abs().max())
+    assert fast_error <= 2 * direct_error + 1e-6, (fast_error, direct_error)
+
+
+def test_bf16_autocast_runs_on_the_cpu():
+    model = UHDFour("lol", base_channels=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(1, 3, 16, 24))
+    assert out.shape == (1, 3, 16, 24) and torch.isfinite(out.float()).all()

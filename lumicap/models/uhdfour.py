@@ -92,6 +92,9 @@ def _pointwise(conv: nn.Conv2d, *pieces: torch.Tensor, plus: torch.Tensor | None
     (channel slices) or channels-last, which the matrix product reads as they are. oneDNN's 1x1
     convolution is slower than the matrix product here, by far for few channels (see the module docstring).
     """
+    if torch.is_autocast_enabled(pieces[0].device.type):  # autocast casts per op; one conv keeps it consistent
+        out = conv(torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0])
+        return out if plus is None else out + plus
     batch, _, height, width = pieces[0].shape
     weights = conv.weight.flatten(1).split([piece.shape[1] for piece in pieces], dim=1)
     bias = conv.bias.view(1, -1, 1)
@@ -199,9 +202,9 @@ def _mlp(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 
 def _polar_to_complex(amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    # fp32 even under bf16/fp16 autocast: complex tensors and cuFFT/pocketfft have no bfloat16.
+    # fp32 (or fp64) even under bf16/fp16 autocast: complex tensors and cuFFT/pocketfft have no bfloat16.
     # (torch.polar is no faster without autograd and slower with it.)
-    amplitude, phase = amplitude.float(), phase.float()
+    amplitude, phase = _at_least_fp32(amplitude), _at_least_fp32(phase)
     return torch.complex(amplitude * torch.cos(phase), amplitude * torch.sin(phase))
 
 
@@ -214,9 +217,13 @@ def _amplitude(spectrum: torch.Tensor) -> torch.Tensor:
     return torch.hypot(parts[..., 0], parts[..., 1])
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _rfft2(x: torch.Tensor) -> torch.Tensor:
-    """``rfft2`` in fp32 (autocast leaves FFTs alone, and they refuse bfloat16 inputs)."""
-    return torch.fft.rfft2(x.float(), norm="backward")
+    """``rfft2`` in fp32 or fp64 (autocast leaves FFTs alone, and they refuse bfloat16 inputs)."""
+    return torch.fft.rfft2(_at_least_fp32(x), norm="backward")
 
 
 class FourierBranch(nn.Module):
@@ -409,7 +416,8 @@ class UHDFour(nn.Module):
 
     def training_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         padded, size = pad_to_multiple(x, self.pad_multiple)
-        lifted = F.interpolate(_pointwise(self.lift, padded), scale_factor=1 / self.scale, mode="bilinear", align_corners=False)
+        lifted = _pointwise(self.lift, padded)
+        lifted = F.interpolate(lifted, scale_factor=1 / self.scale, mode="bilinear", align_corners=False)
         lowres, guide_amplitude, guide_phase = self.lowres_net(lifted)
         output = self.highres_net(padded, lowres, guide_amplitude, guide_phase)
         return {"output": crop_to(output, size), "output_lowres": crop_to(lowres, self.lowres_size(size))}
