@@ -111,3 +111,17 @@ def test_snr_attention_over_kept_keys_equals_the_masked_softmax(kept):
     if kept == "some":
         keep[:, 0] = True  # at least one key per image
     _compare(module, plain_snr_attention, (x, keep[:, None, None, :]))
+
+
+def test_snr_attention_recorded_on_an_all_masked_example_still_masks_per_input():
+    # A trace (ONNX export, torch.jit.trace) keeps the branch its example took: the shortcuts for masked keys
+    # must not be recorded, or a graph traced on a dark photo would attend uniformly on every photo after it.
+    torch.manual_seed(3)
+    module = SNRMaskedAttention(n_head=2, d_model=16, d_k=8, d_v=8).eval()
+    x = torch.randn(1, 9, 16)
+    none_kept = torch.zeros(1, 1, 1, 9, dtype=torch.bool)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, (x, none_kept), check_trace=False)
+        some_kept = (torch.arange(9) % 2 == 0).view(1, 1, 1, 9)
+        torch.testing.assert_close(traced(x, some_kept), plain_snr_attention(module, x, some_kept), rtol=1e-5, atol=2e-6)
+        torch.testing.assert_close(traced(x, none_kept), module(x, none_kept), rtol=1e-5, atol=2e-6)

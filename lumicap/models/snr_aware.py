@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from lumicap.models.common import crop_to, pad_to_multiple
+from lumicap.models.common import crop_to, pad_to_multiple, plain_form_wanted
 from lumicap.models.registry import Recipe, Stage, register_model
 
 __all__ = ["SNRAware", "snr_aware", "snr_map"]
@@ -112,6 +112,8 @@ class SNRMaskedAttention(nn.Module):
         b, n, _ = x.shape
         h, d_k, d_v = self.n_head, self.d_k, self.d_v
         normed = self.layer_norm(x)
+        if plain_form_wanted():  # traced, compiled or MAC-counted: the official formula, no data-dependent branch
+            return x + self.fc(self._masked_softmax_attention(normed, key_keep))
         keep = key_keep.reshape(b, n)
         if not keep.any():
             return x + self._uniform_attention(normed)
@@ -136,6 +138,16 @@ class SNRMaskedAttention(nn.Module):
                 out.append((q[i] @ k[i, :, kept].transpose(-2, -1)).softmax(dim=-1) @ v[i, :, kept])
         out = torch.stack(out).transpose(1, 2).reshape(b, n, h * d_v)
         return x + self.fc(out)
+
+    def _masked_softmax_attention(self, normed: torch.Tensor, key_keep: torch.Tensor) -> torch.Tensor:
+        """The official formula: masked scores replaced by -1e9, softmax over every key (B, N, heads * d_v)."""
+        b, n, _ = normed.shape
+        h, d_k, d_v = self.n_head, self.d_k, self.d_v
+        q = self.w_qs(normed).view(b, n, h, d_k).transpose(1, 2)
+        k = self.w_ks(normed).view(b, n, h, d_k).transpose(1, 2)
+        v = self.w_vs(normed).view(b, n, h, d_v).transpose(1, 2)
+        attn = ((q / d_k**0.5) @ k.transpose(-2, -1)).masked_fill(~key_keep, -1e9).softmax(dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(b, n, h * d_v)
 
     def _uniform_attention(self, normed: torch.Tensor) -> torch.Tensor:
         """Every key of every image masked: each query attends uniformly, so every token receives
