@@ -111,3 +111,32 @@ def test_snr_attention_over_kept_keys_equals_the_masked_softmax(kept):
     if kept == "some":
         keep[:, 0] = True  # at least one key per image
     _compare(module, plain_snr_attention, (x, keep[:, None, None, :]))
+
+
+def test_snr_attention_recorded_on_an_all_masked_example_still_masks_per_input():
+    # A trace (ONNX export, torch.jit.trace) keeps the branch its example took: the shortcuts for masked keys
+    # must not be recorded, or a graph traced on a dark photo would attend uniformly on every photo after it.
+    torch.manual_seed(3)
+    module = SNRMaskedAttention(n_head=2, d_model=16, d_k=8, d_v=8).eval()
+    x = torch.randn(1, 9, 16)
+    none_kept = torch.zeros(1, 1, 1, 9, dtype=torch.bool)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, (x, none_kept), check_trace=False)
+        some_kept = (torch.arange(9) % 2 == 0).view(1, 1, 1, 9)
+        torch.testing.assert_close(traced(x, some_kept), plain_snr_attention(module, x, some_kept), rtol=1e-5, atol=2e-6)
+        torch.testing.assert_close(traced(x, none_kept), module(x, none_kept), rtol=1e-5, atol=2e-6)
+
+
+def test_snr_patches_cut_and_put_back_as_official_unfold_and_fold():
+    from lumicap.models.snr_aware import SNRAware
+
+    torch.manual_seed(4)
+    model = SNRAware(nf=4, n_layers=1, d_inner=16, short_range_RBs=1).eval()
+    fea = torch.randn(2, 4, 8, 12).contiguous(memory_format=torch.channels_last)
+    snr = torch.rand(2, 1, 8, 12)
+    p = model.patch
+    tokens = F.unfold(fea, kernel_size=p, stride=p).transpose(1, 2)
+    keep = (F.unfold(snr, kernel_size=p, stride=p).mean(dim=1) > model.snr_threshold)[:, None, None, :]
+    with torch.no_grad():
+        expected = F.fold(model.transformer(tokens, keep).transpose(1, 2), output_size=(8, 12), kernel_size=p, stride=p)
+        torch.testing.assert_close(model._long_range(fea, snr), expected, rtol=1e-5, atol=2e-6)

@@ -181,3 +181,46 @@ def test_export_safetensors_keeps_the_record_and_loads(tmp_path):
     x = _image(33, 47)
     with torch.no_grad():
         assert torch.equal(again.module.module(x), model(x))
+
+
+@pytest.mark.parametrize("name,overrides,sizes", [
+    # Retinexformer sums its norms in blocks of 8192 tokens: 96x100 has 9600 at the first level
+    ("retinexformer", {"n_feat": 8, "num_blocks": [1, 1, 1]}, ((29, 45), (96, 100))),
+    # SNR-Aware skips masked keys only in eager PyTorch: the graph keeps the official masked softmax
+    ("snr_aware", {"nf": 8, "n_layers": 1, "d_inner": 32, "short_range_RBs": 1}, ((29, 45), (48, 64))),
+])
+def test_onnx_export_of_networks_with_eager_only_shortcuts_holds_at_other_sizes(name, overrides, sizes, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the test extra (pip install -e '.[test]')")
+    torch.manual_seed(0)
+    model = build_model(name, **overrides).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    weights, _ = save_inference_model(tmp_path / f"{name}.safetensors", name, model.state_dict(), overrides=overrides)
+    onnx_path = tmp_path / f"{name}.onnx"
+    assert main(["export", str(weights), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    from lumicap.inference.onnx_model import OnnxEnhancer
+
+    runner = OnnxEnhancer(onnx_path)
+    for h, w in sizes:
+        x = _image(h, w, seed=h)
+        if name == "snr_aware":  # one bright, clean patch, so some keys are kept where the trace kept none
+            x[..., :16, :16] = 0.9
+        with torch.no_grad():
+            expected = model(x)
+        assert (runner(x) - expected).abs().max() < 1e-4, (h, w)
+
+
+def test_an_operator_the_onnx_exporter_cannot_write_is_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnx", reason="ONNX is in the test extra (pip install -e '.[test]')")
+    weights = _save(_iat(), tmp_path)
+
+    def refuse(*args, **kwargs):  # what torch's exporter raises for e.g. aten::col2im at opset 17
+        raise torch.onnx.errors.UnsupportedOperatorError("aten::col2im", 17, 18)
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    out = tmp_path / "iat.onnx"
+    assert main(["export", str(weights), "--format", "onnx", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "iat.onnx" in err[0] and "col2im" in err[0] and "cannot be written as ONNX" in err[0]
+    assert not out.exists() and not list(tmp_path.glob("*.onnx*"))  # no partial file left behind

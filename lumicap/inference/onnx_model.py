@@ -48,10 +48,14 @@ def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str,
     with replacing(path) as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
-            torch.onnx.export(
-                network, (example,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, opset_version=OPSET, dynamo=False,
-            )
+            try:
+                torch.onnx.export(
+                    network, (example,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, opset_version=OPSET, dynamo=False,
+                )
+            except torch.onnx.errors.OnnxExporterError as exc:  # an operator the exporter cannot write
+                reason = " ".join(str(exc).split())
+                raise LumicapError(f"{path}: this network cannot be written as ONNX (opset {OPSET}): {reason[:200]}") from None
         if metadata:
             import onnx
 

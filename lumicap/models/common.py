@@ -36,10 +36,17 @@ def eager_inference() -> bool:
     model. Not while a tracer or compiler records it (ONNX export, ``torch.jit.trace``, ``torch.compile``):
     in-place updates and shape-dependent Python loops do not survive recording, so those get the plain form.
     """
-    if torch.is_grad_enabled() or torch.jit.is_tracing() or getattr(_PLAIN, "active", False):
-        return False
+    return not torch.is_grad_enabled() and not plain_form_wanted()
+
+
+def plain_form_wanted() -> bool:
+    """Whether a tracer or compiler records the model (ONNX export, ``torch.jit.trace``, ``torch.compile``) or
+    ``plain_forward`` is active: then a network takes no branch that depends on the data (a recording would
+    keep only the branch its example input took), with autograd or without."""
+    if torch.jit.is_tracing() or getattr(_PLAIN, "active", False):
+        return True
     compiler = getattr(torch, "compiler", None)
-    return not (compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+    return compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
 
 
 @contextlib.contextmanager

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumicap.models.common import GELUInPlaceWithoutGrad, conv_gelu_fused, crop_to, pad_to_multiple
+from lumicap.models.common import GELUInPlaceWithoutGrad, conv_gelu_fused, crop_to, pad_to_multiple, plain_form_wanted
 from lumicap.models.registry import Recipe, Stage, register_model
 
 __all__ = ["Retinexformer", "retinexformer"]
@@ -108,7 +108,10 @@ class IGMSA(nn.Module):
         tokens = x.reshape(b, n, c)
         qk = F.linear(tokens, torch.cat([self.to_q.weight, self.to_k.weight]))  # (B, N, 2c)
         v_inp = self.to_v(tokens)
-        squares = sum(block.square().sum(dim=1) for block in qk.split(_NORM_BLOCK_TOKENS, dim=1))  # (B, 2c)
+        if plain_form_wanted():  # a recording would fix the number of blocks to its example's size
+            squares = qk.square().sum(dim=1)  # (B, 2c)
+        else:
+            squares = sum(block.square().sum(dim=1) for block in qk.split(_NORM_BLOCK_TOKENS, dim=1))
         norms = squares.sqrt().clamp_min(_NORMALIZE_EPS)  # F.normalize's floor
         q_norm, k_norm = norms[:, :c].view(b, heads, 1, d), norms[:, c:].view(b, heads, d, 1)
         q, k = qk.split(c, dim=-1)

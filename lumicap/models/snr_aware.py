@@ -26,9 +26,10 @@ Retinexformer's comparison table, and in our issue) does not match the official 
 Speed (CPU), choices that matter: a training step (128x128) is about half convolutions and 40% the
 transformer's matrix products; the transformer sees one 1024-d token per 4x4 patch of the 1/4-resolution
 map (about 950 tokens at 600x400), so its attention matrix is small. As in the official code: ``nn.Linear``
-on the tokens, ``F.unfold``/``F.fold`` for the patches, and the masked softmax's function (not
-``scaled_dot_product_attention``, for the numerical reason given in ``SNRMaskedAttention``). What is not as
-in the official code, each the same function with less work (``benchmarks/README.md`` has the figures):
+on the tokens, the patches in ``F.unfold``'s order (cut and put back by reshapes here: ``F.fold``'s col2im has
+no ONNX opset-17 form), and the masked softmax's function (not ``scaled_dot_product_attention``, for the
+numerical reason given in ``SNRMaskedAttention``). What is not as in the official code, each the same
+function with less work (``benchmarks/README.md`` has the figures):
 
 - The masked keys are left out of the attention instead of having their scores replaced by -1e9 (their
   weight is exactly 0 either way). With every key masked, the usual case on LOL photos (on all 15 eval15
@@ -53,7 +54,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from lumicap.models.common import crop_to, pad_to_multiple
+from lumicap.models.common import crop_to, pad_to_multiple, plain_form_wanted
 from lumicap.models.registry import Recipe, Stage, register_model
 
 __all__ = ["SNRAware", "snr_aware", "snr_map"]
@@ -112,6 +113,8 @@ class SNRMaskedAttention(nn.Module):
         b, n, _ = x.shape
         h, d_k, d_v = self.n_head, self.d_k, self.d_v
         normed = self.layer_norm(x)
+        if plain_form_wanted():  # traced, compiled or MAC-counted: the official formula, no data-dependent branch
+            return x + self.fc(self._masked_softmax_attention(normed, key_keep))
         keep = key_keep.reshape(b, n)
         if not keep.any():
             return x + self._uniform_attention(normed)
@@ -136,6 +139,16 @@ class SNRMaskedAttention(nn.Module):
                 out.append((q[i] @ k[i, :, kept].transpose(-2, -1)).softmax(dim=-1) @ v[i, :, kept])
         out = torch.stack(out).transpose(1, 2).reshape(b, n, h * d_v)
         return x + self.fc(out)
+
+    def _masked_softmax_attention(self, normed: torch.Tensor, key_keep: torch.Tensor) -> torch.Tensor:
+        """The official formula: masked scores replaced by -1e9, softmax over every key (B, N, heads * d_v)."""
+        b, n, _ = normed.shape
+        h, d_k, d_v = self.n_head, self.d_k, self.d_v
+        q = self.w_qs(normed).view(b, n, h, d_k).transpose(1, 2)
+        k = self.w_ks(normed).view(b, n, h, d_k).transpose(1, 2)
+        v = self.w_vs(normed).view(b, n, h, d_v).transpose(1, 2)
+        attn = ((q / d_k**0.5) @ k.transpose(-2, -1)).masked_fill(~key_keep, -1e9).softmax(dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(b, n, h * d_v)
 
     def _uniform_attention(self, normed: torch.Tensor) -> torch.Tensor:
         """Every key of every image masked: each query attends uniformly, so every token receives
@@ -246,12 +259,14 @@ class SNRAware(nn.Module):
 
     def _long_range(self, fea: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
         p = self.patch
-        h, w = fea.shape[-2:]
-        tokens = F.unfold(fea, kernel_size=p, stride=p).transpose(1, 2)  # (B, N, C*p*p)
+        b, c, h, w = fea.shape
+        # Non-overlapping p x p patches, each flattened channel-major (c, row, column) as F.unfold orders them,
+        # the patches in raster order; by reshapes (F.fold's col2im has no ONNX opset-17 form).
+        tokens = fea.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
         token_snr = F.unfold(snr, kernel_size=p, stride=p).mean(dim=1)  # (B, N)
         key_keep = (token_snr > self.snr_threshold)[:, None, None, :]  # attend only to high-SNR patches
         tokens = self.transformer(tokens, key_keep)
-        return F.fold(tokens.transpose(1, 2), output_size=(h, w), kernel_size=p, stride=p)
+        return tokens.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
 
 _SNR_RECIPE = Recipe(
