@@ -50,7 +50,8 @@ Speed (CPU). The arithmetic is the official network's; what differs is how each 
   wherever the op before does not keep its output for its backward.
 
 Measured against the official code (lumicap / official, wall clock, interleaved rounds): inference 600x400
-0.65 at 1 thread, 0.69 at 2; train step b2 128x128 1.00 at 1 thread, 0.78 at 2 (CPU time 0.85). At 1
+0.65 at 1 thread, 0.69-0.71 at 2; train step b2 128x128 1.00 at 1 thread, 0.78-0.82 at 2 (CPU time 0.82-0.85;
+two runs of 5 rounds, load 3-5). At 1
 thread the train step cannot gain more this way: half of it is the coupling blocks' 3x3 convolutions
 (forward and backward, oneDNN either side), the rest mostly 1x1 products of the same size. Tried and not
 kept (no gain or slower): channels-last coupling blocks (convs ~20% faster alone, the layout changes ate
