@@ -173,6 +173,17 @@ def _rss_peak_mib() -> float | None:
         return None
 
 
+def total_memory_gib() -> float:
+    """The machine's physical memory (Linux /proc/meminfo; nan elsewhere)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("nan")
+
+
 def row_recorder(rows: list[dict[str, Any]], path: str | None) -> Callable[[dict[str, Any]], None]:
     """A function that keeps one finished row: appends it to ``rows`` and, with ``--rows-out`` (``path``),
     appends it to that file as a JSON line, flushed at once (gpu_campaign.py reads the file, so a part stopped

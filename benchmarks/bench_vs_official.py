@@ -22,6 +22,9 @@ file), the eval outputs are compared once on a 96x64 image, then both are timed 
 order alternates (official first, then lumicap first, ...), so that a busy machine slows both alike:
 
 - train step: forward, L1 loss on the image, backward, Adam step, ``zero_grad``, at the model's batch x patch;
+  each side steps with its own training code's Adam: the official ``torch.optim.Adam`` (the reference
+  per-tensor loop on the CPU) and the one lumicap's trainer builds (fused where torch has the kernel,
+  ``train.fused_optimizer``); ``--reference-adam`` gives lumicap the reference loop too (the networks alone);
 - inference: ``torch.inference_mode``, eval, one image of the model's size (the sizes of issue 26's table).
 
 Each side's figure is the median of its rounds (wall clock); the ratio is the median of the per-round ratios
@@ -105,6 +108,7 @@ MEMORY_COLUMNS = [
     Column("lumicap_mib", "lumicap peak RSS (MiB)", "{:.0f}"),
     Column("official_added_mib", "official added (MiB)", "{:.0f}"),
     Column("lumicap_added_mib", "lumicap added (MiB)", "{:.0f}"),
+    Column("killed", "killed by the OOM killer"),
 ]
 
 
@@ -180,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--also-loaded", action="store_true", help="also time lumicap's network as load_inference_model returns it")
     parser.add_argument("--check-golden", action="store_true", help="first run the official copies on the golden cases")
     parser.add_argument("--golden", default=str(GOLDEN), help="folder of the golden cases (default: %(default)s)")
+    parser.add_argument("--reference-adam", action="store_true",
+                        help="train steps: lumicap's side also uses torch.optim.Adam's reference loop (default: the "
+                        "Adam lumicap's trainer builds, fused where torch has it), to time the networks alone")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N ops with the most self time, per side and measure")
     parser.add_argument("--memory", action="store_true", help="peak RSS of one inference per side and size (child processes)")
     parser.add_argument("--sizes", default="600x400,1920x1080", help="with --memory: inference sizes (default: %(default)s)")
@@ -417,7 +424,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             batch, patch = args.batch or baseline.batch, args.patch or baseline.patch
             x = torch.rand(batch, 3, patch, patch, generator=gen).to(device)
             target = torch.rand(batch, 3, patch, patch, generator=gen).to(device)
-            optimizers = {name: torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in sides.items()}
+            # Each side's own optimizer: the official training code's torch.optim.Adam, and for lumicap the
+            # Adam its trainer builds (fused where torch has the kernel); --reference-adam gives both the former.
+            from lumicap.engine.train import fused_optimizer_kwargs
+
+            lumicap_adam = {} if args.reference_adam else fused_optimizer_kwargs(None, device)
+            optimizers = {name: torch.optim.Adam(m.parameters(), lr=1e-4, **({} if name == "official" else lumicap_adam))
+                          for name, m in sides.items()}
 
             def train_step(name: str) -> None:
                 sides[name].train()
@@ -559,6 +572,10 @@ def run_memory(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
                 if args.threads:
                     command += ["--threads", str(args.threads)]
                 done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode in (-9, 137):  # SIGKILL: the kernel's out-of-memory killer, a result in itself
+                    row[f"{side}_mib"] = row[f"{side}_added_mib"] = None
+                    row.setdefault("killed", []).append(side)
+                    continue
                 if done.returncode != 0:
                     last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                     raise LumicapError(f"memory of {side} {baseline.model} at {size} failed: {last[:200]}")
@@ -566,9 +583,11 @@ def run_memory(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
                 row[f"{side}_mib"] = figures["peak_mib"]
                 row[f"{side}_added_mib"] = figures["peak_mib"] - figures["before_mib"]
                 row[f"{side}_s"] = figures["seconds"]
+            row["killed"] = ", ".join(row.get("killed", [])) or None
             record(row)
-            print(f"  {baseline.model} {size}: official {row['official_mib']:.0f} MiB, lumicap {row['lumicap_mib']:.0f} MiB",
-                  flush=True)
+            print(f"  {baseline.model} {size}: " + ", ".join(
+                f"{side} " + ("killed (out of memory)" if row[f"{side}_mib"] is None else f"{row[f'{side}_mib']:.0f} MiB")
+                for side in ("official", "lumicap")), flush=True)
     env = _common.environment(torch.device("cpu"))
     env.update(load_after=os.getloadavg(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
     return rows, {"env": env, "settings": {"models": args.models, "sizes": args.sizes, "threads": args.threads}}
@@ -582,7 +601,9 @@ def main(argv: list[str] | None = None):
         rows, meta = _common.run_or_exit(run_memory, args)
         notes = ["peak resident set size (VmHWM) of a fresh process that builds one network and enhances one image "
                  "(inference mode); 'added' is the peak minus the resident size just before the image",
-                 "official side: the test script's padding/cropping where a size needs it; lumicap pads inside forward"]
+                 "official side: the test script's padding/cropping where a size needs it; lumicap pads inside forward",
+                 f"a side the kernel's out-of-memory killer stopped has no figure (this machine: "
+                 f"{_common.total_memory_gib():.0f} GiB, shared with the other processes running)"]
         return _common.report(BENCHMARK + "_memory", args, meta["env"], meta["settings"], MEMORY_COLUMNS, rows, notes)
     rows, meta = _common.run_or_exit(run, args)
     env = meta["env"]
@@ -594,6 +615,10 @@ def main(argv: list[str] | None = None):
         f"medians of the per-round ratios in wall-clock and in process CPU time (IQR beside each); {env['cpu_threads']} threads, OMP_WAIT_POLICY={env['omp_wait_policy'] or 'unset'}",
         "load average (1/5/15 min) before {:.1f}/{:.1f}/{:.1f}, after {:.1f}/{:.1f}/{:.1f}".format(*env["load_before"], *env["load_after"]),
     ]
+    if args.skip != "train":
+        notes.append("train steps: the official side steps torch.optim.Adam (reference loop); lumicap's side "
+                     + ("the same (--reference-adam: the networks alone)" if args.reference_adam
+                        else "the Adam its trainer builds (fused where torch has the kernel)"))
     golden = {m: c["golden"] for m, c in checks.items() if c.get("golden") is not None}
     if golden:
         notes.append("official copies reproduce ../shared/golden within " + ", ".join(f"{m} {d:.1e}" for m, d in golden.items()))

@@ -383,6 +383,21 @@ def test_memory_side_by_side_runs_each_side_in_its_own_process(tmp_path, one_thr
     assert "peak resident set size" in markdown
 
 
+def test_memory_side_by_side_reports_a_side_the_oom_killer_stopped(tmp_path, one_thread):
+    # The official network's process dies of SIGKILL in its forward, as under the kernel's out-of-memory killer
+    # (official LLFormer at 1920x1080 on a 24 GiB machine): that size gets no figure for it, the run goes on.
+    official = tmp_path / "official_iat.py"
+    official.write_text(OFFICIAL_STAND_IN + "\n\nimport os, signal\n\nclass Killed(Official):\n"
+                        "    def forward(self, *args, **kwargs):\n        os.kill(os.getpid(), signal.SIGKILL)\n")
+    paths = vs_official.main(["--memory", "--model", "iat", "--official", str(official), "--official-class", "Killed",
+                              "--sizes", "40x24,24x16", "--out-dir", str(tmp_path / "out"), *one_thread])
+    record, markdown = _read(paths)
+    assert [row["size"] for row in record["rows"]] == ["40x24", "24x16"]
+    for row in record["rows"]:
+        assert row["official_mib"] is None and row["killed"] == "official" and row["lumicap_mib"] > 50
+    assert "killed by the OOM killer" in markdown and "GiB" in markdown
+
+
 def test_side_by_side_refuses_an_official_model_with_other_keys(tmp_path, capsys):
     official = tmp_path / "other.py"
     official.write_text("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n"

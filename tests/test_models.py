@@ -107,6 +107,23 @@ def test_channels_last_only_without_autograd() -> None:
     assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous() and torch.equal(y, x)
 
 
+@pytest.mark.parametrize("kind", ["1x1", "depthwise 3x3 with bias"])
+def test_fused_conv_gelu_equals_conv_then_gelu_and_only_without_autograd(kind: str) -> None:
+    from lumicap.models.common import conv_gelu_fused
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 24, 1, bias=False) if kind == "1x1" else nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    x = torch.randn(2, 8, 9, 11).contiguous(memory_format=torch.channels_last)
+    assert conv_gelu_fused(conv, x) is None  # autograd on: the caller takes the plain path
+    with torch.inference_mode():
+        fused = conv_gelu_fused(conv, x)
+        if fused is None:
+            pytest.skip("this torch build has no oneDNN fused convolution")
+        torch.testing.assert_close(fused, F.gelu(conv(x)), rtol=1e-5, atol=2e-6)
+        reflect = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        assert conv_gelu_fused(reflect, x) is None  # only zero padding is what the fused op does
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("channels", [(6, 12), (64, 96)])  # narrow: matrix product; wide without grad: the conv
 def test_pointwise_conv_is_a_1x1_conv(channels: tuple[int, int], bias: bool) -> None:

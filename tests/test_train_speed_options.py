@@ -74,9 +74,11 @@ def test_options_are_read_from_the_config_and_default_off(config):
         load_config(config, ["train.channels_last=sometimes"])
 
 
-def test_fused_optimizer_defaults_to_cuda_only():
+def test_fused_optimizer_defaults_to_where_torch_has_it():
     assert fused_optimizer_kwargs(None, torch.device("cuda")) == {"fused": True}
-    assert fused_optimizer_kwargs(None, torch.device("cpu")) == {}
+    assert fused_optimizer_kwargs(None, torch.device("cpu")) == {"fused": True}  # torch >= 2.4 (the CPU wheel is 2.13)
+    assert fused_optimizer_kwargs(None, torch.device("meta")) == {}
+    assert fused_optimizer_kwargs(False, torch.device("cpu")) == {}
     assert fused_optimizer_kwargs(True, torch.device("cpu")) == {"fused": True}
     assert fused_optimizer_kwargs(False, torch.device("cuda")) == {}
 
@@ -91,12 +93,16 @@ def test_trainer_applies_the_options(config, tmp_path):
     assert isinstance(trainer.forward, torch._dynamo.eval_frame.OptimizedModule)  # compiled lazily, on first call
     plain = Trainer(load_config(config), tmp_path / "plain", DistInfo(), show_progress=False)
     plain._enter_stage(0)
-    assert not plain.optimizer.defaults.get("fused") and not isinstance(plain.forward, torch._dynamo.eval_frame.OptimizedModule)
+    assert plain.optimizer.defaults["fused"] is True  # the default on the CPU too
+    assert not isinstance(plain.forward, torch._dynamo.eval_frame.OptimizedModule)
+    reference = Trainer(load_config(config, ["train.fused_optimizer=false"]), tmp_path / "ref", DistInfo(), show_progress=False)
+    reference._enter_stage(0)
+    assert not reference.optimizer.defaults.get("fused")
 
 
 def test_fast_options_train_the_same_weights(config, tmp_path, monkeypatch):
     """channels-last + fused Adam + a compiled forward change the arithmetic's order, not its result."""
-    reference = _train(config, tmp_path / "plain")
+    reference = _train(config, tmp_path / "plain", "train.fused_optimizer=false")
     # Inductor's CPU code generation takes minutes on a shared CI core; the "eager" backend still traces the
     # forward with dynamo and runs the captured graph, which is what the option wires in.
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))

@@ -140,9 +140,22 @@ def compile_kwargs(mode: str) -> dict:
 
 def fused_optimizer_kwargs(setting: bool | None, device: torch.device) -> dict:
     """``train.fused_optimizer``: Adam/AdamW update every parameter in one kernel instead of a few per
-    tensor (``None``: on CUDA, where the launches cost most; CPU runs keep the reference implementation)."""
-    use = device.type == "cuda" if setting is None else setting
+    tensor. ``None``: wherever torch has the fused kernel for the device (CUDA; the CPU from torch 2.4).
+
+    On the CPU the fused update is the same arithmetic (within 3e-8 of the reference loop on every baseline's
+    parameters) and takes 2.5-6.6x less time: on 2 threads 23 instead of 150 ms per step for SNR-Aware's 39M
+    parameters, 21 instead of 55 ms for MIRNet's 32M (``benchmarks/README.md``)."""
+    use = _fused_available(device) if setting is None else setting
     return {"fused": True} if use else {}
+
+
+def _fused_available(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+        return (major, minor) >= (2, 4)
+    return False
 
 
 class _Eta:

@@ -25,10 +25,17 @@ element-wise counts for LayerNorm; ``lumicap models`` reports conv/matmul MACs /
 
 Speed (CPU), choices that matter: the attention is channel-wise (a d x d matrix per head), so its cost is
 linear in H*W, and the projections are ``nn.Linear`` on channel-last tokens, as in the official code; the
-FFN's 1x1 convs run on a channel-last view (oneDNN takes it as NHWC). Without autograd the GELUs of the
-FFN and of the position branch overwrite their input (``GELUInPlaceWithoutGrad``): their 4x wide maps are
-then not fresh allocations, which on the CPU cost more than the GELU itself. What that gained, and the
-time side by side with the official code, are in ``benchmarks/README.md``.
+FFN's 1x1 convs run on a channel-last view (oneDNN takes it as NHWC). Not as in the official code, each the
+same function with less work (figures in ``benchmarks/README.md``):
+
+- IG-MSA: one product gives q and k; the d x d logits are divided by the outer product of the norms
+  (squares summed a block of tokens at a time) instead of normalising full-size copies of q and k; the
+  attention is folded into the output projection's c x c matrix, so the values are multiplied once
+  instead of twice.
+- Residuals are added in place into each branch's fresh output (no new full-size map per add).
+- Without autograd, on the CPU, each GELU is applied by the convolution before it as it writes its output
+  (``conv_gelu_fused``), and where that is not available the GELUs overwrite their input
+  (``GELUInPlaceWithoutGrad``): the 4x wide maps are written once, not written and rewritten.
 
 Sizes: two stride-2 levels, so H and W are reflect-padded to a multiple of 4 (the official test script's
 ``factor = 4``) and the output is cropped back.
@@ -42,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumicap.models.common import GELUInPlaceWithoutGrad, crop_to, pad_to_multiple
+from lumicap.models.common import GELUInPlaceWithoutGrad, conv_gelu_fused, crop_to, pad_to_multiple
 from lumicap.models.registry import Recipe, Stage, register_model
 
 __all__ = ["Retinexformer", "retinexformer"]
@@ -87,21 +94,38 @@ class IGMSA(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
+        # The official order is: q, k, v = three projections; q and k L2-normalised over the tokens;
+        # attn = softmax(k q^T * rescale) per head (d x d); out = proj(attn v). The same function with
+        # less work (see the module docstring): one matrix product gives q and k; the d x d logits k q^T are
+        # divided by the outer product of the norms instead of normalising two full-size maps; the squared
+        # norms are summed over blocks of tokens, so the squares never form a full-size map (F.normalize's
+        # norm is also less exact over 240,000 tokens: 3e-5 relative, these sums 2e-7). And since proj is
+        # linear, proj(blockdiag(attn) v) = v (W_proj blockdiag(attn))^T + b: the attention is folded into
+        # the projection's c x c matrix, so the values are multiplied once, not twice.
         b, h, w, c = x.shape
-        tokens = x.reshape(b, h * w, c)
+        n = h * w
+        heads, d = self.num_heads, self.dim_head
+        tokens = x.reshape(b, n, c)
+        qk = F.linear(tokens, torch.cat([self.to_q.weight, self.to_k.weight]))  # (B, N, 2c)
         v_inp = self.to_v(tokens)
+        squares = sum(block.square().sum(dim=1) for block in qk.split(_NORM_BLOCK_TOKENS, dim=1))  # (B, 2c)
+        norms = squares.sqrt().clamp_min(_NORMALIZE_EPS)  # F.normalize's floor
+        q_norm, k_norm = norms[:, :c].view(b, heads, 1, d), norms[:, c:].view(b, heads, d, 1)
+        q, k = qk.split(c, dim=-1)
+        kq = k.view(b, n, heads, d).permute(0, 2, 3, 1) @ q.view(b, n, heads, d).permute(0, 2, 1, 3)
+        attn = (kq / (k_norm * q_norm) * self.rescale).softmax(dim=-1)  # (B, heads, d, d)
+        folded = torch.einsum("ohi,bhij->bohj", self.proj.weight.view(c, heads, d), attn).reshape(b, c, c)
+        v = v_inp * light_up.reshape(b, n, c)
+        out = torch.baddbmm(self.proj.bias.view(1, 1, c), v, folded.transpose(1, 2)).view(b, h, w, c)
+        values = v_inp.reshape(b, h, w, c).permute(0, 3, 1, 2)
+        first = conv_gelu_fused(self.pos_emb[0], values)  # inference on the CPU: conv and GELU in one pass
+        position = self.pos_emb(values) if first is None else self.pos_emb[2](first)
+        # in place on baddbmm's fresh output (its backward needs the inputs only)
+        return out.add_(position.permute(0, 2, 3, 1))
 
-        def heads_channels_first(t: torch.Tensor) -> torch.Tensor:  # (B, N, heads*d) -> (B, heads, d, N)
-            return t.reshape(b, h * w, self.num_heads, self.dim_head).permute(0, 2, 3, 1)
 
-        q = F.normalize(heads_channels_first(self.to_q(tokens)), dim=-1)
-        k = F.normalize(heads_channels_first(self.to_k(tokens)), dim=-1)
-        v = heads_channels_first(v_inp) * heads_channels_first(light_up.reshape(b, h * w, c))
-        attn = ((k @ q.transpose(-2, -1)) * self.rescale).softmax(dim=-1)  # (B, heads, d, d)
-        out = (attn @ v).permute(0, 3, 1, 2).reshape(b, h * w, self.num_heads * self.dim_head)
-        out = self.proj(out).view(b, h, w, c)
-        position = self.pos_emb(v_inp.reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return out + position
+_NORMALIZE_EPS = 1e-12  # F.normalize's default: a norm below it is taken as eps
+_NORM_BLOCK_TOKENS = 8192  # squares summed 8192 tokens at a time (a few MB: stays in cache, no page faults)
 
 
 class FeedForward(nn.Module):
@@ -119,7 +143,12 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        x = x.permute(0, 3, 1, 2)
+        expand, _, depthwise, _, project = self.net
+        hidden = conv_gelu_fused(expand, x)  # inference on the CPU: each conv writes its GELU'd output at once
+        if hidden is None:
+            return self.net(x).permute(0, 2, 3, 1)
+        return project(conv_gelu_fused(depthwise, hidden)).permute(0, 2, 3, 1)
 
 
 class PreNorm(nn.Module):
@@ -146,8 +175,10 @@ class IGAB(nn.Module):
         x = x.permute(0, 2, 3, 1)
         light_up = light_up.permute(0, 2, 3, 1)
         for attn, ff in self.blocks:
-            x = attn(x, light_up) + x
-            x = ff(x) + x
+            # residuals added in place into each branch's fresh output (a new full-size map per add costs
+            # page faults on the CPU; the branches' last ops do not keep their outputs for backward)
+            x = attn(x, light_up).add_(x)
+            x = ff(x).add_(x)
         return x.permute(0, 3, 1, 2)
 
 

@@ -1,0 +1,113 @@
+"""The attention blocks that compute the official function with less work (Retinexformer's IG-MSA, SNR-Aware's
+masked attention) equal the official formula written out plainly, in eval and with gradients.
+
+The plain formulas below follow the official code's order of operations (RetinexFormer_arch.py IG_MSA;
+SNR-Aware's MultiHeadAttention4 with its masked_fill(-1e9) softmax); the modules' weights are random."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lumicap.models.retinexformer import IGMSA
+from lumicap.models.snr_aware import SNRMaskedAttention
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def plain_igmsa(m: IGMSA, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
+    b, h, w, c = x.shape
+    heads, d = m.num_heads, m.dim_head
+    tokens = x.reshape(b, h * w, c)
+    q, k, v_inp = (F.linear(tokens, layer.weight) for layer in (m.to_q, m.to_k, m.to_v))
+
+    def split(t):  # (B, N, heads*d) -> (B, heads, d, N)
+        return t.reshape(b, h * w, heads, d).permute(0, 2, 3, 1)
+
+    q, k = F.normalize(split(q), dim=-1), F.normalize(split(k), dim=-1)
+    v = split(v_inp) * split(light_up.reshape(b, h * w, c))
+    attn = (k @ q.transpose(-2, -1) * m.rescale).softmax(dim=-1)
+    out = (attn @ v).permute(0, 3, 1, 2).reshape(b, h * w, c)
+    out = m.proj(out).view(b, h, w, c)
+    position = m.pos_emb(v_inp.reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return out + position
+
+
+def plain_snr_attention(m: SNRMaskedAttention, x: torch.Tensor, key_keep: torch.Tensor) -> torch.Tensor:
+    b, n, _ = x.shape
+    normed = m.layer_norm(x)
+
+    def split(layer, d):
+        return layer(normed).view(b, n, m.n_head, d).transpose(1, 2)
+
+    q, k, v = split(m.w_qs, m.d_k), split(m.w_ks, m.d_k), split(m.w_vs, m.d_v)
+    scores = (q / m.d_k**0.5) @ k.transpose(-2, -1)
+    attn = scores.masked_fill(~key_keep, -1e9).softmax(dim=-1)
+    return x + m.fc((attn @ v).transpose(1, 2).reshape(b, n, m.n_head * m.d_v))
+
+
+def _compare(module, plain, inputs, grad_input: int = 0):
+    module.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(module(*inputs), plain(module, *inputs), rtol=1e-5, atol=2e-6)
+    module.train()
+    grads = []
+    for fn in (module, lambda *a: plain(module, *a)):
+        module.zero_grad()
+        leaf = inputs[grad_input].clone().requires_grad_()
+        args = list(inputs)
+        args[grad_input] = leaf
+        (fn(*args) * torch.linspace(-1, 1, leaf.shape[-1])).sum().backward()
+        grads.append([leaf.grad] + [p.grad.clone() for p in module.parameters()])
+    for ours, theirs in zip(*grads):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch,heads,size", [(1, 1, (7, 9)), (2, 2, (5, 6)), (1, 1, (91, 97))])  # the last: more tokens than one norm block
+def test_igmsa_equals_the_official_formula(batch, heads, size):
+    torch.manual_seed(0)
+    c = 8 * heads
+    module = IGMSA(c, dim_head=8, heads=heads)
+    with torch.no_grad():
+        module.rescale.uniform_(0.5, 3.0)  # per-head temperatures that differ
+        module.proj.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(batch, *size, c)
+    light_up = torch.randn(batch, *size, c)
+    _compare(module, plain_igmsa, (x, light_up))
+
+
+def test_igmsa_keeps_f_normalize_floor_for_an_all_zero_channel():
+    torch.manual_seed(1)
+    module = IGMSA(8, dim_head=8, heads=1)
+    with torch.no_grad():
+        module.to_q.weight[3] = 0  # q channel 3 is zero everywhere: F.normalize divides by eps, not by 0
+    x, light_up = torch.randn(1, 4, 5, 8), torch.randn(1, 4, 5, 8)
+    module.eval()
+    with torch.inference_mode():
+        ours = module(x, light_up)
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, plain_igmsa(module, x, light_up), rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("kept", ["some", "none", "all", "mixed"])
+def test_snr_attention_over_kept_keys_equals_the_masked_softmax(kept):
+    torch.manual_seed(2)
+    module = SNRMaskedAttention(n_head=2, d_model=16, d_k=8, d_v=8)
+    b, n = 2, 11
+    x = torch.randn(b, n, 16)
+    keep = {
+        "some": torch.rand(b, n) < 0.4,
+        "none": torch.zeros(b, n, dtype=torch.bool),
+        "all": torch.ones(b, n, dtype=torch.bool),
+        "mixed": torch.stack([torch.zeros(n, dtype=torch.bool), torch.arange(n) % 3 == 0]),
+    }[kept]
+    if kept == "some":
+        keep[:, 0] = True  # at least one key per image
+    _compare(module, plain_snr_attention, (x, keep[:, None, None, :]))
