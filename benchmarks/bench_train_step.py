@@ -3,7 +3,7 @@
 One step is what ``lumicap train`` does per iteration (``Trainer._step``): the stage's training forward
 (``TrainingForward``) under the chosen autocast, the stage's pixel/perceptual/model loss terms
 (``StageLoss``), for +MFR the ``MultimodalFeatureLoss`` on the output (teacher in fp32, as the trainer
-runs it), backward, optimizer step (the recipe's Adam settings; fused kernels on CUDA, as the trainer's default),
+runs it), backward, optimizer step (the recipe's Adam settings; fused kernels where torch has them, as the trainer's default),
 ``zero_grad(set_to_none=True)``. The switches mirror the trainer's speed options (``train.channels_last``,
 ``train.compile``, ``train.fused_optimizer``, ``train.tf32``).
 Not included: data loading and augmentation (the batch is a fixed random pair already on the device),
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
                         help="torch.compile mode for --compile and --mfr-compile (train.compile_mode)")
     parser.add_argument("--fused-optimizer", default="auto", choices=list(SWITCH),
-                        help="fused Adam/AdamW kernels; auto: on CUDA only, as train.fused_optimizer's default")
+                        help="fused Adam/AdamW kernels; auto: where torch has them (CUDA, the CPU from torch 2.4), as train.fused_optimizer's default")
     parser.add_argument("--mfr-amp", default="none", choices=list(AMP_DTYPES),
                         help="autocast dtype of the MFR teacher's passes (default none: fp32, as the trainer runs it)")
     parser.add_argument("--mfr-compile", action="store_true", help="torch.compile the MFR loss module (teacher passes)")
@@ -206,15 +206,17 @@ def mfr_precision_error(mfr, device: torch.device, dtype: torch.dtype) -> dict[s
 
 
 def options_label(args, device: torch.device) -> str:
-    """The speed options in effect, besides the defaults (eager, contiguous, fused Adam on CUDA only)."""
+    """The speed options in effect, besides the defaults (eager, contiguous, Adam fused where torch has it)."""
     from lumicap.engine.train import fused_optimizer_kwargs
 
-    fused = bool(fused_optimizer_kwargs(SWITCH[args.fused_optimizer], device))
+    setting = SWITCH[args.fused_optimizer]
+    fused = bool(fused_optimizer_kwargs(setting, device))
+    away_from_default = setting is not None and fused != bool(fused_optimizer_kwargs(None, device))
     compiled = "compile" if args.compile_mode == "default" else f"compile-{args.compile_mode}"
     names = [flag for flag, on in (("channels-last", args.channels_last), (compiled, args.compile),
                                    (f"mfr-{args.mfr_amp}", args.mfr_amp != "none"), ("mfr-compile", args.mfr_compile)) if on]
-    if fused:
-        names.append("fused-adam")
+    if away_from_default:
+        names.append("fused-adam" if fused else "reference-adam")
     if args.tf32 != "default":
         names.append(f"tf32-{args.tf32}")
     return ",".join(names) or "eager"

@@ -131,6 +131,56 @@ def test_attention_gates_scale_between_zero_and_one() -> None:
     torch.testing.assert_close(channel_ratio, channel_ratio[..., :1, :1].expand_as(channel_ratio))
 
 
+def _values_and_gradients(module: nn.Module, run, inputs: list[torch.Tensor]):
+    inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    out = run(inputs)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    grads = [t.grad for t in inputs] + [p.grad for p in module.parameters()]
+    module.zero_grad()
+    return out.detach(), grads
+
+
+def test_dual_attention_unit_equals_the_concatenated_formula_in_train_and_eval() -> None:
+    """The training path moves the gates onto the merge's product (no gated copies, no concatenation); it must
+    give the paper's x + merge(cat[f * spatial(f), f * channel(f)]) with the same gradients, bias on or off."""
+    torch.manual_seed(0)
+    for bias in (False, True):
+        dau = DualAttentionUnit(16, nn.PReLU(), bias=bias).double()
+        if bias:
+            nn.init.normal_(dau.merge.bias)
+        x = torch.randn(2, 16, 6, 7, dtype=torch.float64)
+
+        def paper(inputs):
+            f = dau.body(inputs[0])
+            return inputs[0] + F.conv2d(torch.cat([dau.spatial_attention(f), dau.channel_attention(f)], dim=1),
+                                        dau.merge.weight, dau.merge.bias)
+
+        got, got_grads = _values_and_gradients(dau, lambda inputs: dau(inputs[0]), [x])
+        want, want_grads = _values_and_gradients(dau, paper, [x])
+        torch.testing.assert_close(got, want)
+        for g, w in zip(got_grads, want_grads):
+            torch.testing.assert_close(g, w)
+        with torch.no_grad():  # eval: the concatenated form on a channels-last input
+            torch.testing.assert_close(dau(x.contiguous(memory_format=torch.channels_last)), want)
+
+
+def test_skff_equals_the_softmax_weighted_sum_with_gradients() -> None:
+    torch.manual_seed(0)
+    skff = SelectiveKernelFeatureFusion(16, branches=3).double()
+    features = [torch.randn(2, 16, 5, 6, dtype=torch.float64) for _ in range(3)]
+
+    def paper(inputs):
+        descriptor = skff.squeeze(sum(inputs).mean(dim=(2, 3), keepdim=True))
+        weights = torch.softmax(torch.stack([fc(descriptor) for fc in skff.select]), dim=0)
+        return sum(w * f for w, f in zip(weights, inputs))
+
+    got, got_grads = _values_and_gradients(skff, skff, features)
+    want, want_grads = _values_and_gradients(skff, paper, features)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w)
+
+
 def test_multi_scale_residual_block_streams() -> None:
     torch.manual_seed(0)
     mrb = MultiScaleResidualBlock(8, height=3, width=2, activation=nn.PReLU())

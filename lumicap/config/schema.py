@@ -305,7 +305,9 @@ class TrainConfig(Section):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
         "default", description="torch.compile mode for train.compile and mfr.compile (reduce-overhead: CUDA graphs)"
     )
-    fused_optimizer: Optional[bool] = Field(None, description="Adam/AdamW in one fused kernel (null: where torch has it: CUDA, and the CPU from torch 2.4)")
+    fused_optimizer: Optional[bool] = Field(
+        None, description="Adam/AdamW in one fused kernel (null: where torch has it: CUDA, and the CPU from torch 2.4)"
+    )
     tf32: Optional[bool] = Field(None, description="TF32 matmuls/convolutions on CUDA (null: PyTorch's defaults)")
 
 

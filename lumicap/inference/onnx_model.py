@@ -55,7 +55,9 @@ def export_onnx(network: nn.Module, path: str | os.PathLike, metadata: dict[str,
                 )
             except torch.onnx.errors.OnnxExporterError as exc:  # an operator the exporter cannot write
                 reason = " ".join(str(exc).split())
-                raise LumicapError(f"{path}: this network cannot be written as ONNX (opset {OPSET}): {reason[:200]}") from None
+                raise LumicapError(
+                    f"{path}: this network cannot be written as ONNX (opset {OPSET}): {reason[:200]}"
+                ) from None
         if metadata:
             import onnx
 

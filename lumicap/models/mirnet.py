@@ -40,7 +40,18 @@ Speed (CPU): the network is convolutions through and through, as in the official
 training step is ~70% convolution forward/backward; the blur, bilinear resizing and PReLU are the rest).
 Without autograd the input goes channels-last, so every convolution runs oneDNN's NHWC kernels (the 3x3
 and depth-wise ones are several times faster there than in NCHW). Training stays in NCHW: its backward was
-slower channels-last (figures: ``benchmarks/README.md``).
+slower channels-last (figures: ``benchmarks/README.md``; re-measured 2026-12-07 for the whole train step at
+128x128, 1 thread: channels-last 0.97 of the official time against 0.93 for NCHW).
+Op choices in training that matter (1 thread, 128x128 train step, interleaved with the official code):
+- 1x1 convolutions are batched matrix products (``PointwiseConv``); per shape a forward+backward costs the
+  same as oneDNN's or the native 1x1 convolution (all three are the same three GEMMs), so this is neutral.
+- the DAU merges its two gated branches without making them: s * (W_s f) + (W_c c) f, one batched product
+  (no concatenation, no gated copies), and SKFF pools each branch instead of their sum and accumulates the
+  weighted sum with ``addcmul``: together about 1% of the step (the non-convolution ops, ~0.1 s of ~9.6 s).
+- not kept: PReLU as relu(x) - a * relu(-x) (the same values; its five autograd ops cost more than
+  ``prelu``'s fused backward in the network, +0.2 s per step).
+About 75% of the step is the 3x3 and transposed 3x3 convolutions, the same calls as the official code's; the
+64-channel 128x128 ones run at 12-20 ms a forward depending on where the allocator places the tensors.
 
 Memory: with gradients on images larger than 256x256, activations are recomputed in backward
 (two-level checkpointing: MRB inputs, then each unit inside); a 400x600 forward/backward would
@@ -71,6 +82,12 @@ def conv1x1(in_channels: int, out_channels: int, bias: bool = False) -> nn.Conv2
     return PointwiseConv(in_channels, out_channels, bias=bias)
 
 
+def training_layout(x: torch.Tensor) -> bool:
+    """True where the training formulations below apply: autograd on and a contiguous NCHW tensor (inference
+    runs channels-last through oneDNN's convolutions, see "Speed")."""
+    return torch.is_grad_enabled() and x.is_contiguous()
+
+
 class SelectiveKernelFeatureFusion(nn.Module):
     """SKFF: attention weights, softmax-normalised across the branches, select among same-size inputs."""
 
@@ -84,9 +101,16 @@ class SelectiveKernelFeatureFusion(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         if len(features) != self.branches:
             raise ValueError(f"SKFF expects {self.branches} inputs, got {len(features)}")
-        descriptor = self.squeeze(sum(features).mean(dim=(2, 3), keepdim=True))
-        weights = torch.softmax(torch.stack([fc(descriptor) for fc in self.select]), dim=0)  # (K,B,C,1,1)
-        return sum(w * f for w, f in zip(weights.unbind(0), features))
+        # The pooled sum is the sum of the pooled branches (reductions read each branch once, no summed copy).
+        pooled = features[0].mean(dim=(2, 3), keepdim=True)
+        for f in features[1:]:
+            pooled = pooled + f.mean(dim=(2, 3), keepdim=True)
+        descriptor = self.squeeze(pooled)
+        weights = torch.softmax(torch.stack([fc(descriptor) for fc in self.select]), dim=0).unbind(0)  # K x (B,C,1,1)
+        fused = features[0] * weights[0]
+        for w, f in zip(weights[1:], features[1:]):
+            fused = torch.addcmul(fused, f, w)
+        return fused
 
 
 class SpatialAttention(nn.Module):
@@ -96,9 +120,12 @@ class SpatialAttention(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
-        return x * torch.sigmoid(self.conv(pooled))
+        return torch.sigmoid(self.conv(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
 
 
 class ChannelAttention(nn.Module):
@@ -129,8 +156,22 @@ class DualAttentionUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.body(x)
-        attended = torch.cat([self.spatial_attention(features), self.channel_attention(features)], dim=1)
-        return x + self.merge(attended)
+        if not training_layout(features):
+            attended = torch.cat([self.spatial_attention(features), self.channel_attention(features)], dim=1)
+            return x + self.merge(attended)
+        # merge([f * s, f * c]) with s a per-pixel gate and c a per-channel gate is
+        # s * (W_s @ f) + (W_c * c) @ f: the gates move onto the matrix product's output and weight, so
+        # neither gated copy nor their concatenation is made; one batched product computes both halves.
+        b, channels, h, w = features.shape
+        gate = self.spatial_attention.gate(features).view(b, 1, h * w)
+        excite = self.channel_attention.excite(features.mean(dim=(2, 3), keepdim=True)).view(b, 1, channels)
+        weight = self.merge.weight.view(1, channels, 2 * channels)
+        stacked = torch.cat([weight[:, :, :channels].expand(b, -1, -1), weight[:, :, channels:] * excite], dim=1)
+        both = torch.bmm(stacked, features.view(b, channels, h * w))  # (B, 2C, HW): W_s f above W_c c f
+        merged = torch.addcmul(both[:, channels:], both[:, :channels], gate)
+        if self.merge.bias is not None:
+            merged = merged + self.merge.bias.view(1, -1, 1)
+        return x + merged.view(b, channels, h, w)
 
 
 class AntiAliasedDownsample(nn.Module):

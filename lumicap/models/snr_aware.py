@@ -249,7 +249,8 @@ class SNRAware(nn.Module):
         h, w = fea.shape[-2:]
         snr = F.interpolate(snr, size=(h, w), mode="nearest")
         long_range = self._long_range(fea, snr)
-        fea = (long_range * (1 - snr) + short_range * snr).contiguous(memory_format=torch.channels_last)  # SNR-guided fusion
+        fea = long_range * (1 - snr) + short_range * snr  # SNR-guided fusion
+        fea = fea.contiguous(memory_format=torch.channels_last)
 
         out = torch.cat([self.recon_trunk(fea), fea_3], dim=1)
         out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
