@@ -127,6 +127,24 @@ def test_fused_conv_gelu_equals_conv_then_gelu_and_only_without_autograd(kind: s
         assert conv_gelu_fused(reflect, x) is None  # only zero padding is what the fused op does
 
 
+@pytest.mark.parametrize("band_elements", [1, 3 * 11 * 32, 10**9])  # one row, 3 rows, the whole map
+def test_retinexformer_feed_forward_in_bands_equals_the_whole_map(band_elements: int, monkeypatch) -> None:
+    import lumicap.models.retinexformer as retinexformer
+
+    torch.manual_seed(0)
+    block = retinexformer.PreNorm(8, retinexformer.FeedForward(8))
+    with torch.no_grad():
+        block.norm.weight.uniform_(0.5, 1.5)
+        block.norm.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 13, 11, 8)  # odd height: the last band is shorter
+    expected = (x + block(x)).detach()  # autograd on: the whole-map form
+    monkeypatch.setattr(retinexformer, "_BAND_ELEMENTS", band_elements)
+    with torch.inference_mode():
+        banded = block.residual(x)
+    torch.testing.assert_close(banded, expected, rtol=1e-5, atol=2e-6)
+    assert block.fn.residual_in_bands(x, block.norm) is None  # autograd on: no banded form
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("channels", [(6, 12), (64, 96)])  # narrow: matrix product; wide without grad: the conv
 def test_pointwise_conv_is_a_1x1_conv(channels: tuple[int, int], bias: bool) -> None:

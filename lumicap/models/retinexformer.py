@@ -33,9 +33,10 @@ same function with less work (figures in ``benchmarks/README.md``):
   attention is folded into the output projection's c x c matrix, so the values are multiplied once
   instead of twice.
 - Residuals are added in place into each branch's fresh output (no new full-size map per add).
-- Without autograd, on the CPU, each GELU is applied by the convolution before it as it writes its output
-  (``conv_gelu_fused``), and where that is not available the GELUs overwrite their input
-  (``GELUInPlaceWithoutGrad``): the 4x wide maps are written once, not written and rewritten.
+- Without autograd, on the CPU, the feed-forward runs a band of rows at a time (``residual_in_bands``): its
+  4x wide maps exist one cache-sized band at a time instead of whole, and each GELU is applied by the
+  convolution before it as it writes its output (``conv_gelu_fused``; where that is not available the
+  GELUs overwrite their input, ``GELUInPlaceWithoutGrad``).
 
 Sizes: two stride-2 levels, so H and W are reflect-padded to a multiple of 4 (the official test script's
 ``factor = 4``) and the output is cropped back.
@@ -49,7 +50,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumicap.models.common import GELUInPlaceWithoutGrad, conv_gelu_fused, crop_to, pad_to_multiple, plain_form_wanted
+from lumicap.models.common import (
+    GELUInPlaceWithoutGrad,
+    conv_gelu_fused,
+    crop_to,
+    eager_inference,
+    pad_to_multiple,
+    plain_form_wanted,
+)
 from lumicap.models.registry import Recipe, Stage, register_model
 
 __all__ = ["Retinexformer", "retinexformer"]
@@ -146,12 +154,37 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2)
-        expand, _, depthwise, _, project = self.net
-        hidden = conv_gelu_fused(expand, x)  # inference on the CPU: each conv writes its GELU'd output at once
-        if hidden is None:
-            return self.net(x).permute(0, 2, 3, 1)
-        return project(conv_gelu_fused(depthwise, hidden)).permute(0, 2, 3, 1)
+        return self.net(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def residual_in_bands(self, x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor | None:
+        """``x + self(norm(x))`` (B, H, W, C), computed a band of rows at a time, or None where not eager
+        inference on the CPU. Every op is per pixel except the 3x3 depth-wise conv, so a band needs one row
+        of the normed input above and below it (a zero-padded border only at the image's own edges): the
+        same numbers, while the 4x wide maps exist one band at a time instead of whole (1.3 GB each at
+        1920x1080 at the first level), and each conv writes its GELU'd output at once (``conv_gelu_fused``)."""
+        if x.device.type != "cpu" or not eager_inference():
+            return None
+        expand, gelu, depthwise, _, project = self.net
+        out = torch.empty_like(x)
+        height = x.shape[1]
+        rows = max(1, _BAND_ELEMENTS // (x.shape[0] * x.shape[2] * expand.out_channels))
+        for top in range(0, height, rows):
+            bottom = min(top + rows, height)
+            above, below = max(top - 1, 0), min(bottom + 1, height)  # the band and its one-row halo
+            normed = norm(x[:, above:below]).permute(0, 3, 1, 2)
+            hidden = conv_gelu_fused(expand, normed)
+            if hidden is None:
+                hidden = gelu(expand(normed))
+            spread = conv_gelu_fused(depthwise, hidden)
+            if spread is None:
+                spread = gelu(depthwise(hidden))
+            spread = spread[:, :, top - above : top - above + bottom - top]  # the halo rows' outputs dropped
+            torch.add(project(spread).permute(0, 2, 3, 1), x[:, top:bottom], out=out[:, top:bottom])
+        return out
+
+
+# A band of the FFN's wide maps holds about this many values (4 MB): it stays in the caches.
+_BAND_ELEMENTS = 1 << 20
 
 
 class PreNorm(nn.Module):
@@ -162,6 +195,11 @@ class PreNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(self.norm(x))
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + fn(norm(x))``: the feed-forward's banded form where it has one."""
+        banded = self.fn.residual_in_bands(x, self.norm) if hasattr(self.fn, "residual_in_bands") else None
+        return self(x).add_(x) if banded is None else banded
 
 
 class IGAB(nn.Module):
@@ -181,7 +219,7 @@ class IGAB(nn.Module):
             # residuals added in place into each branch's fresh output (a new full-size map per add costs
             # page faults on the CPU; the branches' last ops do not keep their outputs for backward)
             x = attn(x, light_up).add_(x)
-            x = ff(x).add_(x)
+            x = ff.residual(x)
         return x.permute(0, 3, 1, 2)
 
 
