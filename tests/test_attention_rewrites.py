@@ -140,3 +140,20 @@ def test_snr_patches_cut_and_put_back_as_official_unfold_and_fold():
     with torch.no_grad():
         expected = F.fold(model.transformer(tokens, keep).transpose(1, 2), output_size=(8, 12), kernel_size=p, stride=p)
         torch.testing.assert_close(model._long_range(fea, snr), expected, rtol=1e-5, atol=2e-6)
+
+
+def test_retinexformer_skip_fusion_without_concatenation_equals_the_conv_of_the_concatenation():
+    from lumicap.models.retinexformer import _fuse_pair
+
+    torch.manual_seed(5)
+    fuse = torch.nn.Conv2d(12, 4, 1, bias=False)
+    a = torch.randn(2, 4, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    b = torch.randn(2, 8, 5, 7).requires_grad_()  # NCHW: read through a copy, the same numbers
+    ours = _fuse_pair(fuse, a, b)
+    theirs = fuse(torch.cat([a, b], dim=1))
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=2e-6)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    weights = torch.linspace(-1, 1, 7)
+    grads = [torch.autograd.grad((out * weights).sum(), (a, b, fuse.weight)) for out in (ours, theirs)]
+    for mine, reference in zip(*grads):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-5)
