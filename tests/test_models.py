@@ -128,7 +128,8 @@ def test_fused_conv_gelu_equals_conv_then_gelu_and_only_without_autograd(kind: s
 
 
 @pytest.mark.parametrize("band_elements", [1, 3 * 11 * 32, 10**9])  # one row, 3 rows, the whole map
-def test_retinexformer_feed_forward_in_bands_equals_the_whole_map(band_elements: int, monkeypatch) -> None:
+@pytest.mark.parametrize("batch", [1, 2])  # one image: projection and residual as one product
+def test_retinexformer_feed_forward_in_bands_equals_the_whole_map(band_elements: int, batch: int, monkeypatch) -> None:
     import lumicap.models.retinexformer as retinexformer
 
     torch.manual_seed(0)
@@ -136,7 +137,7 @@ def test_retinexformer_feed_forward_in_bands_equals_the_whole_map(band_elements:
     with torch.no_grad():
         block.norm.weight.uniform_(0.5, 1.5)
         block.norm.bias.uniform_(-0.2, 0.2)
-    x = torch.randn(1, 13, 11, 8)  # odd height: the last band is shorter
+    x = torch.randn(batch, 13, 11, 8)  # odd height: the last band is shorter
     expected = (x + block(x)).detach()  # autograd on: the whole-map form
     monkeypatch.setattr(retinexformer, "_BAND_ELEMENTS", band_elements)
     with torch.inference_mode():

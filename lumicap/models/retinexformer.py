@@ -189,7 +189,12 @@ class FeedForward(nn.Module):
             if spread is None:
                 spread = gelu(depthwise(hidden))
             spread = spread[:, :, top - above : top - above + bottom - top]  # the halo rows' outputs dropped
-            torch.add(project(spread).permute(0, 2, 3, 1), x[:, top:bottom], out=out[:, top:bottom])
+            if x.shape[0] == 1:  # the band's rows are contiguous: the projection and the residual in one product
+                pixels = spread.permute(0, 2, 3, 1).reshape(-1, spread.shape[1])
+                rows_x = x[:, top:bottom].reshape(-1, x.shape[-1])
+                torch.addmm(rows_x, pixels, project.weight.flatten(1).t(), out=out[:, top:bottom].view(-1, x.shape[-1]))
+            else:
+                torch.add(project(spread).permute(0, 2, 3, 1), x[:, top:bottom], out=out[:, top:bottom])
         return out
 
 
