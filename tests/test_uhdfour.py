@@ -230,3 +230,17 @@ def test_bf16_autocast_runs_on_the_cpu():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.rand(1, 3, 16, 24))
     assert out.shape == (1, 3, 16, 24) and torch.isfinite(out.float()).all()
+
+
+def test_mac_count_is_of_the_plain_convolutions_not_the_fast_paths(monkeypatch):
+    """NNPACK's convolution and the in-place matrix products are not what FlopCounterMode counts as the
+    network's convolutions: a MAC count (plain_forward) must see the plain ops, whatever the grad mode."""
+    import lumicap.models.uhdfour as uhdfour
+    from lumicap.models.flops import count_macs
+
+    model = uhdfour.UHDFour(base_channels=2)
+    counted = count_macs(model, (1, 3, 32, 48))
+    monkeypatch.setattr(uhdfour, "_conv3x3", lambda conv, x: conv(x))
+    monkeypatch.setattr(uhdfour, "_pointwise", lambda conv, *pieces, plus=None: (
+        conv(torch.cat(pieces, 1)) if plus is None else conv(torch.cat(pieces, 1)) + plus))
+    assert counted == count_macs(model, (1, 3, 32, 48)) > 0

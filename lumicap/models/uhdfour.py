@@ -81,7 +81,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumicap.models.common import crop_to, pad_to_multiple
+from lumicap.models.common import crop_to, pad_to_multiple, plain_form_wanted
 from lumicap.models.registry import Recipe, Stage, register_model
 
 
@@ -93,7 +93,8 @@ def _pointwise(conv: nn.Conv2d, *pieces: torch.Tensor, plus: torch.Tensor | None
     (channel slices) or channels-last, which the matrix product reads as they are. oneDNN's 1x1
     convolution is slower than the matrix product here, by far for few channels (see the module docstring).
     """
-    if torch.is_autocast_enabled(pieces[0].device.type):  # autocast casts per op; one conv keeps it consistent
+    # autocast casts per op: one conv keeps it consistent; a MAC count or a recording sees the plain conv
+    if torch.is_autocast_enabled(pieces[0].device.type) or plain_form_wanted():
         out = conv(torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0])
         return out if plus is None else out + plus
     batch, _, height, width = pieces[0].shape
@@ -121,8 +122,8 @@ def _conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
       backward takes a fraction of oneDNN's time there with two threads;
     * otherwise ``conv(x)`` (oneDNN).
     """
-    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
-        return conv(x)
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu") or plain_form_wanted():
+        return conv(x)  # (a MAC count or a recording sees the plain convolution)
     if _records_grad(x, conv.weight):
         if conv.in_channels <= _FEW_CHANNELS:
             return torch.ops.aten.thnn_conv2d(x, conv.weight, conv.kernel_size, conv.bias, conv.stride, conv.padding)
