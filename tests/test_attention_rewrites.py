@@ -14,12 +14,7 @@ from lumicap.models.retinexformer import IGMSA
 from lumicap.models.snr_aware import SNRMaskedAttention
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def plain_igmsa(m: IGMSA, x: torch.Tensor, light_up: torch.Tensor) -> torch.Tensor:
