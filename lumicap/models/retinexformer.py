@@ -296,6 +296,8 @@ def _fuse_pair(fuse: nn.Conv2d, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     Returns a channels-last (B, C, H, W) map."""
     weight_a, weight_b = fuse.weight.flatten(1).split([a.shape[1], b.shape[1]], dim=1)
     out = F.linear(a.permute(0, 2, 3, 1), weight_a)  # (B, H, W, C)
+    if plain_form_wanted():  # a tracer does not follow an in-place update made through a view
+        return (out + F.linear(b.permute(0, 2, 3, 1), weight_b)).permute(0, 3, 1, 2)
     flat = out.view(-1, out.shape[-1])
     flat.addmm_(b.permute(0, 2, 3, 1).reshape(-1, b.shape[1]), weight_b.t())
     return out.permute(0, 3, 1, 2)
