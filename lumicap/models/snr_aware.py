@@ -111,17 +111,14 @@ class SNRMaskedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_keep: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        h, d_k, d_v = self.n_head, self.d_k, self.d_v
+        h, d_v = self.n_head, self.d_v
         normed = self.layer_norm(x)
         if plain_form_wanted():  # traced, compiled or MAC-counted: the official formula, no data-dependent branch
             return x + self.fc(self._masked_softmax_attention(normed, key_keep))
         keep = key_keep.reshape(b, n)
         if not keep.any():
             return x + self._uniform_attention(normed)
-        # 1/sqrt(d_k) = 1/8 scales q in place (a power of two: the same numbers as scaling the scores).
-        q = F.linear(normed, self.w_qs.weight).mul_(d_k**-0.5).view(b, n, h, d_k).transpose(1, 2)
-        k = self.w_ks(normed).view(b, n, h, d_k).transpose(1, 2)
-        v = self.w_vs(normed).view(b, n, h, d_v).transpose(1, 2)
+        q, k, v = self._heads(normed)
         # The official code replaces masked scores by -1e9 before the softmax. Whenever one key of an image is
         # kept, exp(-1e9 - max) is exactly 0 in float32, so the masked keys have weight 0 and gradient 0: the
         # attention over the kept keys alone is the same function, without the masked keys' work. With every
@@ -140,15 +137,22 @@ class SNRMaskedAttention(nn.Module):
         out = torch.stack(out).transpose(1, 2).reshape(b, n, h * d_v)
         return x + self.fc(out)
 
+    def _heads(self, normed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (already divided by sqrt(d_k)), k and v, each (B, heads, N, d). The 1/sqrt(d_k) = 1/8 scales q in
+        place: a power of two, so the same numbers as the official code's scaling of q before the product."""
+        b, n, _ = normed.shape
+        h, d_k, d_v = self.n_head, self.d_k, self.d_v
+        q = F.linear(normed, self.w_qs.weight).mul_(d_k**-0.5).view(b, n, h, d_k).transpose(1, 2)
+        k = self.w_ks(normed).view(b, n, h, d_k).transpose(1, 2)
+        v = self.w_vs(normed).view(b, n, h, d_v).transpose(1, 2)
+        return q, k, v
+
     def _masked_softmax_attention(self, normed: torch.Tensor, key_keep: torch.Tensor) -> torch.Tensor:
         """The official formula: masked scores replaced by -1e9, softmax over every key (B, N, heads * d_v)."""
         b, n, _ = normed.shape
-        h, d_k, d_v = self.n_head, self.d_k, self.d_v
-        q = self.w_qs(normed).view(b, n, h, d_k).transpose(1, 2)
-        k = self.w_ks(normed).view(b, n, h, d_k).transpose(1, 2)
-        v = self.w_vs(normed).view(b, n, h, d_v).transpose(1, 2)
-        attn = ((q / d_k**0.5) @ k.transpose(-2, -1)).masked_fill(~key_keep, -1e9).softmax(dim=-1)
-        return (attn @ v).transpose(1, 2).reshape(b, n, h * d_v)
+        q, k, v = self._heads(normed)
+        attn = (q @ k.transpose(-2, -1)).masked_fill(~key_keep, -1e9).softmax(dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(b, n, self.n_head * self.d_v)
 
     def _uniform_attention(self, normed: torch.Tensor) -> torch.Tensor:
         """Every key of every image masked: each query attends uniformly, so every token receives
