@@ -175,13 +175,10 @@ def _rss_peak_mib() -> float | None:
 
 def total_memory_gib() -> float:
     """The machine's physical memory (Linux /proc/meminfo; nan elsewhere)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("nan")
+    from lumicap.inference.memory import meminfo_bytes
+
+    total = meminfo_bytes("MemTotal")
+    return float("nan") if total is None else total / 2**30
 
 
 def row_recorder(rows: list[dict[str, Any]], path: str | None) -> Callable[[dict[str, Any]], None]:

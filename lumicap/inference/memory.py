@@ -108,16 +108,22 @@ def estimate_bytes(model, path: str, height: int, width: int, device: torch.devi
     return FIXED_BYTES + photo + STRIP_BYTES_PER_PIXEL * tile_h * width + network * tile_h * tile_w
 
 
+def meminfo_bytes(key: str) -> float | None:
+    """One ``/proc/meminfo`` entry (e.g. ``MemAvailable``, ``MemTotal``) in bytes; None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def available_memory() -> float | None:
     """Bytes this process can still take: the least of ``MemAvailable`` and the cgroup's limit headroom
     (None where neither can be read: no check then)."""
-    candidates = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                candidates.append(float(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
+    available = meminfo_bytes("MemAvailable")
+    candidates = [] if available is None else [available]
     for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2
                                    ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):  # v1
         try:
